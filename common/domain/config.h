@@ -1,0 +1,92 @@
+/* config.h - the configuration model: projects, funnels and their stages, webhooks with auth.
+ * Parsed and validated from the import JSON, rendered back for export, looked up by id. */
+#ifndef HL_CONFIG_H
+#define HL_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Event types, usable as a bit set in webhook_t.events. */
+enum {
+    EVT_CREATED = 1 << 0,      /* opportunity.created */
+    EVT_TRANSITIONED = 1 << 1, /* opportunity.transitioned */
+    EVT_WON = 1 << 2,          /* opportunity.won */
+    EVT_LOST = 1 << 3,         /* opportunity.lost */
+};
+/* config_event_type_parse: "opportunity.won" -> EVT_WON, 0 when unknown. */
+unsigned config_event_type_parse(const char *s);
+/* config_event_type_name: EVT_WON -> "opportunity.won", NULL when not exactly one known bit. */
+const char *config_event_type_name(unsigned type);
+
+typedef enum { AUTH_NONE = 0, AUTH_BASIC, AUTH_API_KEY, AUTH_BEARER } auth_type_t;
+
+typedef struct auth {
+    auth_type_t type;
+    char *username, *password; /* basic */
+    char *key;                 /* api_key */
+    char *token;               /* bearer */
+} auth_t;
+
+typedef struct stage {
+    char *id, *name;
+} stage_t;
+
+typedef struct funnel {
+    char *id, *name;
+    stage_t *stages;
+    size_t nstages;
+    char *won_stage_id, *lost_stage_id; /* NULL when absent */
+} funnel_t;
+
+typedef struct webhook {
+    char *id, *project_id, *name, *url;
+    int enabled;
+    unsigned events; /* EVT_* bits */
+    auth_t auth;
+    char *secret; /* "whsec_..." or NULL */
+} webhook_t;
+
+typedef struct project {
+    char *id, *name;
+    char **opportunity_fields;
+    size_t nopportunity_fields;
+    char **contact_fields;
+    size_t ncontact_fields;
+    funnel_t *funnels;
+    size_t nfunnels;
+    webhook_t *webhooks;
+    size_t nwebhooks;
+} project_t;
+
+typedef struct config {
+    project_t *projects;
+    size_t nprojects;
+} config_t;
+
+/* config_from_json validates the whole document (shape, types, unique ids across the file,
+ * URL syntax: absolute http/https with a host, known event types, auth fields per type,
+ * secret "whsec_" + base64, won/lost stage ids that exist in the funnel) and builds a config.
+ * Returns 0, or -EINVAL with err naming the path ("projects[0].webhooks[1].url: ...").
+ * Nothing is built on error. Caller frees with config_free. */
+int config_from_json(const json_t *doc, config_t **out, char *err, size_t errlen);
+/* config_to_json renders the import format; secrets (passwords, keys, tokens, signing
+ * secrets) are "***" unless with_secrets. Caller decrefs. */
+json_t *config_to_json(const config_t *cfg, int with_secrets);
+/* config_webhook_from_json validates one webhook object (as in the import file) for project_id. */
+int config_webhook_from_json(const json_t *obj, const char *project_id, webhook_t *out, char *err,
+                             size_t errlen);
+json_t *config_webhook_to_json(const webhook_t *wh, int with_secrets);
+void config_webhook_clear(webhook_t *wh);
+/* config_validate_url: 0 when url is an absolute http(s) URL with a host, else -EINVAL + err. */
+int config_validate_url(const char *url, char *err, size_t errlen);
+
+const project_t *config_find_project(const config_t *cfg, const char *id);
+const funnel_t *config_find_funnel(const project_t *p, const char *id);
+const stage_t *config_find_stage(const funnel_t *f, const char *id);
+/* config_find_webhook looks across all projects; *project (may be NULL) gets its project. */
+const webhook_t *config_find_webhook(const config_t *cfg, const char *id, const project_t **project);
+
+void config_free(config_t *cfg);
+
+#endif

@@ -1,0 +1,88 @@
+/* store.h - the SQLite store (DATA/hookline.db, WAL, busy timeout, mode 0600): configuration
+ * and the delivery log. One store_t per process; not shared across threads. */
+#ifndef HL_STORE_H
+#define HL_STORE_H
+
+#include "domain/config.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* store_open opens or creates the database and its schema. Returns 0 or a negative errno with
+ * err ("hookline.db: ..."). */
+int store_open(store_t **sp, const char *path, char *err, size_t errlen);
+void store_close(store_t *s);
+
+/* Configuration. store_config_version is a cheap poll (a counter bumped by every change) so
+ * daemons reload within 1 s. store_load_config builds the whole model (caller config_free). */
+int store_config_version(store_t *s, int64_t *version);
+int store_load_config(store_t *s, config_t **cfg, char *err, size_t errlen);
+/* store_replace_config replaces everything in one transaction. */
+int store_replace_config(store_t *s, const config_t *cfg, char *err, size_t errlen);
+/* Single-webhook changes (hookctl webhook add|rm|enable|disable). -ENOENT when unknown,
+ * -EEXIST when adding an id that exists, -EINVAL for an unknown project. */
+int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen);
+int store_webhook_remove(store_t *s, const char *id, char *err, size_t errlen);
+int store_webhook_set_enabled(store_t *s, const char *id, int enabled, char *err, size_t errlen);
+
+/* --- delivery log: one record per invocation, holding the most recent attempt --- */
+
+typedef enum { DLV_PENDING = 0, DLV_RETRYING, DLV_SUCCEEDED, DLV_FAILED } delivery_status_t;
+const char *store_status_name(delivery_status_t st);
+int store_status_parse(const char *s); /* -1 when unknown */
+
+typedef struct delivery {
+    char *invocation_id, *webhook_id, *event_id, *event_type;
+    delivery_status_t status;
+    int attempts;
+    int64_t next_attempt_at; /* unix ms, 0 = none */
+    int64_t created_at, updated_at;
+    /* last request; headers are a JSON object text with credentials already masked */
+    char *req_method, *req_url, *req_headers, *req_body;
+    /* last response; resp_status 0 and resp_headers NULL when there was none */
+    int resp_status;
+    char *resp_headers; /* JSON object text */
+    char *resp_body;
+    size_t resp_body_len;
+    int resp_truncated;
+    char *error; /* NULL when none */
+    int64_t duration_ms;
+} delivery_t;
+
+/* store_delivery_begin/commit wrap many writes in one transaction (group the writes of one loop
+ * iteration). store_delivery_pending inserts a pending record if none exists for the invocation.
+ * store_delivery_record upserts the full record of an attempt (every field of d). */
+int store_begin(store_t *s, char *err, size_t errlen);
+int store_commit(store_t *s, char *err, size_t errlen);
+int store_rollback(store_t *s);
+int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
+                           const char *event_id, const char *event_type, int64_t created_at,
+                           char *err, size_t errlen);
+int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen);
+/* store_delivery_mark sets status (and next attempt) without touching the last attempt's data:
+ * the scheduler's "failed" after a handed-back job, and redelivery's reset to pending. */
+int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t st,
+                        int64_t next_attempt_at, char *err, size_t errlen);
+
+/* store_delivery_get: 0 and *d (caller store_delivery_free), -ENOENT when unknown. */
+int store_delivery_get(store_t *s, const char *invocation_id, delivery_t *d, char *err,
+                       size_t errlen);
+typedef struct delivery_filter {
+    const char *webhook_id, *event_id; /* NULL = any */
+    int status;                        /* -1 = any */
+    int limit;                         /* 0 = 100 */
+} delivery_filter_t;
+/* store_deliveries_list calls cb for each record, newest first. */
+int store_deliveries_list(store_t *s, const delivery_filter_t *f,
+                          int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
+                          size_t errlen);
+void store_delivery_free(delivery_t *d);
+/* store_delivery_to_json renders the contract's --json object. Caller decrefs. */
+json_t *store_delivery_to_json(const delivery_t *d);
+
+/* store_prune deletes records older than max_age_ms and keeps at most keep_per_webhook per
+ * webhook (0 = no limit for either). Returns the number deleted or a negative errno. */
+int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen);
+
+#endif

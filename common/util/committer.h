@@ -1,0 +1,27 @@
+/* committer.h - group commit for a journal on a libuv loop: many appends, one fsync, then every
+ * waiting callback. always: sync at the end of the loop iteration; batch: within 10 ms of the
+ * first waiter; off: write(2) at the end of the iteration, no fsync. */
+#ifndef HL_COMMITTER_H
+#define HL_COMMITTER_H
+
+#include "util/daemon.h"
+#include "util/journal.h"
+#include <uv.h>
+
+typedef struct committer committer_t;
+typedef void (*committer_cb)(void *arg, int status);
+
+/* committer_init. Returns 0 or a negative errno. */
+int committer_init(committer_t **cp, uv_loop_t *loop, journal_t *j, fsync_policy_t policy,
+                   unsigned batch_ms);
+/* committer_after calls cb(arg, status) once every record appended to the journal before this
+ * call is durable per the policy: status 0, or a negative errno (-ENOSPC...) when the sync
+ * failed, in which case those records must be treated as not accepted. Callbacks run in the
+ * order they were registered. */
+void committer_after(committer_t *c, committer_cb cb, void *arg);
+/* committer_flush_now syncs immediately (drain, shutdown) and runs the callbacks. */
+void committer_flush_now(committer_t *c);
+/* committer_close flushes, then frees; the journal stays open. */
+void committer_close(committer_t *c);
+
+#endif

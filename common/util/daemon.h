@@ -1,0 +1,101 @@
+/* daemon.h - the one skeleton every stage runs on: options, data dir, libuv loop, signals,
+ * listening and connecting Unix sockets, framed peers with a versioned handshake, batched
+ * writes, readiness, status replies, graceful stop. A stage fills daemon_ops_t and calls
+ * daemon_main(); it never copies this plumbing. */
+#ifndef HL_DAEMON_H
+#define HL_DAEMON_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct daemon daemon_t;
+typedef struct conn conn_t;
+
+typedef enum { FSYNC_ALWAYS = 0, FSYNC_BATCH, FSYNC_OFF } fsync_policy_t;
+
+/* A stage-specific command-line option (--name VALUE, or --name for a flag when arg is NULL). */
+typedef struct daemon_option {
+    const char *name;
+    const char *arg;
+    const char *help;
+    /* set parses val (NULL for flags) into the stage's ctx. Returns 0 or -EINVAL with err. */
+    int (*set)(void *ctx, const char *val, char *err, size_t errlen);
+} daemon_option_t;
+
+typedef struct daemon_ops {
+    const char *program; /* "hook-router" */
+    const char *stage;   /* "router": socket name and handshake stage */
+    const char *summary; /* one line for --help */
+    int multi_instance;  /* listen on run/<stage>.<instance>.sock, else run/<stage>.sock */
+    int raw_input;       /* inbound streams whose first byte is not 0x00 go to on_raw */
+    int has_journal;     /* accepts --fsync always|batch|off */
+    const daemon_option_t *options; /* terminated by an entry with name NULL; may be NULL */
+
+    /* on_start runs once the data dir, store path and listening socket exist and before
+     * readiness is reported. Returns 0, or a negative errno after logging why (exit 1). */
+    int (*on_start)(daemon_t *d);
+    /* A framed peer finished the handshake (inbound or outbound). */
+    void (*on_peer_up)(daemon_t *d, conn_t *c);
+    /* A frame other than hello/status arrived from a framed peer; t is its type (proto.h). */
+    void (*on_frame)(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *frame);
+    /* A framed peer or raw stream is gone; c is freed right after this returns. */
+    void (*on_peer_down)(daemon_t *d, conn_t *c);
+    /* Raw input bytes (producer protocol); called with n == 0 once at EOF. */
+    void (*on_raw)(daemon_t *d, conn_t *c, const char *data, size_t n);
+    /* SIGTERM/SIGINT: stop taking work, finish or hand back in-flight work, then call
+     * daemon_stop(). If it has not by the grace deadline (--grace-ms, 5000) the skeleton stops. */
+    void (*on_drain)(daemon_t *d);
+    /* Pack the stage's figures as one msgpack map (for hookctl status). May be NULL. */
+    void (*on_stats)(daemon_t *d, msgpack_packer *pk);
+    /* Release stage state; called once after the loop stopped taking events, before exit. */
+    void (*on_close)(daemon_t *d);
+} daemon_ops_t;
+
+/* daemon_main parses argv (common flags --data-dir, --instance, --fsync, --notify-fd,
+ * --grace-ms, --log-level, --help, --version, plus ops->options), sets up and runs the loop.
+ * Returns the process exit status: 0 after a clean stop, 1 on runtime failure, 2 on usage. */
+int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx);
+
+uv_loop_t *daemon_loop(daemon_t *d);
+void *daemon_ctx(daemon_t *d);
+const char *daemon_data_dir(daemon_t *d); /* as given, e.g. "./var" */
+const char *daemon_run_dir(daemon_t *d);  /* DATA/run, mode 0700 */
+const char *daemon_db_path(daemon_t *d);  /* DATA/hookline.db */
+const char *daemon_instance(daemon_t *d);
+fsync_policy_t daemon_fsync(daemon_t *d);
+int daemon_draining(daemon_t *d);
+/* daemon_stop closes every handle; daemon_main then returns 0. Safe to call more than once. */
+void daemon_stop(daemon_t *d);
+
+/* daemon_connect keeps one outbound framed connection to every socket in the run dir whose
+ * name matches the glob pattern ("router.*.sock", "scheduler.sock"), rescanning the directory
+ * and retrying refused or dropped connections with backoff (50 ms doubling to 1 s), forever.
+ * on_peer_up/on_peer_down report each connection. Returns 0 or a negative errno. */
+int daemon_connect(daemon_t *d, const char *pattern);
+
+/* --- connections --- */
+
+/* conn_frame_begin starts a frame in c's output buffer and returns a packer for its map;
+ * conn_frame_end closes it. Output is written in one uv_write per loop iteration (batched). */
+msgpack_packer *conn_frame_begin(conn_t *c);
+void conn_frame_end(conn_t *c);
+/* conn_write_raw queues raw bytes (producer replies), batched the same way. */
+void conn_write_raw(conn_t *c, const char *data, size_t n);
+/* conn_close logs reason (when not NULL) and closes; on_peer_down follows. Idempotent. */
+void conn_close(conn_t *c, const char *reason);
+/* conn_pause/conn_resume stop and restart reading (backpressure). */
+void conn_pause(conn_t *c);
+void conn_resume(conn_t *c);
+size_t conn_out_pending(conn_t *c); /* bytes queued but not yet written */
+int conn_is_outbound(conn_t *c);
+int conn_is_raw(conn_t *c);
+const char *conn_peer_stage(conn_t *c);    /* from the handshake; "" for raw streams */
+const char *conn_peer_instance(conn_t *c); /* from the handshake */
+const char *conn_name(conn_t *c);          /* for logs: "router.1", "producer#7" */
+void *conn_data(conn_t *c);
+void conn_set_data(conn_t *c, void *data);
+daemon_t *conn_daemon(conn_t *c);
+
+#endif
