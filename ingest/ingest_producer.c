@@ -1,0 +1,379 @@
+/* ingest_producer.c - the producer protocol on run/ingest.sock: JSON Lines or a stream of
+ * msgpack maps; one reply per line or map, in order, sent once the events are durable. */
+#include "domain/event.h"
+#include "ingest.h"
+#include "util/log.h"
+#include "util/mpjson.h"
+#include "util/timeutil.h"
+#include "util/tree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EVENT_MAX_DEPTH 64
+
+enum { MODE_UNKNOWN = 0, MODE_JSON, MODE_MSGPACK };
+
+typedef struct reply reply_t;
+typedef struct producer producer_t;
+
+/* One line's answer; waits in order until the events it accepted are durable. */
+struct reply {
+    TAILQ_ENTRY(reply) link;
+    producer_t *p;
+    int ready, ok;
+    uint64_t line;
+    char *error;
+    ingest_event_t *events[2];
+    int nevents;
+};
+
+struct producer {
+    ingest_t *in;
+    conn_t *c; /* NULL once the connection is gone */
+    int mode;
+    char *buf;
+    size_t len, cap;
+    int discarding; /* inside a line over the size limit */
+    uint64_t line;
+    msgpack_unpacker mp;
+    int mp_init;
+    TAILQ_HEAD(, reply) replies;
+    size_t waiting; /* replies not yet written */
+    TAILQ_ENTRY(producer) link; /* in ingest_t.producers */
+};
+
+
+/* producer_free releases a producer whose connection is gone and whose replies are settled. */
+static void producer_maybe_free(producer_t *p)
+{
+    if (p->c || p->waiting) return;
+    TAILQ_REMOVE(&p->in->producers, p, link);
+    if (p->mp_init) msgpack_unpacker_destroy(&p->mp);
+    free(p->buf);
+    free(p);
+}
+
+/* reply_encode writes one reply in the producer's encoding. */
+static void reply_encode(producer_t *p, reply_t *r)
+{
+    if (p->mode == MODE_MSGPACK) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, r->ok ? 2 : 3);
+        msgpack_pack_str_with_body(&pk, "ok", 2);
+        if (r->ok) {
+            msgpack_pack_true(&pk);
+            msgpack_pack_str_with_body(&pk, "ids", 3);
+            msgpack_pack_array(&pk, r->nevents);
+            for (int i = 0; i < r->nevents; i++) {
+                json_t *ev = json_loads(r->events[i]->js, 0, NULL);
+                const char *id = json_string_value(json_object_get(ev, "id"));
+                msgpack_pack_str_with_body(&pk, id ? id : "", id ? strlen(id) : 0);
+                json_decref(ev);
+            }
+        } else {
+            msgpack_pack_false(&pk);
+            msgpack_pack_str_with_body(&pk, "line", 4);
+            msgpack_pack_uint64(&pk, r->line);
+            msgpack_pack_str_with_body(&pk, "error", 5);
+            msgpack_pack_str_with_body(&pk, r->error, strlen(r->error));
+        }
+        conn_write_raw(p->c, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "ok", json_boolean(r->ok));
+    if (r->ok) {
+        json_t *ids = json_array();
+        for (int i = 0; i < r->nevents; i++) {
+            json_t *ev = json_loads(r->events[i]->js, 0, NULL);
+            json_array_append(ids, json_object_get(ev, "id"));
+            json_decref(ev);
+        }
+        json_object_set_new(o, "ids", ids);
+    } else {
+        json_object_set_new(o, "line", json_integer((json_int_t)r->line));
+        json_object_set_new(o, "error", json_string(r->error));
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (s) {
+        size_t n = strlen(s);
+        s[n] = '\n'; /* json_dumps leaves room: replace the NUL, write n + 1 */
+        conn_write_raw(p->c, s, n + 1);
+        free(s);
+    }
+}
+
+/* producer_flush writes the ready replies at the head of the queue, keeping their order. */
+static void producer_flush(producer_t *p)
+{
+    reply_t *r;
+    while ((r = TAILQ_FIRST(&p->replies)) && r->ready) {
+        TAILQ_REMOVE(&p->replies, r, link);
+        if (p->c) reply_encode(p, r);
+        for (int i = 0; i < r->nevents; i++) {
+            if (r->ok)
+                ingest_queue_accepted(p->in, r->events[i]);
+            else
+                ingest_queue_discard(p->in, r->events[i]);
+        }
+        p->waiting--;
+        free(r->error);
+        free(r);
+    }
+    producer_maybe_free(p);
+}
+
+/* reply_synced is the committer's answer for one accepted line. */
+static void reply_synced(void *arg, int status)
+{
+    reply_t *r = arg;
+    producer_t *p = r->p;
+    r->ready = 1;
+    if (status < 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "not accepted: journal write failed: %s", strerror(-status));
+        r->ok = 0;
+        r->error = strdup(msg);
+        p->in->stats.lines_accepted--;
+        p->in->stats.lines_rejected++;
+        log_error("line %llu: %s", (unsigned long long)r->line, msg);
+    }
+    producer_flush(p);
+}
+
+/* producer_reject queues an error reply for the current line. */
+static void producer_reject(producer_t *p, const char *reason)
+{
+    reply_t *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->p = p;
+    r->ready = 1;
+    r->line = p->line;
+    r->error = strdup(reason);
+    p->in->stats.lines_rejected++;
+    TAILQ_INSERT_TAIL(&p->replies, r, link);
+    p->waiting++;
+}
+
+/* producer_accept normalizes one parsed input object, journals it, and queues its reply. */
+static void producer_accept(producer_t *p, const json_t *obj)
+{
+    ingest_t *in = p->in;
+    char err[512];
+    json_t *out[2] = {NULL, NULL};
+    const config_t *cfg = cfgwatch_config(in->cfg);
+    int n = event_normalize(obj, cfg, time_now_ms(), out, err, sizeof err);
+    if (n < 0) {
+        producer_reject(p, err);
+        return;
+    }
+    reply_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        for (int i = 0; i < n; i++) json_decref(out[i]);
+        producer_reject(p, "out of memory");
+        return;
+    }
+    r->p = p;
+    r->ok = 1;
+    r->line = p->line;
+    for (int i = 0; i < n; i++) {
+        if (!event_is_routed(out[i], cfg)) in->stats.unrouted++;
+        ingest_event_t *ev;
+        if (ingest_queue_append(in, out[i], &ev, err, sizeof err) < 0) {
+            log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
+            for (int j = 0; j < r->nevents; j++) ingest_queue_discard(in, r->events[j]);
+            for (int j = i; j < n; j++) json_decref(out[j]);
+            free(r);
+            char msg[600];
+            snprintf(msg, sizeof msg, "not accepted: journal: %s", err);
+            producer_reject(p, msg);
+            return;
+        }
+        r->events[r->nevents++] = ev;
+        json_decref(out[i]);
+    }
+    in->stats.lines_accepted++;
+    in->stats.events += (uint64_t)n;
+    TAILQ_INSERT_TAIL(&p->replies, r, link);
+    p->waiting++;
+    committer_after(in->commit, reply_synced, r);
+}
+
+/* producer_line handles one JSON Lines line (without its newline). */
+static void producer_line(producer_t *p, const char *s, size_t n)
+{
+    p->line++;
+    if (n && s[n - 1] == '\r') n--;
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i == n) {
+        producer_reject(p, "empty line");
+        return;
+    }
+    char err[512];
+    json_t *obj;
+    if (event_parse_json(s, n, &obj, err, sizeof err) < 0) {
+        producer_reject(p, err);
+        return;
+    }
+    producer_accept(p, obj);
+    json_decref(obj);
+}
+
+/* producer_json splits buffered bytes into lines; a line over the limit is rejected whole. */
+static void producer_json(producer_t *p, const char *data, size_t n)
+{
+    while (n) {
+        const char *nl = memchr(data, '\n', n);
+        size_t take = nl ? (size_t)(nl - data) : n;
+        if (p->discarding) {
+            if (nl) p->discarding = 0;
+        } else if (p->len + take > EVENT_MAX_BYTES) {
+            p->line++;
+            char msg[128];
+            snprintf(msg, sizeof msg, "line exceeds %u bytes", EVENT_MAX_BYTES);
+            producer_reject(p, msg);
+            p->len = 0;
+            p->discarding = !nl;
+        } else if (nl && p->len == 0) {
+            producer_line(p, data, take); /* whole line in the read buffer: no copy */
+        } else {
+            if (p->len + take > p->cap) {
+                size_t cap = p->cap ? p->cap : 4096;
+                while (cap < p->len + take) cap *= 2;
+                char *b = realloc(p->buf, cap);
+                if (!b) {
+                    conn_close(p->c, "out of memory");
+                    return;
+                }
+                p->buf = b;
+                p->cap = cap;
+            }
+            memcpy(p->buf + p->len, data, take);
+            p->len += take;
+            if (nl) {
+                producer_line(p, p->buf, p->len);
+                p->len = 0;
+            }
+        }
+        if (!nl) break;
+        data += take + 1;
+        n -= take + 1;
+    }
+}
+
+/* producer_msgpack feeds a stream of msgpack maps; an undecodable stream cannot resync. */
+static void producer_msgpack(producer_t *p, const char *data, size_t n)
+{
+    if (!p->mp_init) {
+        if (!msgpack_unpacker_init(&p->mp, 64 * 1024)) {
+            conn_close(p->c, "out of memory");
+            return;
+        }
+        p->mp_init = 1;
+    }
+    if (!msgpack_unpacker_reserve_buffer(&p->mp, n)) {
+        conn_close(p->c, "out of memory");
+        return;
+    }
+    memcpy(msgpack_unpacker_buffer(&p->mp), data, n);
+    msgpack_unpacker_buffer_consumed(&p->mp, n);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    for (;;) {
+        msgpack_unpack_return ret = msgpack_unpacker_next(&p->mp, &up);
+        if (ret == MSGPACK_UNPACK_CONTINUE) {
+            if (msgpack_unpacker_message_size(&p->mp) > EVENT_MAX_BYTES) {
+                p->line++;
+                producer_reject(p, "frame exceeds 1048576 bytes; closing the stream");
+                producer_flush(p);
+                conn_close(p->c, "producer sent an oversized msgpack frame");
+            }
+            break;
+        }
+        if (ret != MSGPACK_UNPACK_SUCCESS) {
+            p->line++;
+            producer_reject(p, "invalid msgpack; closing the stream");
+            producer_flush(p);
+            conn_close(p->c, "producer sent invalid msgpack");
+            break;
+        }
+        p->line++;
+        char err[512];
+        json_t *obj;
+        if (up.data.type != MSGPACK_OBJECT_MAP) {
+            producer_reject(p, "frame is not a map");
+        } else if (mpjson_to_json(&up.data, EVENT_MAX_DEPTH, &obj, err, sizeof err) < 0) {
+            producer_reject(p, err);
+        } else {
+            producer_accept(p, obj);
+            json_decref(obj);
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
+{
+    producer_t *p = conn_data(c);
+    if (!p) {
+        if (n == 0) return;
+        p = calloc(1, sizeof *p);
+        if (!p) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        p->in = in;
+        p->c = c;
+        TAILQ_INIT(&p->replies);
+        unsigned char b = (unsigned char)data[0];
+        p->mode = (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf ? MODE_MSGPACK : MODE_JSON;
+        conn_set_data(c, p);
+        TAILQ_INSERT_TAIL(&in->producers, p, link);
+    }
+    if (n == 0) { /* EOF: a last line without newline still counts */
+        if (p->mode == MODE_JSON && p->len && !p->discarding) {
+            producer_line(p, p->buf, p->len);
+            p->len = 0;
+        }
+    } else if (p->mode == MODE_MSGPACK) {
+        producer_msgpack(p, data, n);
+    } else {
+        producer_json(p, data, n);
+    }
+    if (p->c) producer_flush(p);
+}
+
+void ingest_producer_down(ingest_t *in, conn_t *c)
+{
+    producer_t *p = conn_data(c);
+    if (!p) return;
+    conn_set_data(c, NULL);
+    p->c = NULL;
+    producer_flush(p); /* frees it unless replies still wait for the journal */
+}
+
+void ingest_producer_pause_all(ingest_t *in)
+{
+    producer_t *p;
+    TAILQ_FOREACH(p, &in->producers, link)
+    if (p->c) conn_pause(p->c);
+}
+
+int ingest_producer_quiet(ingest_t *in)
+{
+    producer_t *p;
+    TAILQ_FOREACH(p, &in->producers, link)
+    {
+        if (p->waiting || (p->c && conn_out_pending(p->c))) return 0;
+    }
+    return 1;
+}

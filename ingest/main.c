@@ -1,0 +1,154 @@
+/* main.c - hook-ingest: accepts producer events, validates and normalizes them, journals them,
+ * derives won/lost, and hands them to the routers. */
+#include "domain/proto.h"
+#include "ingest.h"
+#include "util/frame.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ingest_set_window parses --window. */
+static int ingest_set_window(void *ctx, const char *val, char *err, size_t errlen)
+{
+    ingest_t *in = ctx;
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (*end || v < 1 || v > 1000000) {
+        snprintf(err, errlen, "--window: want 1..1000000, got '%s'", val);
+        return -EINVAL;
+    }
+    in->window = (unsigned)v;
+    return 0;
+}
+
+/* ingest_start opens the configuration and the journal. */
+static int ingest_start(daemon_t *d)
+{
+    ingest_t *in = daemon_ctx(d);
+    char err[256];
+    in->d = d;
+    TAILQ_INIT(&in->producers);
+    int rc = cfgwatch_init(&in->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
+    if (rc < 0) {
+        log_error("store %s: %s", daemon_db_path(d), err);
+        return rc;
+    }
+    return ingest_queue_open(in);
+}
+
+/* ingest_peer_up: routers receive events. */
+static void ingest_peer_up(daemon_t *d, conn_t *c)
+{
+    if (strcmp(conn_peer_stage(c), "router") == 0) ingest_queue_router_up(daemon_ctx(d), c);
+}
+
+/* ingest_peer_down: a router's unacknowledged events go to the others; producers are freed. */
+static void ingest_peer_down(daemon_t *d, conn_t *c)
+{
+    if (conn_is_raw(c))
+        ingest_producer_down(daemon_ctx(d), c);
+    else if (strcmp(conn_peer_stage(c), "router") == 0)
+        ingest_queue_router_down(daemon_ctx(d), c);
+}
+
+/* ingest_frame: the only frame ingest takes is a router's EVENT_ACK. */
+static void ingest_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *f)
+{
+    uint64_t seq;
+    if (t == PT_EVENT_ACK && frame_get_u64(f, PK_SEQ, &seq) == 0) {
+        ingest_queue_ack(daemon_ctx(d), c, seq);
+        return;
+    }
+    char reason[64];
+    snprintf(reason, sizeof reason, "unexpected frame type %llu", (unsigned long long)t);
+    conn_close(c, reason);
+}
+
+/* ingest_raw: producer bytes. */
+static void ingest_raw(daemon_t *d, conn_t *c, const char *data, size_t n)
+{
+    ingest_producer_data(daemon_ctx(d), c, data, n);
+}
+
+/* ingest_drain_check stops once every producer has its replies. */
+static void ingest_drain_check(uv_timer_t *t)
+{
+    ingest_t *in = t->data;
+    if (ingest_producer_quiet(in)) daemon_stop(in->d);
+}
+
+/* ingest_drain: stop reading producers, make everything accepted durable, answer, stop. */
+static void ingest_drain(daemon_t *d)
+{
+    ingest_t *in = daemon_ctx(d);
+    ingest_producer_pause_all(in);
+    committer_flush_now(in->commit);
+    uv_timer_init(daemon_loop(d), &in->drain_timer);
+    in->drain_timer.data = in;
+    uv_timer_start(&in->drain_timer, ingest_drain_check, 0, 5);
+}
+
+/* ingest_stats packs the figures shown by hookctl status. */
+static void ingest_stats(daemon_t *d, msgpack_packer *pk)
+{
+    ingest_t *in = daemon_ctx(d);
+    msgpack_pack_map(pk, 9);
+    frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
+    frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
+    frame_pack_kv_u64(pk, "events", in->stats.events);
+    frame_pack_kv_u64(pk, "unrouted", in->stats.unrouted);
+    frame_pack_kv_u64(pk, "routed", in->stats.delivered);
+    frame_pack_kv_u64(pk, "replayed", in->stats.replayed);
+    frame_pack_kv_u64(pk, "queued", in->routers ? dispatch_queued(in->routers) : 0);
+    frame_pack_kv_u64(pk, "in_flight", in->routers ? dispatch_inflight(in->routers) : 0);
+    frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
+}
+
+/* ingest_close_handle is the drain timer's close callback (it lives inside ingest_t). */
+static void ingest_close_handle(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* ingest_close frees the queue and the configuration. */
+static void ingest_close(daemon_t *d)
+{
+    ingest_t *in = daemon_ctx(d);
+    if (uv_is_active((uv_handle_t *)&in->drain_timer) || in->drain_timer.data)
+        uv_close((uv_handle_t *)&in->drain_timer, ingest_close_handle);
+    ingest_queue_close(in);
+    cfgwatch_close(in->cfg);
+}
+
+static const daemon_option_t ingest_options[] = {
+    {"window", "N", "events in flight per router before waiting for acknowledgements (4096)",
+     ingest_set_window},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const daemon_ops_t ingest_ops = {
+    .program = "hook-ingest",
+    .stage = "ingest",
+    .summary = "accepts events on run/ingest.sock, journals them, hands them to routers",
+    .multi_instance = 0,
+    .raw_input = 1,
+    .has_journal = 1,
+    .options = ingest_options,
+    .on_start = ingest_start,
+    .on_peer_up = ingest_peer_up,
+    .on_frame = ingest_frame,
+    .on_peer_down = ingest_peer_down,
+    .on_raw = ingest_raw,
+    .on_drain = ingest_drain,
+    .on_stats = ingest_stats,
+    .on_close = ingest_close,
+};
+
+int main(int argc, char **argv)
+{
+    static ingest_t in = {.window = 4096};
+    return daemon_main(argc, argv, &ingest_ops, &in);
+}
