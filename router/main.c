@@ -1,0 +1,160 @@
+/* main.c - hook-router: takes events from ingest, matches webhook subscriptions, builds the
+ * exact bodies and hands each invocation to a sender. Stateless: ingest keeps every event until
+ * the router acknowledges it, which it does once all its invocations are done. */
+#include "domain/proto.h"
+#include "router.h"
+#include "util/frame.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* router_set_window parses --window. */
+static int router_set_window(void *ctx, const char *val, char *err, size_t errlen)
+{
+    router_t *r = ctx;
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (*end || v < 1 || v > 1000000) {
+        snprintf(err, errlen, "--window: want 1..1000000, got '%s'", val);
+        return -EINVAL;
+    }
+    r->window = (unsigned)v;
+    return 0;
+}
+
+/* router_start opens the configuration and connects to ingest. */
+static int router_start(daemon_t *d)
+{
+    router_t *r = daemon_ctx(d);
+    char err[256];
+    r->d = d;
+    TAILQ_INIT(&r->events);
+    int rc = cfgwatch_init(&r->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
+    if (rc < 0) {
+        log_error("store %s: %s", daemon_db_path(d), err);
+        return rc;
+    }
+    if ((rc = dispatch_init(&r->senders, r->window, router_send, r)) < 0) return rc;
+    return daemon_connect(d, "ingest.sock");
+}
+
+/* router_peer_up: senders take jobs. */
+static void router_peer_up(daemon_t *d, conn_t *c)
+{
+    router_t *r = daemon_ctx(d);
+    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d))
+        dispatch_add_peer(r->senders, c);
+}
+
+/* router_peer_down: a sender's unfinished jobs go to the others. */
+static void router_peer_down(daemon_t *d, conn_t *c)
+{
+    router_t *r = daemon_ctx(d);
+    if (strcmp(conn_peer_stage(c), "sender") == 0)
+        dispatch_remove_peer(r->senders, c);
+    else if (strcmp(conn_peer_stage(c), "ingest") == 0)
+        router_ingest_down(r, c);
+}
+
+/* router_frame: EVENT from ingest, JOB_DONE from senders. */
+static void router_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *f)
+{
+    router_t *r = daemon_ctx(d);
+    uint64_t seq;
+    const char *js;
+    size_t len;
+    if (t == PT_EVENT && frame_get_u64(f, PK_SEQ, &seq) == 0 &&
+        frame_get_str(f, PK_EVENT_JSON, &js, &len) == 0) {
+        if (!daemon_draining(d)) router_route(r, c, seq, js, len);
+        return; /* while draining, ingest hands it to another router once we are gone */
+    }
+    if (t == PT_JOB_DONE && frame_get_u64(f, PK_SEQ, &seq) == 0) {
+        router_job_done(r, c, seq);
+        return;
+    }
+    char reason[80];
+    snprintf(reason, sizeof reason, "unexpected or malformed frame type %llu",
+             (unsigned long long)t);
+    conn_close(c, reason);
+}
+
+/* router_drain_check stops once every event taken is acknowledged. */
+static void router_drain_check(uv_timer_t *t)
+{
+    router_t *r = t->data;
+    if (r->nevents == 0) daemon_stop(r->d);
+}
+
+/* router_drain: take no new events, finish the jobs in flight, then stop. */
+static void router_drain(daemon_t *d)
+{
+    router_t *r = daemon_ctx(d);
+    uv_timer_init(daemon_loop(d), &r->drain_timer);
+    r->drain_timer.data = r;
+    uv_timer_start(&r->drain_timer, router_drain_check, 0, 5);
+}
+
+/* router_stats packs the figures shown by hookctl status. */
+static void router_stats(daemon_t *d, msgpack_packer *pk)
+{
+    router_t *r = daemon_ctx(d);
+    msgpack_pack_map(pk, 10);
+    frame_pack_kv_u64(pk, "events", r->stats.events);
+    frame_pack_kv_u64(pk, "events_done", r->stats.events_done);
+    frame_pack_kv_u64(pk, "unrouted", r->stats.unrouted);
+    frame_pack_kv_u64(pk, "unmatched", r->stats.unmatched);
+    frame_pack_kv_u64(pk, "jobs", r->stats.jobs);
+    frame_pack_kv_u64(pk, "jobs_done", r->stats.jobs_done);
+    frame_pack_kv_u64(pk, "queued", r->senders ? dispatch_queued(r->senders) : 0);
+    frame_pack_kv_u64(pk, "in_flight", r->senders ? dispatch_inflight(r->senders) : 0);
+    frame_pack_kv_u64(pk, "senders", r->senders ? dispatch_peers(r->senders) : 0);
+    frame_pack_kv_u64(pk, "config_version", r->cfg ? (uint64_t)cfgwatch_version(r->cfg) : 0);
+}
+
+/* router_handle_closed: the drain timer lives inside router_t. */
+static void router_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* router_close frees every job and event. */
+static void router_close(daemon_t *d)
+{
+    router_t *r = daemon_ctx(d);
+    if (r->drain_timer.data) uv_close((uv_handle_t *)&r->drain_timer, router_handle_closed);
+    if (r->senders) {
+        router_free_all(r);
+        dispatch_close(r->senders);
+    }
+    cfgwatch_close(r->cfg);
+}
+
+static const daemon_option_t router_options[] = {
+    {"window", "N", "jobs in flight per sender before waiting for acknowledgements (4096)",
+     router_set_window},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const daemon_ops_t router_ops = {
+    .program = "hook-router",
+    .stage = "router",
+    .summary = "matches events to webhooks and builds the request bodies",
+    .multi_instance = 1,
+    .options = router_options,
+    .on_start = router_start,
+    .on_peer_up = router_peer_up,
+    .on_frame = router_frame,
+    .on_peer_down = router_peer_down,
+    .on_drain = router_drain,
+    .on_stats = router_stats,
+    .on_close = router_close,
+};
+
+int main(int argc, char **argv)
+{
+    static router_t r = {.window = 4096};
+    return daemon_main(argc, argv, &router_ops, &r);
+}

@@ -1,0 +1,170 @@
+/* router_match.c - from one event to its invocations: matching webhooks, exact bodies, ids;
+ * and the acknowledgement back to ingest once every invocation is done. */
+#include "domain/proto.h"
+#include "router.h"
+#include "util/frame.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* router_ack tells ingest the event is fully handed on, and frees it. */
+static void router_ack(router_t *r, router_event_t *ev)
+{
+    if (ev->ingest) {
+        msgpack_packer *pk = conn_frame_begin(ev->ingest);
+        msgpack_pack_map(pk, 2);
+        frame_pack_kv_u64(pk, PK_TYPE, PT_EVENT_ACK);
+        frame_pack_kv_u64(pk, PK_SEQ, ev->ingest_seq);
+        conn_frame_end(ev->ingest);
+    }
+    r->stats.events_done++;
+    TAILQ_REMOVE(&r->events, ev, link);
+    r->nevents--;
+    free(ev);
+}
+
+/* router_job_free releases one job. */
+static void router_job_free(router_job_t *j)
+{
+    free(j->webhook_id);
+    free(j->event_id);
+    free(j->event_type);
+    free(j->body);
+    free(j);
+}
+
+/* router_job_new builds the invocation of event e for webhook wh of project p. */
+static router_job_t *router_job_new(router_event_t *ev, const json_t *e, const project_t *p,
+                                    const webhook_t *wh, int64_t now)
+{
+    router_job_t *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    const char *event_id = json_string_value(json_object_get(e, "id"));
+    const char *type = json_string_value(json_object_get(e, "type"));
+    j->ev = ev;
+    j->webhook_id = strdup(wh->id);
+    j->event_id = strdup(event_id);
+    j->event_type = strdup(type);
+    j->body = payload_build(e, p, wh, &j->body_len);
+    j->created_at = now;
+    if (!j->webhook_id || !j->event_id || !j->event_type || !j->body) {
+        router_job_free(j);
+        return NULL;
+    }
+    payload_invocation_id(event_id, wh->id, j->inv);
+    return j;
+}
+
+void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len)
+{
+    router_event_t *ev = calloc(1, sizeof *ev);
+    if (!ev) {
+        log_error("out of memory routing event %llu; ingest will send it again",
+                  (unsigned long long)seq);
+        return;
+    }
+    ev->ingest = ingest;
+    ev->ingest_seq = seq;
+    TAILQ_INSERT_TAIL(&r->events, ev, link);
+    r->nevents++;
+    r->stats.events++;
+
+    json_error_t jerr;
+    json_t *e = json_loadb(js, len, 0, &jerr);
+    const char *pid = json_string_value(json_object_get(e, "project_id"));
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *id = json_string_value(json_object_get(e, "id"));
+    if (!e || !pid || !type || !id) {
+        /* ingest validated it; a bad one here is a bug or a damaged journal: drop it loudly. */
+        log_error("event %llu from ingest is malformed (%s); dropped", (unsigned long long)seq,
+                  e ? "missing id, type or project_id" : jerr.text);
+        r->stats.bad++;
+        json_decref(e);
+        router_ack(r, ev);
+        return;
+    }
+    const config_t *cfg = cfgwatch_config(r->cfg);
+    const project_t *p = config_find_project(cfg, pid);
+    unsigned bit = config_event_type_parse(type);
+    if (!p) {
+        r->stats.unrouted++;
+        log_debug("event %s: project %s is not configured; unrouted", id, pid);
+    }
+    int64_t now = time_now_ms();
+    size_t njobs = 0, nmatch = 0;
+    for (size_t i = 0; p && i < p->nwebhooks; i++)
+        nmatch += payload_matches(&p->webhooks[i], pid, bit) != 0;
+    router_job_t **jobs = nmatch ? calloc(nmatch, sizeof *jobs) : NULL;
+    for (size_t i = 0; jobs && i < p->nwebhooks; i++) {
+        const webhook_t *wh = &p->webhooks[i];
+        if (!payload_matches(wh, pid, bit)) continue;
+        if (!(jobs[njobs] = router_job_new(ev, e, p, wh, now))) break;
+        njobs++;
+    }
+    if (njobs < nmatch) { /* built all or none: ingest sends the event again */
+        log_error("event %s: out of memory building bodies; ingest will send it again", id);
+        json_decref(e);
+        for (size_t k = 0; k < njobs; k++) router_job_free(jobs[k]);
+        free(jobs);
+        TAILQ_REMOVE(&r->events, ev, link);
+        r->nevents--;
+        free(ev);
+        return;
+    }
+    json_decref(e);
+    if (p && nmatch == 0) r->stats.unmatched++;
+    ev->remaining = (unsigned)njobs;
+    r->stats.jobs += njobs;
+    for (size_t k = 0; k < njobs; k++) dispatch_push(r->senders, &jobs[k]->item);
+    free(jobs);
+    if (ev->remaining == 0) router_ack(r, ev);
+}
+
+void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
+{
+    router_job_t *j = (router_job_t *)it;
+    msgpack_packer *pk = conn_frame_begin(c);
+    msgpack_pack_map(pk, 9);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
+    frame_pack_kv_u64(pk, PK_SEQ, seq);
+    frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
+    frame_pack_kv_str(pk, PK_WEBHOOK, j->webhook_id);
+    frame_pack_kv_str(pk, PK_EVENT_ID, j->event_id);
+    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->event_type);
+    frame_pack_kv_u64(pk, PK_ATTEMPT, 1);
+    frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
+    frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
+    conn_frame_end(c);
+}
+
+void router_job_done(router_t *r, conn_t *sender, uint64_t seq)
+{
+    router_job_t *j = (router_job_t *)dispatch_ack(r->senders, sender, seq);
+    if (!j) return; /* stale: it was handed to another sender after a reconnect */
+    router_event_t *ev = j->ev;
+    r->stats.jobs_done++;
+    router_job_free(j);
+    if (--ev->remaining == 0) router_ack(r, ev);
+}
+
+void router_ingest_down(router_t *r, conn_t *ingest)
+{
+    router_event_t *ev;
+    TAILQ_FOREACH(ev, &r->events, link)
+    if (ev->ingest == ingest) ev->ingest = NULL;
+}
+
+void router_free_all(router_t *r)
+{
+    dispatch_item_t *it;
+    while ((it = dispatch_pop_any(r->senders))) router_job_free((router_job_t *)it);
+    router_event_t *ev;
+    while ((ev = TAILQ_FIRST(&r->events))) {
+        TAILQ_REMOVE(&r->events, ev, link);
+        free(ev);
+    }
+    r->nevents = 0;
+}
