@@ -1,0 +1,201 @@
+/* main.c - hook-scheduler: holds the backoff timers of failed deliveries, on disk, and hands
+ * them back to a sender when due; decides when an invocation has failed for good. */
+#include "domain/proto.h"
+#include "scheduler.h"
+#include "util/frame.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* sched_parse_num parses a number within [lo, hi] for option name. */
+static int sched_parse_num(const char *name, const char *val, double lo, double hi, double *out,
+                           char *err, size_t errlen)
+{
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
+        snprintf(err, errlen, "--%s: want a number from %g to %g, got '%s'", name, lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* sched_set_base parses --retry-base-ms. */
+static int sched_set_base(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("retry-base-ms", val, 0, 86400000.0 * 7, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->policy.base_ms = (int64_t)v;
+    return rc;
+}
+
+/* sched_set_factor parses --retry-factor. */
+static int sched_set_factor(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("retry-factor", val, 1, 100, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->policy.factor = v;
+    return rc;
+}
+
+/* sched_set_jitter parses --retry-jitter. */
+static int sched_set_jitter(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("retry-jitter", val, 0, 1, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->policy.jitter = v;
+    return rc;
+}
+
+/* sched_set_attempts parses --max-attempts. */
+static int sched_set_attempts(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("max-attempts", val, 1, 100, &v, err, errlen);
+    if (rc == 0 && v != floor(v)) {
+        snprintf(err, errlen, "--max-attempts: want a whole number, got '%s'", val);
+        rc = -EINVAL;
+    }
+    if (rc == 0) ((scheduler_t *)ctx)->policy.max_attempts = (int)v;
+    return rc;
+}
+
+/* sched_set_window parses --window. */
+static int sched_set_window(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("window", val, 1, 1000000, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->window = (unsigned)v;
+    return rc;
+}
+
+/* sched_start opens the store (for redelivery marks) and rebuilds the pending retries. */
+static int sched_start(daemon_t *d)
+{
+    scheduler_t *s = daemon_ctx(d);
+    char err[256];
+    s->d = d;
+    int rc = store_open(&s->store, daemon_db_path(d), err, sizeof err);
+    if (rc < 0) {
+        log_error("store %s: %s", daemon_db_path(d), err);
+        return rc;
+    }
+    return sched_queue_open(s);
+}
+
+/* sched_peer_up: senders take due retries. */
+static void sched_peer_up(daemon_t *d, conn_t *c)
+{
+    scheduler_t *s = daemon_ctx(d);
+    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d))
+        dispatch_add_peer(s->senders, c);
+}
+
+/* sched_peer_down: a sender's in-flight retries go to the others. */
+static void sched_peer_down(daemon_t *d, conn_t *c)
+{
+    sched_queue_peer_down(daemon_ctx(d), c);
+}
+
+/* sched_frame: RETRY and JOB_DONE from senders, REDELIVER from hookctl. */
+static void sched_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *f)
+{
+    scheduler_t *s = daemon_ctx(d);
+    uint64_t seq;
+    if (t == PT_RETRY) {
+        sched_queue_retry(s, c, f);
+    } else if (t == PT_JOB_DONE && frame_get_u64(f, PK_SEQ, &seq) == 0) {
+        sched_queue_done(s, c, seq);
+    } else if (t == PT_REDELIVER) {
+        sched_queue_redeliver(s, c, f);
+    } else {
+        char reason[80];
+        snprintf(reason, sizeof reason, "unexpected or malformed frame type %llu",
+                 (unsigned long long)t);
+        conn_close(c, reason);
+    }
+}
+
+/* sched_drain_check stops once no sender holds a retry and every reply went out. */
+static void sched_drain_check(uv_timer_t *t)
+{
+    scheduler_t *s = t->data;
+    if (sched_queue_idle(s)) daemon_stop(s->d);
+}
+
+/* sched_drain: hand out nothing more, sync, wait for in-flight retries to report. */
+static void sched_drain(daemon_t *d)
+{
+    scheduler_t *s = daemon_ctx(d);
+    committer_flush_now(s->commit);
+    uv_timer_init(daemon_loop(d), &s->drain_timer);
+    s->drain_timer.data = s;
+    uv_timer_start(&s->drain_timer, sched_drain_check, 0, 5);
+}
+
+/* sched_stats packs the figures shown by hookctl status. */
+static void sched_stats(daemon_t *d, msgpack_packer *pk)
+{
+    scheduler_t *s = daemon_ctx(d);
+    msgpack_pack_map(pk, 9);
+    frame_pack_kv_u64(pk, "pending", s->nentries);
+    frame_pack_kv_u64(pk, "retries", s->stats.retries);
+    frame_pack_kv_u64(pk, "failed", s->stats.failed);
+    frame_pack_kv_u64(pk, "dispatched", s->stats.dispatched);
+    frame_pack_kv_u64(pk, "done", s->stats.done);
+    frame_pack_kv_u64(pk, "redelivered", s->stats.redelivered);
+    frame_pack_kv_u64(pk, "replayed", s->stats.replayed);
+    frame_pack_kv_u64(pk, "in_flight", s->senders ? dispatch_inflight(s->senders) : 0);
+    frame_pack_kv_u64(pk, "senders", s->senders ? dispatch_peers(s->senders) : 0);
+}
+
+/* sched_handle_closed: the drain timer lives inside scheduler_t. */
+static void sched_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* sched_close syncs and frees everything. */
+static void sched_close(daemon_t *d)
+{
+    scheduler_t *s = daemon_ctx(d);
+    if (s->drain_timer.data) uv_close((uv_handle_t *)&s->drain_timer, sched_handle_closed);
+    sched_queue_close(s);
+    if (s->store) store_close(s->store);
+}
+
+static const daemon_option_t sched_options[] = {
+    {"retry-base-ms", "N", "wait before the first retry (30000)", sched_set_base},
+    {"retry-factor", "F", "growth of each further wait (4)", sched_set_factor},
+    {"retry-jitter", "FRACTION", "random spread of each wait, +-fraction (0.1)", sched_set_jitter},
+    {"max-attempts", "N", "attempts in all before an invocation fails (6)", sched_set_attempts},
+    {"window", "N", "retries in flight per sender (4096)", sched_set_window},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const daemon_ops_t sched_ops = {
+    .program = "hook-scheduler",
+    .stage = "scheduler",
+    .summary = "holds the backoff timers of failed deliveries and hands them back when due",
+    .multi_instance = 0,
+    .has_journal = 1,
+    .options = sched_options,
+    .on_start = sched_start,
+    .on_peer_up = sched_peer_up,
+    .on_frame = sched_frame,
+    .on_peer_down = sched_peer_down,
+    .on_drain = sched_drain,
+    .on_stats = sched_stats,
+    .on_close = sched_close,
+};
+
+int main(int argc, char **argv)
+{
+    static scheduler_t s = {.policy = RETRY_POLICY_DEFAULT, .window = 4096};
+    return daemon_main(argc, argv, &sched_ops, &s);
+}

@@ -1,0 +1,471 @@
+/* sched_queue.c - pending retries: journaled whole, kept in memory as (id, attempt, due, journal
+ * position), handed to a sender when due, forgotten once the sender reports the attempt done. */
+#include "domain/proto.h"
+#include "scheduler.h"
+#include "util/frame.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Journal records: "r" a retry to make (live), "d" attempt done (marker). */
+#define REC_KIND "k"
+#define REC_DUE "due"
+
+struct sched_ack {
+    TAILQ_ENTRY(sched_ack) link;
+    scheduler_t *s;
+    conn_t *c; /* NULL when the connection went away */
+    uint64_t t, seq;
+    int failed, redeliver;
+    int64_t next;
+    char inv[INVOCATION_ID_LEN];
+};
+
+/* sched_inv_cmp orders entries by invocation id. */
+static int sched_inv_cmp(sched_entry_t *a, sched_entry_t *b)
+{
+    return strcmp(a->inv, b->inv);
+}
+/* sched_due_cmp orders entries by due time, then id. */
+static int sched_due_cmp(sched_entry_t *a, sched_entry_t *b)
+{
+    if (a->due != b->due) return a->due < b->due ? -1 : 1;
+    return strcmp(a->inv, b->inv);
+}
+RB_GENERATE_STATIC(sched_by_inv, sched_entry, by_inv, sched_inv_cmp)
+RB_GENERATE_STATIC(sched_by_due, sched_entry, by_due, sched_due_cmp)
+
+static void sched_arm(scheduler_t *s);
+
+/* sched_find returns the entry of an invocation or NULL. */
+static sched_entry_t *sched_find(scheduler_t *s, const char *inv, size_t n)
+{
+    sched_entry_t key;
+    if (n >= sizeof key.inv) return NULL;
+    memcpy(key.inv, inv, n);
+    key.inv[n] = 0;
+    return RB_FIND(sched_by_inv, &s->by_inv, &key);
+}
+
+/* sched_unplace takes an entry out of the due tree or the dispatcher. */
+static void sched_unplace(scheduler_t *s, sched_entry_t *e)
+{
+    if (e->state == ENTRY_WAITING)
+        RB_REMOVE(sched_by_due, &s->by_due, e);
+    else if (e->state == ENTRY_DISPATCHED)
+        dispatch_cancel(s->senders, &e->item);
+    e->state = ENTRY_NEW;
+}
+
+/* sched_forget removes an entry entirely and releases its journal record. */
+static void sched_forget(scheduler_t *s, sched_entry_t *e)
+{
+    sched_unplace(s, e);
+    RB_REMOVE(sched_by_inv, &s->by_inv, e);
+    journal_release(s->journal, e->pos);
+    s->nentries--;
+    free(e);
+}
+
+/* sched_wait puts an entry in the due tree and re-arms the timer. */
+static void sched_wait(scheduler_t *s, sched_entry_t *e)
+{
+    e->state = ENTRY_WAITING;
+    RB_INSERT(sched_by_due, &s->by_due, e);
+    sched_arm(s);
+}
+
+/* sched_tick hands every due entry to the senders. */
+static void sched_tick(uv_timer_t *t)
+{
+    scheduler_t *s = t->data;
+    if (daemon_draining(s->d)) return;
+    int64_t now = time_now_ms();
+    sched_entry_t *e;
+    while ((e = RB_MIN(sched_by_due, &s->by_due)) && e->due <= now) {
+        RB_REMOVE(sched_by_due, &s->by_due, e);
+        e->state = ENTRY_DISPATCHED;
+        dispatch_push(s->senders, &e->item);
+    }
+    sched_arm(s);
+}
+
+/* sched_arm sets the timer to the earliest due time. */
+static void sched_arm(scheduler_t *s)
+{
+    sched_entry_t *e = RB_MIN(sched_by_due, &s->by_due);
+    if (!e) {
+        uv_timer_stop(&s->timer);
+        return;
+    }
+    int64_t wait = e->due - time_now_ms();
+    uv_timer_start(&s->timer, sched_tick, wait > 0 ? (uint64_t)wait : 0, 0);
+}
+
+/* sched_pack_record builds the journal record of a retry. */
+static void sched_pack_record(msgpack_sbuffer *sb, const msgpack_object *f, int attempt,
+                              int64_t due)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    const char *keys[] = {PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
+    int64_t ca = 0;
+    frame_get_i64(f, PK_CREATED, &ca);
+    msgpack_pack_map(&pk, 9);
+    frame_pack_kv_str(&pk, REC_KIND, "r");
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = "";
+        size_t n = 0;
+        frame_get_str(f, keys[i], &v, &n);
+        frame_pack_kv_strn(&pk, keys[i], v, n);
+    }
+    frame_pack_kv_i64(&pk, PK_ATTEMPT, attempt);
+    frame_pack_kv_i64(&pk, PK_CREATED, ca);
+    frame_pack_kv_i64(&pk, REC_DUE, due);
+}
+
+/* sched_marker journals "attempt att of inv is done" (no wait: a lost marker costs a repeat). */
+static void sched_marker(scheduler_t *s, const char *inv, int att)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    frame_pack_kv_str(&pk, REC_KIND, "d");
+    frame_pack_kv_str(&pk, PK_INVOCATION, inv);
+    frame_pack_kv_i64(&pk, PK_ATTEMPT, att);
+    char err[256];
+    journal_pos_t pos;
+    if (journal_append(s->journal, sb.data, sb.size, 0, &pos, err, sizeof err) < 0)
+        log_warn("journal: done marker of %s not recorded: %s", inv, err);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* sched_ack_synced replies to the sender (or hookctl) once the journal holds the decision. */
+static void sched_ack_synced(void *arg, int status)
+{
+    sched_ack_t *a = arg;
+    scheduler_t *s = a->s;
+    TAILQ_REMOVE(&s->acks, a, link);
+    sched_entry_t *e = sched_find(s, a->inv, strlen(a->inv));
+    if (status < 0) {
+        log_error("journal sync failed for %s: %s; not acknowledged, the sender keeps it", a->inv,
+                  strerror(-status));
+        if (e && e->state == ENTRY_NEW) sched_forget(s, e);
+        if (a->c && a->redeliver) {
+            msgpack_packer *pk = conn_frame_begin(a->c);
+            msgpack_pack_map(pk, 3);
+            frame_pack_kv_u64(pk, PK_TYPE, PT_REDELIVER_ACK);
+            frame_pack_kv_u64(pk, PK_OK, 0);
+            frame_pack_kv_str(pk, PK_ERROR, strerror(-status));
+            conn_frame_end(a->c);
+        }
+        free(a);
+        return;
+    }
+    if (e && e->state == ENTRY_NEW) sched_wait(s, e);
+    if (a->redeliver) {
+        char err[256];
+        if (store_delivery_mark(s->store, a->inv, DLV_PENDING, time_now_ms(), err, sizeof err) <
+            0)
+            log_warn("delivery log: %s not marked pending: %s", a->inv, err);
+    }
+    if (a->c) {
+        msgpack_packer *pk = conn_frame_begin(a->c);
+        if (a->redeliver) {
+            msgpack_pack_map(pk, 2);
+            frame_pack_kv_u64(pk, PK_TYPE, PT_REDELIVER_ACK);
+            frame_pack_kv_u64(pk, PK_OK, 1);
+        } else {
+            msgpack_pack_map(pk, 4);
+            frame_pack_kv_u64(pk, PK_TYPE, PT_RETRY_ACK);
+            frame_pack_kv_u64(pk, PK_SEQ, a->seq);
+            frame_pack_kv_str(pk, PK_STATUS, a->failed ? "failed" : "retrying");
+            frame_pack_kv_i64(pk, PK_NEXT, a->failed ? 0 : a->next);
+        }
+        conn_frame_end(a->c);
+    }
+    free(a);
+}
+
+/* sched_schedule journals attempt `attempt` of the job in frame f for time due, replacing any
+ * earlier entry of the invocation, and replies through a once durable. */
+static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *inv, size_t invlen,
+                           int attempt, int64_t due, sched_ack_t *a)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sched_pack_record(&sb, f, attempt, due);
+    char err[256];
+    journal_pos_t pos;
+    int rc = journal_append(s->journal, sb.data, sb.size, 1, &pos, err, sizeof err);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0) {
+        log_error("journal: retry of %.*s not recorded: %s", (int)invlen, inv, err);
+        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        sched_ack_synced(a, rc);
+        return;
+    }
+    sched_entry_t *e = sched_find(s, inv, invlen);
+    if (e) {
+        sched_unplace(s, e);
+        journal_release(s->journal, e->pos);
+    } else {
+        e = calloc(1, sizeof *e);
+        if (!e) {
+            journal_release(s->journal, pos);
+            TAILQ_INSERT_TAIL(&s->acks, a, link);
+            sched_ack_synced(a, -ENOMEM);
+            return;
+        }
+        memcpy(e->inv, inv, invlen);
+        RB_INSERT(sched_by_inv, &s->by_inv, e);
+        s->nentries++;
+    }
+    e->attempt = attempt;
+    e->due = due;
+    e->pos = pos;
+    e->state = ENTRY_NEW;
+    TAILQ_INSERT_TAIL(&s->acks, a, link);
+    committer_after(s->commit, sched_ack_synced, a);
+}
+
+/* sched_ack_new allocates a reply record. */
+static sched_ack_t *sched_ack_new(scheduler_t *s, conn_t *c, const char *inv, size_t invlen)
+{
+    sched_ack_t *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->s = s;
+    a->c = c;
+    memcpy(a->inv, inv, invlen < sizeof a->inv ? invlen : sizeof a->inv - 1);
+    return a;
+}
+
+void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
+{
+    const char *inv;
+    size_t invlen;
+    uint64_t seq;
+    int64_t att, ra = 0;
+    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
+        invlen >= INVOCATION_ID_LEN || frame_get_u64(f, PK_SEQ, &seq) < 0 ||
+        frame_get_i64(f, PK_ATTEMPT, &att) < 0 || att < 1) {
+        conn_close(c, "malformed RETRY frame");
+        return;
+    }
+    frame_get_i64(f, PK_RETRY_AFTER, &ra);
+    sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
+    if (!a) return; /* the sender keeps waiting; its reconnect resends */
+    a->seq = seq;
+    sched_entry_t *e = sched_find(s, inv, invlen);
+    if (e && e->attempt > att + 1) { /* a stale report of an older attempt */
+        a->next = e->due;
+        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        committer_after(s->commit, sched_ack_synced, a);
+        return;
+    }
+    int64_t next;
+    if (!retry_next(&s->policy, (int)att, time_now_ms(), ra, &next)) {
+        a->failed = 1;
+        s->stats.failed++;
+        if (e) {
+            sched_marker(s, e->inv, e->attempt);
+            sched_forget(s, e);
+        }
+        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        committer_after(s->commit, sched_ack_synced, a);
+        return;
+    }
+    a->next = next;
+    s->stats.retries++;
+    sched_schedule(s, f, inv, invlen, (int)att + 1, next, a);
+}
+
+void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
+{
+    const char *inv;
+    size_t invlen;
+    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
+        invlen >= INVOCATION_ID_LEN) {
+        conn_close(c, "malformed REDELIVER frame");
+        return;
+    }
+    sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
+    if (!a) return;
+    a->redeliver = 1;
+    s->stats.redelivered++;
+    sched_schedule(s, f, inv, invlen, 1, time_now_ms(), a);
+}
+
+void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)
+{
+    sched_entry_t *e = (sched_entry_t *)dispatch_ack(s->senders, c, seq);
+    if (!e) return; /* superseded by a newer retry, or sent again elsewhere */
+    e->state = ENTRY_NEW;
+    s->stats.done++;
+    sched_marker(s, e->inv, e->attempt);
+    sched_forget(s, e);
+}
+
+/* sched_send reads the job back from the journal and packs it for a sender. */
+static void sched_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
+{
+    scheduler_t *s = ctx;
+    sched_entry_t *e = (sched_entry_t *)it;
+    void *rec = NULL;
+    size_t len = 0;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = journal_read(s->journal, e->pos, &rec, &len);
+    if (rc < 0 || msgpack_unpack_next(&up, rec, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        /* Sent as an empty job: the sender reports it failed, so it ends visibly. */
+        log_error("journal: retry record of %s unreadable (%s)", e->inv,
+                  rc < 0 ? strerror(-rc) : "not msgpack");
+    }
+    const msgpack_object *f = &up.data;
+    const char *keys[] = {PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
+    int64_t ca = 0;
+    frame_get_i64(f, PK_CREATED, &ca);
+    msgpack_packer *pk = conn_frame_begin(c);
+    msgpack_pack_map(pk, 9);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
+    frame_pack_kv_u64(pk, PK_SEQ, seq);
+    frame_pack_kv_str(pk, PK_INVOCATION, e->inv);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = "";
+        size_t n = 0;
+        if (f->type == MSGPACK_OBJECT_MAP) frame_get_str(f, keys[i], &v, &n);
+        frame_pack_kv_strn(pk, keys[i], v, n);
+    }
+    frame_pack_kv_i64(pk, PK_ATTEMPT, e->attempt);
+    frame_pack_kv_i64(pk, PK_CREATED, ca);
+    conn_frame_end(c);
+    s->stats.dispatched++;
+    msgpack_unpacked_destroy(&up);
+    free(rec);
+}
+
+/* sched_replay_record rebuilds one entry, or applies a done marker. */
+static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, size_t len)
+{
+    scheduler_t *s = arg;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    const char *kind = "", *inv = NULL;
+    size_t klen = 0, invlen = 0;
+    int64_t att = 0, due = 0;
+    if (msgpack_unpack_next(&up, rec, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_MAP ||
+        frame_get_str(&up.data, REC_KIND, &kind, &klen) < 0 ||
+        frame_get_str(&up.data, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
+        invlen >= INVOCATION_ID_LEN || frame_get_i64(&up.data, PK_ATTEMPT, &att) < 0) {
+        log_warn("journal: unreadable record at segment %llu offset %llu skipped",
+                 (unsigned long long)(pos >> 32), (unsigned long long)(pos & 0xffffffffu));
+        journal_release(s->journal, pos);
+        msgpack_unpacked_destroy(&up);
+        return 0;
+    }
+    sched_entry_t *e = sched_find(s, inv, invlen);
+    if (klen == 1 && kind[0] == 'r') {
+        frame_get_i64(&up.data, REC_DUE, &due);
+        if (e && e->attempt > att) {
+            journal_release(s->journal, pos);
+        } else {
+            if (e) {
+                journal_release(s->journal, e->pos);
+            } else if ((e = calloc(1, sizeof *e))) {
+                memcpy(e->inv, inv, invlen);
+                RB_INSERT(sched_by_inv, &s->by_inv, e);
+                s->nentries++;
+            } else {
+                msgpack_unpacked_destroy(&up);
+                return -ENOMEM;
+            }
+            e->attempt = (int)att;
+            e->due = due;
+            e->pos = pos;
+        }
+    } else {
+        if (e && e->attempt == att) sched_forget(s, e);
+        journal_release(s->journal, pos);
+    }
+    msgpack_unpacked_destroy(&up);
+    return 0;
+}
+
+int sched_queue_open(scheduler_t *s)
+{
+    char dir[4096], err[256];
+    RB_INIT(&s->by_inv);
+    RB_INIT(&s->by_due);
+    TAILQ_INIT(&s->acks);
+    snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
+    int rc = journal_open(&s->journal, dir, "scheduler", JOURNAL_SEGMENT_MAX_DEFAULT, err,
+                          sizeof err);
+    if (rc < 0) {
+        log_error("journal %s: %s", dir, err);
+        return rc;
+    }
+    if ((rc = dispatch_init(&s->senders, s->window, sched_send, s)) < 0) return rc;
+    uv_timer_init(daemon_loop(s->d), &s->timer);
+    s->timer.data = s;
+    int64_t t0 = time_now_ms();
+    if ((rc = journal_replay(s->journal, sched_replay_record, s)) < 0) {
+        log_error("journal %s: replay failed: %s", dir, strerror(-rc));
+        return rc;
+    }
+    sched_entry_t *e;
+    RB_FOREACH(e, sched_by_inv, &s->by_inv)
+    {
+        e->state = ENTRY_WAITING;
+        RB_INSERT(sched_by_due, &s->by_due, e);
+    }
+    s->stats.replayed = s->nentries;
+    log_info("journal %s: %zu pending retries rebuilt in %lld ms", dir, s->nentries,
+             (long long)(time_now_ms() - t0));
+    sched_arm(s);
+    return committer_init(&s->commit, daemon_loop(s->d), s->journal, daemon_fsync(s->d), 10);
+}
+
+void sched_queue_peer_down(scheduler_t *s, conn_t *c)
+{
+    sched_ack_t *a;
+    TAILQ_FOREACH(a, &s->acks, link)
+    if (a->c == c) a->c = NULL;
+    dispatch_remove_peer(s->senders, c);
+    /* Requeued entries are back in the dispatcher's queue; nothing else to do. */
+}
+
+int sched_queue_idle(scheduler_t *s)
+{
+    return dispatch_inflight(s->senders) == 0 && TAILQ_EMPTY(&s->acks);
+}
+
+/* sched_timer_closed: the timer lives inside scheduler_t. */
+static void sched_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void sched_queue_close(scheduler_t *s)
+{
+    if (s->commit) committer_close(s->commit);
+    s->commit = NULL;
+    if (s->timer.data) uv_close((uv_handle_t *)&s->timer, sched_timer_closed);
+    sched_entry_t *e, *next;
+    for (e = RB_MIN(sched_by_inv, &s->by_inv); e; e = next) {
+        next = RB_NEXT(sched_by_inv, &s->by_inv, e);
+        RB_REMOVE(sched_by_inv, &s->by_inv, e);
+        free(e);
+    }
+    if (s->senders) dispatch_close(s->senders);
+    s->senders = NULL;
+    if (s->journal) journal_close(s->journal);
+    s->journal = NULL;
+}

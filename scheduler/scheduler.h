@@ -1,0 +1,67 @@
+/* scheduler.h - hook-scheduler's state: pending retries (in memory: id, attempt, due time and
+ * where the full job lies in the journal), the timer of the earliest, and the senders. */
+#ifndef HL_SCHEDULER_H
+#define HL_SCHEDULER_H
+
+#include "domain/payload.h"
+#include "domain/retry.h"
+#include "domain/store.h"
+#include "util/committer.h"
+#include "util/daemon.h"
+#include "util/dispatch.h"
+#include "util/journal.h"
+#include "util/tree.h"
+
+typedef enum { ENTRY_NEW = 0, ENTRY_WAITING, ENTRY_DISPATCHED } entry_state_t;
+
+typedef struct sched_entry {
+    dispatch_item_t item; /* first: the dispatcher hands this pointer back */
+    RB_ENTRY(sched_entry) by_inv;
+    RB_ENTRY(sched_entry) by_due;
+    char inv[INVOCATION_ID_LEN];
+    int attempt; /* the attempt this entry will make */
+    entry_state_t state;
+    int64_t due; /* unix ms */
+    journal_pos_t pos;
+} sched_entry_t;
+
+RB_HEAD(sched_by_inv, sched_entry);
+RB_HEAD(sched_by_due, sched_entry);
+
+typedef struct sched_ack sched_ack_t;
+
+typedef struct scheduler {
+    daemon_t *d;
+    retry_policy_t policy;
+    unsigned window;
+    store_t *store;
+    journal_t *journal;
+    committer_t *commit;
+    dispatch_t *senders;
+    struct sched_by_inv by_inv;
+    struct sched_by_due by_due;
+    size_t nentries;
+    uv_timer_t timer, drain_timer;
+    TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
+    struct {
+        uint64_t retries, failed, dispatched, done, redelivered, replayed;
+    } stats;
+} scheduler_t;
+
+/* sched_queue_open opens the journal under DATA/journal and rebuilds the pending retries.
+ * Returns 0 or a negative errno (logged). */
+int sched_queue_open(scheduler_t *s);
+/* sched_queue_retry handles a sender's RETRY (a failed attempt) and replies once durable. */
+void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f);
+/* sched_queue_redeliver handles hookctl's REDELIVER. */
+void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f);
+/* sched_queue_done handles a sender's JOB_DONE. */
+void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq);
+/* sched_queue_peer_down forgets replies that had that connection to go to. */
+void sched_queue_peer_down(scheduler_t *s, conn_t *c);
+/* sched_queue_idle: 1 when nothing is in flight at a sender and no reply waits (drain). */
+int sched_queue_idle(scheduler_t *s);
+/* sched_queue_close frees everything (after a final sync). */
+void sched_queue_close(scheduler_t *s);
+
+#endif
