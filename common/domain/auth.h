@@ -8,13 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct http_header {
+typedef struct auth_header {
     char *name, *value;
     int sensitive; /* credential or signature: shown as "***" wherever a person reads it */
-} http_header_t;
+} auth_header_t;
 
 typedef struct header_list {
-    http_header_t *v;
+    auth_header_t *v;
     size_t n;
 } header_list_t;
 
@@ -34,7 +34,7 @@ int auth_sign(const char *secret, const char *msg_id, int64_t timestamp_s, const
 /* auth_headers_json renders {name: value} with sensitive values as "***". Caller decrefs. */
 json_t *auth_headers_json(const header_list_t *h);
 /* auth_header_line: "Name: value" (malloc'd) for libcurl. */
-char *auth_header_line(const http_header_t *h);
+char *auth_header_line(const auth_header_t *h);
 void auth_headers_free(header_list_t *h);
 
 /* base64 helpers (standard alphabet, padded). auth_base64_decode returns the length or -EINVAL. */

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# deps.sh - install the Debian packages hookline needs to build, test and run (as root).
+# Idempotent: checks each package with dpkg-query and runs apt-get only for what is missing.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential pkg-config
+    libcurl4-openssl-dev libmsgpack-dev libuv1-dev libbsd-dev
+    libsqlite3-dev libjansson-dev libssl-dev
+    s6 supervisor python3 sqlite3 clang-format curl ca-certificates
+)
+
+die() { echo "deps.sh: $*" >&2; exit 1; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in
+        ii*) ;;
+        *) missing+=("$p") ;;
+    esac
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "deps.sh: all ${#PACKAGES[@]} packages installed"
+    exit 0
+fi
+
+echo "deps.sh: missing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    die "must run as root to install: ${missing[*]} (try: sudo $0)"
+fi
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: ${missing[*]}"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq </dev/null || die "apt-get update failed"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+
+# Verify: a package apt could not provide must not pass silently.
+still=()
+for p in "${missing[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+    case "$status" in
+        ii*) ;;
+        *) still+=("$p") ;;
+    esac
+done
+[ "${#still[@]}" -eq 0 ] || die "still missing after install: ${still[*]}"
+echo "deps.sh: installed ${missing[*]}"

@@ -1,0 +1,229 @@
+/* main.c - hook-sender: performs the authenticated POSTs (libcurl multi on libuv), records each
+ * attempt in the delivery log and hands failures to the scheduler. Stateless: upstream keeps
+ * every job until the sender reports its outcome durable. */
+#include "domain/proto.h"
+#include "sender.h"
+#include "util/frame.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* sender_parse_long parses an integer option within [lo, hi]. */
+static int sender_parse_long(const char *name, const char *val, long lo, long hi, long *out,
+                             char *err, size_t errlen)
+{
+    char *end;
+    long v = strtol(val, &end, 10);
+    if (end == val || *end || v < lo || v > hi) {
+        snprintf(err, errlen, "--%s: want a whole number from %ld to %ld, got '%s'", name, lo, hi,
+                 val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+/* sender_set_connect_timeout parses --connect-timeout-ms. */
+static int sender_set_connect_timeout(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    return sender_parse_long("connect-timeout-ms", val, 1, 600000, &s->http_cfg.connect_timeout_ms,
+                             err, errlen);
+}
+
+/* sender_set_timeout parses --timeout-ms. */
+static int sender_set_timeout(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    return sender_parse_long("timeout-ms", val, 1, 3600000, &s->http_cfg.timeout_ms, err, errlen);
+}
+
+/* sender_set_max_inflight parses --max-inflight. */
+static int sender_set_max_inflight(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    long v;
+    int rc = sender_parse_long("max-inflight", val, 1, 100000, &v, err, errlen);
+    if (rc == 0) s->http_cfg.max_inflight = (int)v;
+    return rc;
+}
+
+/* sender_set_per_endpoint parses --max-per-endpoint. */
+static int sender_set_per_endpoint(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    long v;
+    int rc = sender_parse_long("max-per-endpoint", val, 1, 100000, &v, err, errlen);
+    if (rc == 0) s->http_cfg.max_per_endpoint = (int)v;
+    return rc;
+}
+
+/* sender_set_allow parses one --allow-target CIDR. */
+static int sender_set_allow(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    if (!s->guard) {
+        int rc = guard_init(&s->guard);
+        if (rc < 0) {
+            snprintf(err, errlen, "out of memory");
+            return rc;
+        }
+    }
+    return guard_add_cidr(s->guard, val, err, errlen);
+}
+
+/* sender_set_ca parses --ca-file. */
+static int sender_set_ca(void *ctx, const char *val, char *err, size_t errlen)
+{
+    ((sender_t *)ctx)->http_cfg.ca_file = val;
+    return 0;
+}
+
+/* sender_start opens the configuration, the HTTP engine and the connections upstream. */
+static int sender_start(daemon_t *d)
+{
+    sender_t *s = daemon_ctx(d);
+    char err[256];
+    s->d = d;
+    TAILQ_INIT(&s->jobs);
+    TAILQ_INIT(&s->waiting);
+    s->next_retry_seq = 1;
+    if (!s->guard && guard_init(&s->guard) < 0) return -ENOMEM;
+    s->http_cfg.guard = s->guard;
+    int rc = cfgwatch_init(&s->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
+    if (rc < 0) {
+        log_error("store %s: %s", daemon_db_path(d), err);
+        return rc;
+    }
+    sender_log_init(s);
+    if ((rc = http_init(&s->http, daemon_loop(d), &s->http_cfg, err, sizeof err)) < 0) {
+        log_error("http: %s", err);
+        return rc;
+    }
+    if ((rc = daemon_connect(d, "router.*.sock")) < 0) return rc;
+    return daemon_connect(d, "scheduler.sock");
+}
+
+/* sender_peer_up: the scheduler takes failures; routers need nothing. */
+static void sender_peer_up(daemon_t *d, conn_t *c)
+{
+    if (strcmp(conn_peer_stage(c), "scheduler") == 0) sender_scheduler_up(daemon_ctx(d), c);
+}
+
+/* sender_peer_down: acknowledgements to c have nowhere to go; failures wait for a scheduler. */
+static void sender_peer_down(daemon_t *d, conn_t *c)
+{
+    sender_upstream_down(daemon_ctx(d), c);
+}
+
+/* sender_frame: JOB from routers and the scheduler, RETRY_ACK from the scheduler. */
+static void sender_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *f)
+{
+    sender_t *s = daemon_ctx(d);
+    if (t == PT_JOB) {
+        if (!daemon_draining(d)) sender_job_take(s, c, f);
+        return; /* while draining, upstream hands it to another sender once we are gone */
+    }
+    if (t == PT_RETRY_ACK) {
+        sender_decision(s, f);
+        return;
+    }
+    char reason[80];
+    snprintf(reason, sizeof reason, "unexpected frame type %llu", (unsigned long long)t);
+    conn_close(c, reason);
+}
+
+/* sender_drain_check stops once every job taken has reported. */
+static void sender_drain_check(uv_timer_t *t)
+{
+    sender_t *s = t->data;
+    if (s->njobs == 0) daemon_stop(s->d);
+}
+
+/* sender_drain: take no new jobs, finish the running ones, then stop. */
+static void sender_drain(daemon_t *d)
+{
+    sender_t *s = daemon_ctx(d);
+    uv_timer_init(daemon_loop(d), &s->drain_timer);
+    s->drain_timer.data = s;
+    uv_timer_start(&s->drain_timer, sender_drain_check, 0, 5);
+}
+
+/* sender_stats packs the figures shown by hookctl status. */
+static void sender_stats(daemon_t *d, msgpack_packer *pk)
+{
+    sender_t *s = daemon_ctx(d);
+    http_stats_t hs = {0};
+    if (s->http) http_stats(s->http, &hs);
+    msgpack_pack_map(pk, 11);
+    frame_pack_kv_u64(pk, "jobs", s->stats.jobs);
+    frame_pack_kv_u64(pk, "succeeded", s->stats.succeeded);
+    frame_pack_kv_u64(pk, "failed_attempts", s->stats.failed_attempts);
+    frame_pack_kv_u64(pk, "gave_up", s->stats.gave_up);
+    frame_pack_kv_u64(pk, "in_progress", s->njobs);
+    frame_pack_kv_u64(pk, "log_batches", s->stats.log_batches);
+    frame_pack_kv_u64(pk, "http_in_flight", hs.inflight);
+    frame_pack_kv_u64(pk, "http_queued", hs.queued);
+    frame_pack_kv_u64(pk, "connections", hs.connections);
+    frame_pack_kv_u64(pk, "reused", hs.reused);
+    frame_pack_kv_u64(pk, "refused_targets", hs.refused);
+}
+
+/* sender_handle_closed: the drain timer lives inside sender_t. */
+static void sender_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* sender_close cancels what still runs (upstream hands it out again) and frees everything. */
+static void sender_close(daemon_t *d)
+{
+    sender_t *s = daemon_ctx(d);
+    if (s->drain_timer.data) uv_close((uv_handle_t *)&s->drain_timer, sender_handle_closed);
+    if (s->http) http_close(s->http, NULL, NULL);
+    s->http = NULL;
+    if (s->log_timer.data) sender_log_close(s);
+    sender_free_all(s);
+    cfgwatch_close(s->cfg);
+}
+
+static const daemon_option_t sender_options[] = {
+    {"connect-timeout-ms", "N", "connect (and TLS handshake) timeout (5000)",
+     sender_set_connect_timeout},
+    {"timeout-ms", "N", "whole-request timeout (15000)", sender_set_timeout},
+    {"allow-target", "CIDR", "allow connecting into this otherwise refused range (repeatable)",
+     sender_set_allow},
+    {"max-inflight", "N", "requests running at once (512)", sender_set_max_inflight},
+    {"max-per-endpoint", "N", "requests running at once per endpoint (16)",
+     sender_set_per_endpoint},
+    {"ca-file", "PEM", "trust these CA certificates instead of the system's", sender_set_ca},
+    {NULL, NULL, NULL, NULL},
+};
+
+static const daemon_ops_t sender_ops = {
+    .program = "hook-sender",
+    .stage = "sender",
+    .summary = "performs the authenticated POSTs and records each attempt",
+    .multi_instance = 1,
+    .options = sender_options,
+    .on_start = sender_start,
+    .on_peer_up = sender_peer_up,
+    .on_frame = sender_frame,
+    .on_peer_down = sender_peer_down,
+    .on_drain = sender_drain,
+    .on_stats = sender_stats,
+    .on_close = sender_close,
+};
+
+int main(int argc, char **argv)
+{
+    static sender_t s;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = daemon_main(argc, argv, &sender_ops, &s);
+    if (s.guard) guard_close(s.guard);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* sender.h - hook-sender's state: the jobs it is attempting, the failures waiting for the
+ * scheduler's decision, and the delivery-log writes waiting for the next batch. */
+#ifndef HL_SENDER_H
+#define HL_SENDER_H
+
+#include "domain/auth.h"
+#include "domain/cfgwatch.h"
+#include "domain/store.h"
+#include "guard.h"
+#include "http.h"
+#include "util/daemon.h"
+#include "util/tree.h"
+
+typedef enum {
+    JOB_ATTEMPTING = 0, /* the POST is running */
+    JOB_TO_SCHEDULER,   /* failed: RETRY not yet sent (no scheduler connected) */
+    JOB_AWAIT_DECISION, /* RETRY sent, waiting for RETRY_ACK */
+    JOB_TO_LOG,         /* outcome known: waiting for the delivery-log batch */
+} job_state_t;
+
+typedef struct sender sender_t;
+
+typedef struct sender_job {
+    sender_t *s;
+    TAILQ_ENTRY(sender_job) all;  /* every job of this sender */
+    TAILQ_ENTRY(sender_job) link; /* in the scheduler wait list or the log batch */
+    job_state_t state;
+    conn_t *up; /* router or scheduler that sent it; NULL once gone (no JOB_DONE then) */
+    uint64_t up_seq, retry_seq;
+    char *inv, *webhook_id, *event_id, *event_type, *body, *url;
+    size_t body_len;
+    int attempt;
+    int64_t created_at, started_at, retry_after_ms;
+    int log_pending; /* the log batch also inserts the pending row */
+    int log_attempt; /* the log batch writes the attempt record */
+    int in_log_queue;
+    header_list_t headers;
+    char **lines;
+    http_request_t req;
+    delivery_t rec; /* the attempt's record, filled when it ends */
+} sender_job_t;
+
+TAILQ_HEAD(sender_job_list, sender_job);
+
+struct sender {
+    daemon_t *d;
+    cfgwatch_t *cfg;
+    guard_t *guard;
+    http_config_t http_cfg;
+    http_t *http;
+    conn_t *scheduler;
+    uint64_t next_retry_seq;
+    struct sender_job_list jobs, waiting, to_log;
+    size_t njobs;
+    uv_timer_t log_timer, drain_timer;
+    struct {
+        uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches;
+    } stats;
+};
+
+/* sender_job_take starts one JOB frame from upstream c. */
+void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f);
+/* sender_scheduler_up/down: (re)send the failures waiting for a decision. */
+void sender_scheduler_up(sender_t *s, conn_t *c);
+void sender_upstream_down(sender_t *s, conn_t *c);
+/* sender_decision handles the scheduler's RETRY_ACK. */
+void sender_decision(sender_t *s, const msgpack_object *f);
+/* sender_log_init/flush/close: the batched delivery-log writer. */
+void sender_log_init(sender_t *s);
+void sender_log_queue(sender_t *s, sender_job_t *j);
+void sender_log_flush(sender_t *s);
+void sender_log_close(sender_t *s);
+/* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */
+void sender_job_finish(sender_t *s, sender_job_t *j);
+/* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */
+void sender_free_all(sender_t *s);
+
+#endif

@@ -1,0 +1,342 @@
+/* sender_job.c - one attempt of one invocation: headers built at send time (credentials and
+ * signature from the current configuration), the POST, the result turned into a delivery-log
+ * record, and a failure handed to the scheduler for its decision. */
+#include "domain/proto.h"
+#include "sender.h"
+#include "util/frame.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* job_free releases a job and everything it owns. */
+static void job_free(sender_job_t *j)
+{
+    free(j->inv);
+    free(j->webhook_id);
+    free(j->event_id);
+    free(j->event_type);
+    free(j->body);
+    free(j->url);
+    auth_headers_free(&j->headers);
+    for (size_t i = 0; j->lines && i < j->req.n_headers; i++) free(j->lines[i]);
+    free(j->lines);
+    free(j->rec.req_headers);
+    free(j->rec.resp_headers);
+    free(j->rec.resp_body);
+    free(j->rec.error);
+    free(j);
+}
+
+void sender_job_finish(sender_t *s, sender_job_t *j)
+{
+    if (j->up) {
+        msgpack_packer *pk = conn_frame_begin(j->up);
+        msgpack_pack_map(pk, 2);
+        frame_pack_kv_u64(pk, PK_TYPE, PT_JOB_DONE);
+        frame_pack_kv_u64(pk, PK_SEQ, j->up_seq);
+        conn_frame_end(j->up);
+    }
+    TAILQ_REMOVE(&s->jobs, j, all);
+    s->njobs--;
+    job_free(j);
+}
+
+/* job_record_base fills the identity and request part of the attempt's record. */
+static void job_record_base(sender_job_t *j)
+{
+    delivery_t *r = &j->rec;
+    r->invocation_id = j->inv;
+    r->webhook_id = j->webhook_id;
+    r->event_id = j->event_id;
+    r->event_type = j->event_type;
+    r->attempts = j->attempt;
+    r->created_at = j->created_at;
+    r->updated_at = time_now_ms();
+    r->req_method = "POST";
+    r->req_url = j->url;
+    r->req_body = j->body;
+}
+
+/* job_fail_early ends an attempt that could not start (webhook gone, bad secret). */
+static void job_fail_early(sender_t *s, sender_job_t *j, const char *why)
+{
+    job_record_base(j);
+    j->rec.status = DLV_FAILED;
+    j->rec.error = strdup(why);
+    log_warn("invocation %s: %s", j->inv, why);
+    s->stats.gave_up++;
+    j->log_attempt = 1;
+    sender_log_queue(s, j);
+}
+
+/* job_retry_after reads a Retry-After header (seconds or HTTP date) as milliseconds. */
+static int64_t job_retry_after(const http_result_t *res)
+{
+    if (res->status != 429 && res->status != 503) return 0;
+    for (size_t i = 0; i < res->n_headers; i++) {
+        if (strcasecmp(res->headers[i].name, "Retry-After") != 0) continue;
+        const char *v = res->headers[i].value;
+        char *end;
+        long long secs = strtoll(v, &end, 10);
+        if (end != v && *end == 0 && secs >= 0) return secs * 1000;
+        time_t t = curl_getdate(v, NULL);
+        if (t > 0) {
+            int64_t ms = (int64_t)t * 1000 - time_now_ms();
+            return ms > 0 ? ms : 0;
+        }
+    }
+    return 0;
+}
+
+/* job_send_retry hands a failed attempt to the scheduler. */
+static void job_send_retry(sender_t *s, sender_job_t *j)
+{
+    j->state = JOB_AWAIT_DECISION;
+    j->retry_seq = s->next_retry_seq++;
+    msgpack_packer *pk = conn_frame_begin(s->scheduler);
+    msgpack_pack_map(pk, 10);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_RETRY);
+    frame_pack_kv_u64(pk, PK_SEQ, j->retry_seq);
+    frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
+    frame_pack_kv_str(pk, PK_WEBHOOK, j->webhook_id);
+    frame_pack_kv_str(pk, PK_EVENT_ID, j->event_id);
+    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->event_type);
+    frame_pack_kv_i64(pk, PK_ATTEMPT, j->attempt);
+    frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
+    frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
+    frame_pack_kv_i64(pk, PK_RETRY_AFTER, j->retry_after_ms);
+    conn_frame_end(s->scheduler);
+}
+
+/* job_headers_json renders response headers as a JSON object (repeated names joined by ", "). */
+static char *job_headers_json(const http_result_t *res)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < res->n_headers; i++) {
+        const char *name = res->headers[i].name, *value = res->headers[i].value;
+        json_t *prev = json_object_get(o, name);
+        if (prev) {
+            size_t n = strlen(json_string_value(prev)) + strlen(value) + 3;
+            char *joined = malloc(n);
+            if (!joined) continue;
+            snprintf(joined, n, "%s, %s", json_string_value(prev), value);
+            json_object_set_new(o, name, json_string(joined));
+            free(joined);
+        } else {
+            json_object_set_new(o, name, json_string(value));
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* job_done is the HTTP engine's completion: record the result, decide the next step. */
+static void job_done(http_request_t *req, const http_result_t *res)
+{
+    sender_job_t *j = req->data;
+    sender_t *s = j->s;
+    if (res->outcome == HTTP_OUTCOME_CANCELLED) {
+        /* Shutting down: not an attempt that failed. Upstream hands it out again. */
+        j->up = NULL;
+        TAILQ_REMOVE(&s->jobs, j, all);
+        s->njobs--;
+        job_free(j);
+        return;
+    }
+    job_record_base(j);
+    delivery_t *r = &j->rec;
+    r->updated_at = time_now_ms();
+    r->duration_ms = (int64_t)res->duration_ms;
+    r->resp_status = (int)res->status;
+    if (res->status) {
+        r->resp_headers = job_headers_json(res);
+        r->resp_body = malloc(res->body_len + 1);
+        if (r->resp_body) {
+            memcpy(r->resp_body, res->body, res->body_len);
+            r->resp_body[res->body_len] = 0;
+            r->resp_body_len = res->body_len;
+        }
+        r->resp_truncated = res->truncated;
+    }
+    j->log_attempt = 1;
+    if (res->outcome == HTTP_OUTCOME_SUCCESS) {
+        r->status = DLV_SUCCEEDED;
+        s->stats.succeeded++;
+        sender_log_queue(s, j);
+        return;
+    }
+    if (res->outcome == HTTP_OUTCOME_TRANSPORT) {
+        r->error = strdup(res->error ? res->error : "transport error");
+    } else {
+        char msg[64];
+        snprintf(msg, sizeof msg, "HTTP status %ld", res->status);
+        r->error = strdup(msg);
+    }
+    s->stats.failed_attempts++;
+    j->retry_after_ms = job_retry_after(res);
+    log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt,
+             j->webhook_id, r->error ? r->error : "?");
+    if (s->scheduler) {
+        job_send_retry(s, j);
+    } else {
+        j->state = JOB_TO_SCHEDULER;
+        TAILQ_INSERT_TAIL(&s->waiting, j, link);
+    }
+}
+
+/* job_prepare builds the attempt's headers from the webhook's current configuration. */
+static int job_prepare(sender_t *s, sender_job_t *j, char *err, size_t errlen)
+{
+    const webhook_t *wh = config_find_webhook(cfgwatch_config(s->cfg), j->webhook_id, NULL);
+    if (!wh) {
+        snprintf(err, errlen, "webhook %s no longer exists", j->webhook_id);
+        return -ENOENT;
+    }
+    if (!wh->enabled) {
+        snprintf(err, errlen, "webhook %s is disabled", j->webhook_id);
+        return -EPERM;
+    }
+    j->url = strdup(wh->url);
+    if (!j->url) return -ENOMEM;
+    int rc = auth_build_headers(wh, j->inv, j->event_type, j->attempt, time_now_ms() / 1000,
+                                j->body, j->body_len, &j->headers, err, errlen);
+    if (rc < 0) return rc;
+    /* Two more lines switch off libcurl's own Accept and Expect: 100-continue. */
+    j->lines = calloc(j->headers.n + 2, sizeof *j->lines);
+    if (!j->lines) return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < j->headers.n; i++)
+        if (!(j->lines[n++] = auth_header_line(&j->headers.v[i]))) return -ENOMEM;
+    j->lines[n++] = strdup("Accept:");
+    j->lines[n++] = strdup("Expect:");
+    j->req.n_headers = n;
+    json_t *masked = auth_headers_json(&j->headers);
+    j->rec.req_headers = json_dumps(masked, JSON_COMPACT);
+    json_decref(masked);
+    return 0;
+}
+
+void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
+{
+    uint64_t seq;
+    int64_t att, ca = 0;
+    const char *body;
+    size_t body_len;
+    if (frame_get_u64(f, PK_SEQ, &seq) < 0 || frame_get_i64(f, PK_ATTEMPT, &att) < 0 || att < 1 ||
+        frame_get_str(f, PK_BODY, &body, &body_len) < 0) {
+        conn_close(c, "malformed JOB frame");
+        return;
+    }
+    frame_get_i64(f, PK_CREATED, &ca);
+    sender_job_t *j = calloc(1, sizeof *j);
+    if (!j) return; /* upstream hands it out again when we reconnect */
+    j->s = s;
+    j->up = c;
+    j->up_seq = seq;
+    j->attempt = (int)att;
+    j->created_at = ca ? ca : time_now_ms();
+    j->inv = frame_dup_str(f, PK_INVOCATION);
+    j->webhook_id = frame_dup_str(f, PK_WEBHOOK);
+    j->event_id = frame_dup_str(f, PK_EVENT_ID);
+    j->event_type = frame_dup_str(f, PK_EVENT_TYPE);
+    j->body = strndup(body, body_len);
+    j->body_len = body_len;
+    TAILQ_INSERT_TAIL(&s->jobs, j, all);
+    s->njobs++;
+    s->stats.jobs++;
+    if (!j->inv || !j->webhook_id || !j->event_id || !j->event_type || !j->body) {
+        log_error("JOB frame from %s lacks fields or memory ran out; dropped", conn_name(c));
+        j->up = NULL;
+        sender_job_finish(s, j);
+        return;
+    }
+    j->log_pending = j->attempt == 1;
+    char err[256];
+    int rc = job_prepare(s, j, err, sizeof err);
+    if (rc < 0) {
+        job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);
+        return;
+    }
+    j->state = JOB_ATTEMPTING;
+    j->started_at = time_now_ms();
+    j->req.url = j->url;
+    j->req.headers = (const char *const *)j->lines;
+    j->req.body = j->body;
+    j->req.body_len = j->body_len;
+    j->req.done = job_done;
+    j->req.data = j;
+    if (j->log_pending) sender_log_queue(s, j);
+    if ((rc = http_submit(s->http, &j->req)) < 0) {
+        snprintf(err, sizeof err, "could not start the request: %s", strerror(-rc));
+        job_fail_early(s, j, err);
+    }
+}
+
+void sender_scheduler_up(sender_t *s, conn_t *c)
+{
+    s->scheduler = c;
+    sender_job_t *j;
+    while ((j = TAILQ_FIRST(&s->waiting))) {
+        TAILQ_REMOVE(&s->waiting, j, link);
+        job_send_retry(s, j);
+    }
+}
+
+void sender_upstream_down(sender_t *s, conn_t *c)
+{
+    sender_job_t *j;
+    int was_scheduler = s->scheduler == c;
+    if (was_scheduler) s->scheduler = NULL;
+    TAILQ_FOREACH(j, &s->jobs, all)
+    {
+        if (j->up == c) j->up = NULL;
+        if (was_scheduler && j->state == JOB_AWAIT_DECISION) {
+            j->state = JOB_TO_SCHEDULER; /* ask again once a scheduler is back */
+            TAILQ_INSERT_TAIL(&s->waiting, j, link);
+        }
+    }
+}
+
+void sender_decision(sender_t *s, const msgpack_object *f)
+{
+    uint64_t seq;
+    const char *st;
+    size_t stlen;
+    int64_t next = 0;
+    if (frame_get_u64(f, PK_SEQ, &seq) < 0 || frame_get_str(f, PK_STATUS, &st, &stlen) < 0) {
+        log_warn("malformed RETRY_ACK from the scheduler ignored");
+        return;
+    }
+    frame_get_i64(f, PK_NEXT, &next);
+    sender_job_t *j;
+    TAILQ_FOREACH(j, &s->jobs, all)
+    if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
+    if (!j) return; /* a duplicate answer */
+    int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;
+    j->rec.status = failed ? DLV_FAILED : DLV_RETRYING;
+    j->rec.next_attempt_at = failed ? 0 : next;
+    if (failed) {
+        s->stats.gave_up++;
+        log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv,
+                 j->webhook_id, j->attempt, j->rec.error ? j->rec.error : "?");
+    }
+    sender_log_queue(s, j);
+}
+
+void sender_free_all(sender_t *s)
+{
+    sender_job_t *j;
+    while ((j = TAILQ_FIRST(&s->jobs))) {
+        TAILQ_REMOVE(&s->jobs, j, all);
+        job_free(j);
+    }
+    TAILQ_INIT(&s->waiting);
+    TAILQ_INIT(&s->to_log);
+    s->njobs = 0;
+}

@@ -1,0 +1,176 @@
+/* test_auth.c - request headers: the Standard Webhooks signature test vector, each auth mode's
+ * header, header order, masking, and base64. */
+#include "check.h"
+#include "domain/auth.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define SPEC_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define SPEC_ID "msg_p5jXN8AQM9LWM0D4loKWxJek"
+#define SPEC_TS 1614265330
+#define SPEC_BODY "{\"test\": 2432232314}"
+#define SPEC_SIG "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+/* check_base64: round trips, padding, and refusal of bad input. */
+static void check_base64(void)
+{
+    const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *coded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char *e = auth_base64_encode((const unsigned char *)plain[i], strlen(plain[i]));
+        CHECK_STR(e, coded[i]);
+        free(e);
+        unsigned char buf[16] = {0};
+        long n = auth_base64_decode(coded[i], buf, sizeof buf);
+        CHECK_INT(n, (long)strlen(plain[i]));
+        CHECK(n >= 0 && memcmp(buf, plain[i], (size_t)n) == 0);
+    }
+    unsigned char buf[16];
+    CHECK_INT(auth_base64_decode("Zm9vYg", buf, sizeof buf), 4); /* unpadded is tolerated */
+    CHECK_INT(auth_base64_decode("Zm9v!", buf, sizeof buf), -EINVAL);
+    CHECK_INT(auth_base64_decode("Z", buf, sizeof buf), -EINVAL);
+    CHECK_INT(auth_base64_decode("Zg=", buf, sizeof buf), -EINVAL);
+    CHECK_INT(auth_base64_decode("Zg==Zg==", buf, sizeof buf), -EINVAL);
+    CHECK_INT(auth_base64_decode("Zm9vYmFy", buf, 3), -EINVAL); /* too small a buffer */
+}
+
+/* check_sign: the Standard Webhooks specification's test vector. */
+static void check_sign(void)
+{
+    char sig[64];
+    CHECK_INT(
+        auth_sign(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY, strlen(SPEC_BODY), sig, sizeof sig), 0);
+    CHECK_STR(sig, SPEC_SIG);
+    /* Without the prefix the whole secret is the base64 key: same result. */
+    CHECK_INT(auth_sign("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", SPEC_ID, SPEC_TS, SPEC_BODY,
+                        strlen(SPEC_BODY), sig, sizeof sig),
+              0);
+    CHECK_STR(sig, SPEC_SIG);
+    /* Any change to id, timestamp or body changes the signature. */
+    CHECK_INT(
+        auth_sign(SPEC_SECRET, SPEC_ID, SPEC_TS + 1, SPEC_BODY, strlen(SPEC_BODY), sig, sizeof sig),
+        0);
+    CHECK(strcmp(sig, SPEC_SIG) != 0);
+    CHECK_INT(
+        auth_sign(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY, strlen(SPEC_BODY) - 1, sig, sizeof sig),
+        0);
+    CHECK(strcmp(sig, SPEC_SIG) != 0);
+    CHECK_INT(auth_sign("whsec_not*base64", SPEC_ID, SPEC_TS, "", 0, sig, sizeof sig), -EINVAL);
+    CHECK_INT(auth_sign("whsec_", SPEC_ID, SPEC_TS, "", 0, sig, sizeof sig), -EINVAL);
+    CHECK_INT(auth_sign(SPEC_SECRET, SPEC_ID, SPEC_TS, "", 0, sig, 10), -EINVAL);
+}
+
+/* find: the value of header name in h, or NULL. */
+static const auth_header_t *find(const header_list_t *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->v[i].name, name) == 0) return &h->v[i];
+    return NULL;
+}
+
+/* check_order_and_signature: the full header list of a signed bearer webhook. */
+static void check_order_and_signature(void)
+{
+    webhook_t wh = {.id = "wh_1",
+                    .name = "n",
+                    .project_id = "prj_1",
+                    .enabled = 1,
+                    .auth = {.type = AUTH_BEARER, .token = "tok123"},
+                    .secret = SPEC_SECRET};
+    header_list_t h;
+    char err[256] = "";
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 3, SPEC_TS, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    const char *names[] = {"Content-Type",      "User-Agent",        "webhook-id",
+                           "webhook-timestamp", "webhook-signature", "X-Webhook-Event",
+                           "X-Webhook-Attempt", "Authorization"};
+    const char *values[] = {"application/json", NULL, SPEC_ID,        "1614265330", SPEC_SIG,
+                            "opportunity.won",  "3",  "Bearer tok123"};
+    int sensitive[] = {0, 0, 0, 0, 1, 0, 0, 1};
+    CHECK_INT(h.n, 8);
+    for (size_t i = 0; i < h.n && i < 8; i++) {
+        CHECK_STR(h.v[i].name, names[i]);
+        if (values[i]) CHECK_STR(h.v[i].value, values[i]);
+        CHECK_INT(h.v[i].sensitive, sensitive[i]);
+    }
+    CHECK(h.n > 1 && strncmp(h.v[1].value, "hookline/", 9) == 0 && strlen(h.v[1].value) > 9);
+
+    char *line = auth_header_line(&h.v[7]);
+    CHECK_STR(line, "Authorization: Bearer tok123");
+    free(line);
+
+    json_t *j = auth_headers_json(&h);
+    char *s = json_dumps(j, JSON_COMPACT);
+    CHECK(s && strstr(s, "tok123") == NULL && strstr(s, SPEC_SIG) == NULL);
+    CHECK_STR(json_string_value(json_object_get(j, "Authorization")), "***");
+    CHECK_STR(json_string_value(json_object_get(j, "webhook-signature")), "***");
+    CHECK_STR(json_string_value(json_object_get(j, "webhook-id")), SPEC_ID);
+    CHECK_STR(json_string_value(json_object_get(j, "X-Webhook-Attempt")), "3");
+    CHECK_INT(json_object_size(j), 8);
+    free(s);
+    json_decref(j);
+    auth_headers_free(&h);
+    CHECK_INT(h.n, 0);
+    CHECK(h.v == NULL);
+}
+
+/* check_modes: none, basic and api_key; unsigned without a secret; a bad secret fails. */
+static void check_modes(void)
+{
+    char err[256] = "";
+    header_list_t h;
+    webhook_t wh = {.id = "wh_2", .project_id = "prj_1", .enabled = 1};
+
+    CHECK_INT(
+        auth_build_headers(&wh, "inv_x", "opportunity.created", 1, 5, "{}", 2, &h, err, sizeof err),
+        0);
+    CHECK_INT(h.n, 6);
+    CHECK(find(&h, "webhook-signature") == NULL);
+    CHECK(find(&h, "Authorization") == NULL && find(&h, "X-API-KEY") == NULL);
+    CHECK(h.n == 6 && strcmp(h.v[4].name, "X-Webhook-Event") == 0);
+    auth_headers_free(&h);
+
+    wh.auth = (auth_t){.type = AUTH_BASIC, .username = "user", .password = "pa:ss"};
+    CHECK_INT(
+        auth_build_headers(&wh, "inv_x", "opportunity.created", 1, 5, "{}", 2, &h, err, sizeof err),
+        0);
+    const auth_header_t *a = find(&h, "Authorization");
+    CHECK(a != NULL);
+    if (a) {
+        CHECK_STR(a->value, "Basic dXNlcjpwYTpzcw=="); /* base64("user:pa:ss") */
+        CHECK_INT(a->sensitive, 1);
+    }
+    auth_headers_free(&h);
+
+    wh.auth = (auth_t){.type = AUTH_API_KEY, .key = "k-42"};
+    CHECK_INT(
+        auth_build_headers(&wh, "inv_x", "opportunity.created", 2, 5, "{}", 2, &h, err, sizeof err),
+        0);
+    a = find(&h, "X-API-KEY");
+    CHECK(a != NULL && strcmp(a->value, "k-42") == 0 && a->sensitive);
+    CHECK(find(&h, "Authorization") == NULL);
+    CHECK(h.n == 7 && strcmp(h.v[6].name, "X-API-KEY") == 0);
+    json_t *j = auth_headers_json(&h);
+    CHECK_STR(json_string_value(json_object_get(j, "X-API-KEY")), "***");
+    CHECK_STR(json_string_value(json_object_get(j, "Content-Type")), "application/json");
+    json_decref(j);
+    auth_headers_free(&h);
+
+    wh.secret = "whsec_%%%";
+    CHECK_INT(
+        auth_build_headers(&wh, "inv_x", "opportunity.created", 1, 5, "{}", 2, &h, err, sizeof err),
+        -EINVAL);
+    CHECK(strstr(err, "wh_2") != NULL);
+    CHECK_INT(h.n, 0);
+}
+
+int main(void)
+{
+    check_base64();
+    check_sign();
+    check_order_and_signature();
+    check_modes();
+    return check_done("auth");
+}
