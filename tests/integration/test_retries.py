@@ -1,0 +1,81 @@
+"""test_retries.py - failing endpoints: exactly 6 attempts with growing gaps then failed; an
+endpoint that recovers ends succeeded; a slow endpoint does not hold back a healthy one."""
+
+import json
+
+from harness import PipelineTestCase, config, created, webhook
+
+
+def cfg_with(port, *hooks):
+    return config(port, webhooks=list(hooks))
+
+
+class TestRetries(PipelineTestCase):
+    def test_always_failing_gets_six_attempts_then_failed(self):
+        p = self.pipeline(cfg=lambda port: cfg_with(port, webhook(
+            "wh_f", "http://127.0.0.1:%d/fail/x" % port, ["opportunity.created"])))
+        p.publish([created("evt_f")])
+        recs = p.wait_deliveries(lambda ds: ds and ds[0]["status"] == "failed", timeout=30)
+        reqs = p.received("/fail/")
+        self.assertEqual(len(reqs), 6)
+        self.assertEqual([r["h"]["x-webhook-attempt"] for r in reqs],
+                         ["1", "2", "3", "4", "5", "6"])
+        self.assertEqual(len({r["h"]["webhook-id"] for r in reqs}), 1)
+        gaps = [b["t"] - a["t"] for a, b in zip(reqs, reqs[1:])]
+        # Schedule 100, 200, 400, 800, 1600 ms (no jitter): each gap at least its delay and
+        # growing.
+        for gap, want in zip(gaps, [0.1, 0.2, 0.4, 0.8, 1.6]):
+            self.assertGreaterEqual(gap, want * 0.95)
+        for a, b in zip(gaps, gaps[1:]):
+            self.assertGreater(b, a)
+        d = recs[0]
+        self.assertEqual(d["attempts"], 6)
+        self.assertEqual(d["error"], "HTTP status 500")
+        self.assertEqual(d["response"]["status"], 500)
+        self.assertIsNone(d["next_attempt_at"])
+        # Nothing more is sent.
+        p.wait_for(lambda: True, 0.1)
+        self.assertEqual(len(p.received("/fail/")), 6)
+        p.stop()
+
+    def test_flaky_recovers_on_third_attempt(self):
+        p = self.pipeline(cfg=lambda port: cfg_with(port, webhook(
+            "wh_fl", "http://127.0.0.1:%d/flaky/2/x" % port, ["opportunity.created"])))
+        p.publish([created("evt_fl")])
+        recs = p.wait_deliveries(lambda ds: ds and ds[0]["status"] == "succeeded", timeout=20)
+        self.assertEqual(recs[0]["attempts"], 3)
+        self.assertEqual(recs[0]["response"]["status"], 200)
+        self.assertIsNone(recs[0]["error"])
+        self.assertEqual([r["status"] for r in p.received("/flaky/")], [500, 500, 200])
+        p.stop()
+
+    def test_retrying_shows_next_attempt(self):
+        p = self.pipeline(retry_base_ms=60000, cfg=lambda port: cfg_with(port, webhook(
+            "wh_r", "http://127.0.0.1:%d/fail/r" % port, ["opportunity.created"])))
+        p.publish([created("evt_r")])
+        recs = p.wait_deliveries(lambda ds: ds and ds[0]["status"] == "retrying")
+        self.assertEqual(recs[0]["attempts"], 1)
+        self.assertIsNotNone(recs[0]["next_attempt_at"])
+        p.stop()
+
+    def test_slow_endpoint_does_not_hold_back_others(self):
+        p = self.pipeline(sender_args=["--max-per-endpoint", "2", "--timeout-ms", "3000"],
+                          cfg=lambda port: cfg_with(
+                              port,
+                              webhook("wh_hang", "http://127.0.0.1:%d/hang/x" % port,
+                                      ["opportunity.created"]),
+                              webhook("wh_ok", "http://127.0.0.1:%d/ok/y" % port,
+                                      ["opportunity.created"])))
+        p.publish([created("evt_s%d" % i) for i in range(10)])
+        # While the hanging endpoint holds its 2 slots, all 10 reach the healthy one.
+        p.wait_received("/ok/y", count=10, timeout=10)
+        p.stop()
+
+    def test_redirect_is_not_followed(self):
+        p = self.pipeline(max_attempts=1, cfg=lambda port: cfg_with(port, webhook(
+            "wh_rd", "http://127.0.0.1:%d/redirect/x" % port, ["opportunity.created"])))
+        p.publish([created("evt_rd")])
+        recs = p.wait_deliveries(lambda ds: ds and ds[0]["status"] == "failed")
+        self.assertEqual(recs[0]["response"]["status"], 302)
+        self.assertEqual(len(p.received()), 1)  # the Location (port 9) was never asked
+        p.stop()
