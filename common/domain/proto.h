@@ -4,28 +4,20 @@
 #ifndef HL_PROTO_H
 #define HL_PROTO_H
 
-#define PROTO_VERSION 1
+#include "util/wire.h" /* PROTO_VERSION, PT_HELLO, PT_STATUS, PT_STATUS_REPLY, their keys */
 
 enum proto_type {
-    PT_HELLO = 1,        /* both ways first: v, stage, inst, pid */
     PT_EVENT = 2,        /* ingest -> router: seq, js (normalized event JSON) */
     PT_EVENT_ACK = 3,    /* router -> ingest: seq (every invocation of it is done) */
     PT_JOB = 4,          /* router|scheduler -> sender: seq, inv, wh, ev, et, att, body, ca */
     PT_JOB_DONE = 5,     /* sender -> router|scheduler: seq (attempt's outcome is durable) */
     PT_RETRY = 6,        /* sender -> scheduler: seq, inv, wh, ev, et, att (failed), body, ca, ra */
     PT_RETRY_ACK = 7,    /* scheduler -> sender: seq, st ("retrying"|"failed"), next (ms or 0) */
-    PT_STATUS = 8,       /* ctl -> any: request */
-    PT_STATUS_REPLY = 9, /* any -> ctl: stage, inst, pid, state, up, stats{} */
     PT_REDELIVER = 10,   /* ctl -> scheduler: inv, wh, ev, et, body, ca */
     PT_REDELIVER_ACK = 11, /* scheduler -> ctl: ok (0|1), err */
 };
 
-/* keys */
-#define PK_TYPE "t"
-#define PK_VERSION "v"
-#define PK_STAGE "stage"
-#define PK_INSTANCE "inst"
-#define PK_PID "pid"
+/* keys (t, v, stage, inst, pid, state, up, stats come from util/wire.h) */
 #define PK_SEQ "seq"          /* sender-side tag: echoed in the ack */
 #define PK_EVENT_JSON "js"    /* normalized event, JSON text */
 #define PK_INVOCATION "inv"   /* invocation id */
@@ -38,9 +30,6 @@ enum proto_type {
 #define PK_RETRY_AFTER "ra"   /* server's Retry-After in ms, 0 when none */
 #define PK_STATUS "st"
 #define PK_NEXT "next"        /* next attempt time, unix ms, 0 when none */
-#define PK_STATE "state"      /* "running" | "draining" */
-#define PK_UPTIME "up"        /* ms */
-#define PK_STATS "stats"
 #define PK_OK "ok"
 #define PK_ERROR "err"
 

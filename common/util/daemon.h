@@ -42,7 +42,9 @@ typedef struct daemon_ops {
     void (*on_frame)(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *frame);
     /* A framed peer or raw stream is gone; c is freed right after this returns. */
     void (*on_peer_down)(daemon_t *d, conn_t *c);
-    /* Raw input bytes (producer protocol); called with n == 0 once at EOF. */
+    /* Raw input bytes (producer protocol); called with n == 0 once at EOF. After EOF the
+     * skeleton closes the stream once its queued output is written, unless the stage called
+     * conn_hold(c) (replies still owed): then the stage calls conn_close when done. */
     void (*on_raw)(daemon_t *d, conn_t *c, const char *data, size_t n);
     /* SIGTERM/SIGINT: stop taking work, finish or hand back in-flight work, then call
      * daemon_stop(). If it has not by the grace deadline (--grace-ms, 5000) the skeleton stops. */
@@ -85,6 +87,9 @@ void conn_frame_end(conn_t *c);
 void conn_write_raw(conn_t *c, const char *data, size_t n);
 /* conn_close logs reason (when not NULL) and closes; on_peer_down follows. Idempotent. */
 void conn_close(conn_t *c, const char *reason);
+/* conn_hold keeps a raw stream open after EOF until the stage calls conn_close (which still
+ * writes out queued output before closing). */
+void conn_hold(conn_t *c);
 /* conn_pause/conn_resume stop and restart reading (backpressure). */
 void conn_pause(conn_t *c);
 void conn_resume(conn_t *c);

@@ -1,0 +1,1021 @@
+/* store.c - the SQLite store: configuration tables (versioned by meta.config_version) and the
+ * delivery log, written in batches through cached statements. WAL, so readers never block. */
+#include "domain/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
+#define STORE_LIST_DEFAULT 100
+
+struct store {
+    sqlite3 *db;
+    char name[64]; /* the file's base name, prefixed to error messages */
+    int in_tx;     /* a store_begin transaction is open */
+    sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
+};
+
+static const char store_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO meta(k, v) VALUES('config_version', 0);"
+    "CREATE TABLE IF NOT EXISTS projects(id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " opportunity_fields TEXT NOT NULL, contact_fields TEXT NOT NULL, pos INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS funnels(id TEXT NOT NULL, project_id TEXT NOT NULL,"
+    " name TEXT NOT NULL, stages TEXT NOT NULL, won_stage_id TEXT, lost_stage_id TEXT,"
+    " pos INTEGER NOT NULL, PRIMARY KEY(project_id, id));"
+    "CREATE TABLE IF NOT EXISTS webhooks(id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
+    " name TEXT NOT NULL, url TEXT NOT NULL, enabled INTEGER NOT NULL, events TEXT NOT NULL,"
+    " auth TEXT, secret TEXT, pos INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS webhooks_project ON webhooks(project_id, pos);"
+    "CREATE TABLE IF NOT EXISTS deliveries(invocation_id TEXT PRIMARY KEY,"
+    " webhook_id TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,"
+    " status INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL, req_method TEXT, req_url TEXT, req_headers TEXT,"
+    " req_body TEXT, resp_status INTEGER NOT NULL DEFAULT 0, resp_headers TEXT, resp_body BLOB,"
+    " resp_truncated INTEGER NOT NULL DEFAULT 0, error TEXT,"
+    " duration_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, created_at);"
+    "CREATE INDEX IF NOT EXISTS deliveries_updated ON deliveries(updated_at);"
+    "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
+    "PRAGMA user_version = 1;";
+
+#define STORE_DLV_COLS                                                                             \
+    "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
+    " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
+    " resp_headers, resp_body, resp_truncated, error, duration_ms"
+
+static const char sql_version[] = "SELECT v FROM meta WHERE k = 'config_version'";
+static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 1)"
+                               " ON CONFLICT(k) DO UPDATE SET v = v + 1";
+static const char sql_pending[] =
+    "INSERT OR IGNORE INTO deliveries(invocation_id, webhook_id, event_id, event_type, status,"
+    " attempts, next_attempt_at, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5)";
+static const char sql_record[] =
+    "INSERT INTO deliveries(" STORE_DLV_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+    " ON CONFLICT(invocation_id) DO UPDATE SET webhook_id = excluded.webhook_id,"
+    " event_id = excluded.event_id, event_type = excluded.event_type, status = excluded.status,"
+    " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,"
+    " updated_at = excluded.updated_at, req_method = excluded.req_method,"
+    " req_url = excluded.req_url, req_headers = excluded.req_headers,"
+    " req_body = excluded.req_body, resp_status = excluded.resp_status,"
+    " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
+    " resp_truncated = excluded.resp_truncated, error = excluded.error,"
+    " duration_ms = excluded.duration_ms";
+static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_at = ?3,"
+                               " updated_at = ?4 WHERE invocation_id = ?1";
+static const char sql_get[] = "SELECT " STORE_DLV_COLS " FROM deliveries WHERE invocation_id = ?1";
+
+/* store_now_ms: wall-clock milliseconds. */
+static int64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* store_errno: a negative errno for an SQLite result code. */
+static int store_errno(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_CONSTRAINT:
+        return -EEXIST;
+    default:
+        return -EIO;
+    }
+}
+
+/* store_fail: "hookline.db: what: sqlite message" into err; returns the mapped errno. */
+static int store_fail(const store_t *s, char *err, size_t errlen, int rc, const char *what)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s: %s: %s", s->name, what,
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    return store_errno(rc);
+}
+
+/* store_failf: "hookline.db: message" with a chosen errno. */
+__attribute__((format(printf, 5, 6))) static int
+store_failf(const store_t *s, char *err, size_t errlen, int e, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err && errlen) snprintf(err, errlen, "%s: %s", s->name, msg);
+    return -e;
+}
+
+/* store_exec: run SQL text, retrying while another process holds the write lock. */
+static int store_exec(store_t *s, const char *sql, char *err, size_t errlen, const char *what)
+{
+    int rc;
+    for (int i = 0; i < STORE_BUSY_RETRIES; i++) {
+        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY) break;
+    }
+    if (rc != SQLITE_OK) return store_fail(s, err, errlen, rc, what);
+    return 0;
+}
+
+/* store_step: step a write statement to completion (retrying on busy), then reset it. */
+static int store_step(store_t *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
+{
+    int rc;
+    for (int i = 0; i < STORE_BUSY_RETRIES; i++) {
+        rc = sqlite3_step(st);
+        if ((rc & 0xff) != SQLITE_BUSY) break;
+        sqlite3_reset(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return store_fail(s, err, errlen, rc, what);
+    return 0;
+}
+
+/* store_prepare: compile a statement (persistent ones are cached for the handle's life). */
+static int store_prepare(store_t *s, const char *sql, int persistent, sqlite3_stmt **st, char *err,
+                         size_t errlen)
+{
+    int rc =
+        sqlite3_prepare_v3(s->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL);
+    if (rc != SQLITE_OK) return store_fail(s, err, errlen, rc, "prepare");
+    return 0;
+}
+
+/* store_bind_text: bind a string or NULL. */
+static void store_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* store_tx_begin: our own write transaction, or a savepoint inside the caller's batch. */
+static int store_tx_begin(store_t *s, char *err, size_t errlen)
+{
+    if (s->in_tx) return store_exec(s, "SAVEPOINT store_tx", err, errlen, "savepoint");
+    return store_exec(s, "BEGIN IMMEDIATE", err, errlen, "begin");
+}
+
+/* store_tx_end: commit (ok) or roll back what store_tx_begin opened. */
+static int store_tx_end(store_t *s, int ok, char *err, size_t errlen)
+{
+    if (s->in_tx) {
+        if (!ok) sqlite3_exec(s->db, "ROLLBACK TO store_tx", NULL, NULL, NULL);
+        return store_exec(s, "RELEASE store_tx", err, errlen, "release");
+    }
+    if (ok) {
+        int rc = store_exec(s, "COMMIT", err, errlen, "commit");
+        if (rc < 0 && !sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return 0;
+}
+
+/* store_schema_init: create or check the schema, once per file, under the write lock. */
+static int store_schema_init(store_t *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc, version = 0;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_prepare(s, "PRAGMA user_version", 0, &st, err, errlen)) < 0) goto out;
+    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > STORE_SCHEMA_VERSION)
+        rc = store_failf(s, err, errlen, EPROTO,
+                         "schema version %d is newer than this program's (%d)", version,
+                         STORE_SCHEMA_VERSION);
+    else if (version < STORE_SCHEMA_VERSION)
+        rc = store_exec(s, store_schema, err, errlen, "create schema");
+out:
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    return store_tx_end(s, 1, err, errlen);
+}
+
+int store_open(store_t **sp, const char *path, char *err, size_t errlen)
+{
+    const char *base = strrchr(path, '/');
+    store_t *s;
+    int fd, rc;
+
+    *sp = NULL;
+    if (!(s = calloc(1, sizeof *s))) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : path);
+    /* Create the file ourselves so it is born 0600: it holds webhook credentials. */
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
+        free(s);
+        return rc;
+    }
+    close(fd);
+    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = store_fail(s, err, errlen, rc, "open");
+        store_close(s);
+        return rc;
+    }
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if ((rc = store_exec(s, "PRAGMA journal_mode = WAL", err, errlen, "journal_mode")) < 0 ||
+        (rc = store_exec(s, "PRAGMA synchronous = NORMAL", err, errlen, "synchronous")) < 0 ||
+        (rc = store_schema_init(s, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_version, 1, &s->st_version, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_pending, 1, &s->st_pending, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_record, 1, &s->st_record, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_mark, 1, &s->st_mark, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_get, 1, &s->st_get, err, errlen)) < 0) {
+        store_close(s);
+        return rc;
+    }
+    *sp = s;
+    return 0;
+}
+
+void store_close(store_t *s)
+{
+    if (!s) return;
+    if (s->db && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_finalize(s->st_version);
+    sqlite3_finalize(s->st_pending);
+    sqlite3_finalize(s->st_record);
+    sqlite3_finalize(s->st_mark);
+    sqlite3_finalize(s->st_get);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+/* --- configuration --- */
+
+int store_config_version(store_t *s, int64_t *version)
+{
+    int rc = sqlite3_step(s->st_version);
+    *version = 0;
+    if (rc == SQLITE_ROW) *version = sqlite3_column_int64(s->st_version, 0);
+    sqlite3_reset(s->st_version);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return store_errno(rc);
+    return 0;
+}
+
+/* store_json_text: compact JSON text of v (malloc'd), or NULL. Steals v. */
+static char *store_json_text(json_t *v)
+{
+    char *t = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(v);
+    return t;
+}
+
+/* store_strv_json: a JSON array of n strings. */
+static json_t *store_strv_json(char *const *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+/* store_insert_webhook: one webhooks row at position pos. */
+static int store_insert_webhook(store_t *s, sqlite3_stmt *st, const webhook_t *wh, int64_t pos,
+                                char *err, size_t errlen)
+{
+    json_t *o = config_webhook_to_json(wh, 1);
+    char *events = o ? store_json_text(json_incref(json_object_get(o, "events"))) : NULL;
+    char *auth = o ? store_json_text(json_incref(json_object_get(o, "auth"))) : NULL;
+    int rc;
+    json_decref(o);
+    if (!events) {
+        free(auth);
+        return store_failf(s, err, errlen, ENOMEM, "out of memory");
+    }
+    store_bind_text(st, 1, wh->id);
+    store_bind_text(st, 2, wh->project_id);
+    store_bind_text(st, 3, wh->name ? wh->name : "");
+    store_bind_text(st, 4, wh->url);
+    sqlite3_bind_int(st, 5, wh->enabled ? 1 : 0);
+    store_bind_text(st, 6, events);
+    store_bind_text(st, 7, auth);
+    store_bind_text(st, 8, wh->secret);
+    sqlite3_bind_int64(st, 9, pos);
+    rc = store_step(s, st, err, errlen, "insert webhook");
+    sqlite3_clear_bindings(st);
+    free(events);
+    free(auth);
+    return rc;
+}
+
+/* store_insert_project: the project's row, its funnels and webhooks. */
+static int store_insert_project(store_t *s, sqlite3_stmt *sp, sqlite3_stmt *sf, sqlite3_stmt *sw,
+                                const project_t *p, int64_t pos, char *err, size_t errlen)
+{
+    char *of = store_json_text(store_strv_json(p->opportunity_fields, p->nopportunity_fields));
+    char *cf = store_json_text(store_strv_json(p->contact_fields, p->ncontact_fields));
+    int rc = 0;
+    if (!of || !cf) {
+        rc = store_failf(s, err, errlen, ENOMEM, "out of memory");
+        goto out;
+    }
+    store_bind_text(sp, 1, p->id);
+    store_bind_text(sp, 2, p->name ? p->name : p->id);
+    store_bind_text(sp, 3, of);
+    store_bind_text(sp, 4, cf);
+    sqlite3_bind_int64(sp, 5, pos);
+    if ((rc = store_step(s, sp, err, errlen, "insert project")) < 0) goto out;
+    for (size_t i = 0; i < p->nfunnels; i++) {
+        const funnel_t *f = &p->funnels[i];
+        json_t *stages = json_array();
+        char *st;
+        for (size_t j = 0; stages && j < f->nstages; j++)
+            json_array_append_new(
+                stages, json_pack("{s:s, s:s?}", "id", f->stages[j].id, "name", f->stages[j].name));
+        if (!(st = store_json_text(stages))) {
+            rc = store_failf(s, err, errlen, ENOMEM, "out of memory");
+            goto out;
+        }
+        store_bind_text(sf, 1, f->id);
+        store_bind_text(sf, 2, p->id);
+        store_bind_text(sf, 3, f->name ? f->name : f->id);
+        store_bind_text(sf, 4, st);
+        store_bind_text(sf, 5, f->won_stage_id);
+        store_bind_text(sf, 6, f->lost_stage_id);
+        sqlite3_bind_int64(sf, 7, (int64_t)i);
+        rc = store_step(s, sf, err, errlen, "insert funnel");
+        free(st);
+        if (rc < 0) goto out;
+    }
+    for (size_t i = 0; i < p->nwebhooks; i++)
+        if ((rc = store_insert_webhook(s, sw, &p->webhooks[i], (int64_t)i, err, errlen)) < 0)
+            goto out;
+out:
+    sqlite3_clear_bindings(sp);
+    sqlite3_clear_bindings(sf);
+    free(of);
+    free(cf);
+    return rc;
+}
+
+int store_replace_config(store_t *s, const config_t *cfg, char *err, size_t errlen)
+{
+    sqlite3_stmt *sp = NULL, *sf = NULL, *sw = NULL;
+    int rc;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_exec(s, "DELETE FROM webhooks; DELETE FROM funnels; DELETE FROM projects", err,
+                         errlen, "clear configuration")) < 0 ||
+        (rc = store_prepare(s,
+                            "INSERT INTO projects(id, name, opportunity_fields, contact_fields,"
+                            " pos) VALUES(?, ?, ?, ?, ?)",
+                            0, &sp, err, errlen)) < 0 ||
+        (rc = store_prepare(s,
+                            "INSERT INTO funnels(id, project_id, name, stages, won_stage_id,"
+                            " lost_stage_id, pos) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                            0, &sf, err, errlen)) < 0 ||
+        (rc = store_prepare(s,
+                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
+                            " auth, secret, pos) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            0, &sw, err, errlen)) < 0)
+        goto out;
+    for (size_t i = 0; cfg && i < cfg->nprojects; i++)
+        if ((rc = store_insert_project(s, sp, sf, sw, &cfg->projects[i], (int64_t)i, err, errlen)) <
+            0)
+            goto out;
+    rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+out:
+    sqlite3_finalize(sp);
+    sqlite3_finalize(sf);
+    sqlite3_finalize(sw);
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    return store_tx_end(s, 1, err, errlen);
+}
+
+/* store_col_json: parse a JSON text column, or NULL when the column is NULL or not JSON. */
+static json_t *store_col_json(sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    return t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+}
+
+/* store_col_set: set key of o to a text column's value (skipped when NULL). */
+static void store_col_set(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (t) json_object_set_new(o, key, json_string(t));
+}
+
+/* store_load_children: a project's funnels and webhooks, in position order, into o. */
+static int store_load_children(store_t *s, json_t *o, const char *project_id, char *err,
+                               size_t errlen)
+{
+    sqlite3_stmt *st;
+    json_t *funnels = json_array(), *hooks = json_array();
+    int rc;
+    json_object_set_new(o, "funnels", funnels);
+    json_object_set_new(o, "webhooks", hooks);
+    if ((rc = store_prepare(s,
+                            "SELECT id, name, stages, won_stage_id, lost_stage_id FROM funnels"
+                            " WHERE project_id = ? ORDER BY pos",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    store_bind_text(st, 1, project_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *f = json_object();
+        store_col_set(f, "id", st, 0);
+        store_col_set(f, "name", st, 1);
+        json_object_set_new(f, "stages", store_col_json(st, 2));
+        store_col_set(f, "won_stage_id", st, 3);
+        store_col_set(f, "lost_stage_id", st, 4);
+        json_array_append_new(funnels, f);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "read funnels");
+    if ((rc = store_prepare(s,
+                            "SELECT id, name, url, enabled, events, auth, secret FROM webhooks"
+                            " WHERE project_id = ? ORDER BY pos",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    store_bind_text(st, 1, project_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *w = json_object();
+        store_col_set(w, "id", st, 0);
+        store_col_set(w, "name", st, 1);
+        store_col_set(w, "url", st, 2);
+        json_object_set_new(w, "enabled", json_boolean(sqlite3_column_int(st, 3)));
+        json_object_set_new(w, "events", store_col_json(st, 4));
+        if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+            json_object_set_new(w, "auth", store_col_json(st, 5));
+        store_col_set(w, "secret", st, 6);
+        json_array_append_new(hooks, w);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "read webhooks");
+    return 0;
+}
+
+/* store_load_doc: the stored configuration as an import document (one read snapshot). */
+static int store_load_doc(store_t *s, json_t *projects, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = store_prepare(s,
+                            "SELECT id, name, opportunity_fields, contact_fields FROM projects"
+                            " ORDER BY pos",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *o = json_object();
+        store_col_set(o, "id", st, 0);
+        store_col_set(o, "name", st, 1);
+        json_object_set_new(o, "opportunity_fields", store_col_json(st, 2));
+        json_object_set_new(o, "contact_fields", store_col_json(st, 3));
+        json_array_append_new(projects, o);
+        if ((rc = store_load_children(s, o, (const char *)sqlite3_column_text(st, 0), err,
+                                      errlen)) < 0) {
+            sqlite3_finalize(st);
+            return rc;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "read projects");
+    return 0;
+}
+
+int store_load_config(store_t *s, config_t **cfg, char *err, size_t errlen)
+{
+    json_t *doc = json_object(), *projects = json_array();
+    char cerr[256];
+    int rc, own_tx = !s->in_tx;
+
+    *cfg = NULL;
+    json_object_set_new(doc, "projects", projects);
+    if (own_tx && (rc = store_exec(s, "BEGIN", err, errlen, "begin")) < 0) {
+        json_decref(doc);
+        return rc;
+    }
+    rc = store_load_doc(s, projects, err, errlen);
+    if (own_tx) sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    /* Rebuilding through the import parser keeps one definition of a valid configuration. */
+    if (rc == 0 && (rc = config_from_json(doc, cfg, cerr, sizeof cerr)) < 0)
+        store_failf(s, err, errlen, -rc, "stored configuration: %s", cerr);
+    json_decref(doc);
+    return rc;
+}
+
+/* store_exists: 1 when sql (one ? parameter) returns a row for id, 0 when not, or -errno. */
+static int store_exists(store_t *s, const char *sql, const char *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) return rc;
+    store_bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return store_fail(s, err, errlen, rc, "lookup");
+}
+
+int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t pos = 0;
+    int rc;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_exists(s, "SELECT 1 FROM projects WHERE id = ?", wh->project_id, err,
+                           errlen)) <= 0) {
+        if (rc == 0)
+            rc = store_failf(s, err, errlen, EINVAL, "unknown project \"%s\"",
+                             wh->project_id ? wh->project_id : "");
+        goto out;
+    }
+    if ((rc = store_exists(s, "SELECT 1 FROM webhooks WHERE id = ?", wh->id, err, errlen)) != 0) {
+        if (rc == 1) rc = store_failf(s, err, errlen, EEXIST, "webhook \"%s\" exists", wh->id);
+        goto out;
+    }
+    if ((rc =
+             store_prepare(s, "SELECT COALESCE(MAX(pos) + 1, 0) FROM webhooks WHERE project_id = ?",
+                           0, &st, err, errlen)) < 0)
+        goto out;
+    store_bind_text(st, 1, wh->project_id);
+    if (sqlite3_step(st) == SQLITE_ROW) pos = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if ((rc = store_prepare(s,
+                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
+                            " auth, secret, pos) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            0, &st, err, errlen)) < 0)
+        goto out;
+    rc = store_insert_webhook(s, st, wh, pos, err, errlen);
+    sqlite3_finalize(st);
+    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+out:
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    return store_tx_end(s, 1, err, errlen);
+}
+
+/* store_webhook_change: run a one-id UPDATE/DELETE on webhooks and bump the version. */
+static int store_webhook_change(store_t *s, const char *sql, const char *id, int arg, char *err,
+                                size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
+    store_bind_text(st, 1, id);
+    if (sqlite3_bind_parameter_count(st) > 1) sqlite3_bind_int(st, 2, arg);
+    rc = store_step(s, st, err, errlen, "change webhook");
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = store_failf(s, err, errlen, ENOENT, "no webhook \"%s\"", id);
+    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+out:
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    return store_tx_end(s, 1, err, errlen);
+}
+
+int store_webhook_remove(store_t *s, const char *id, char *err, size_t errlen)
+{
+    return store_webhook_change(s, "DELETE FROM webhooks WHERE id = ?", id, 0, err, errlen);
+}
+
+int store_webhook_set_enabled(store_t *s, const char *id, int enabled, char *err, size_t errlen)
+{
+    return store_webhook_change(s, "UPDATE webhooks SET enabled = ?2 WHERE id = ?1", id,
+                                enabled ? 1 : 0, err, errlen);
+}
+
+/* --- delivery log --- */
+
+static const char *const store_status_names[] = {"pending", "retrying", "succeeded", "failed"};
+
+const char *store_status_name(delivery_status_t st)
+{
+    if ((unsigned)st < sizeof store_status_names / sizeof store_status_names[0])
+        return store_status_names[st];
+    return "unknown";
+}
+
+int store_status_parse(const char *s)
+{
+    for (int i = 0; s && i < (int)(sizeof store_status_names / sizeof store_status_names[0]); i++)
+        if (strcmp(s, store_status_names[i]) == 0) return i;
+    return -1;
+}
+
+int store_begin(store_t *s, char *err, size_t errlen)
+{
+    int rc;
+    if (s->in_tx) return store_failf(s, err, errlen, EBUSY, "a transaction is already open");
+    if ((rc = store_exec(s, "BEGIN IMMEDIATE", err, errlen, "begin")) < 0) return rc;
+    s->in_tx = 1;
+    return 0;
+}
+
+int store_commit(store_t *s, char *err, size_t errlen)
+{
+    int rc;
+    if (!s->in_tx) return store_failf(s, err, errlen, EINVAL, "commit without a transaction");
+    rc = store_exec(s, "COMMIT", err, errlen, "commit");
+    if (rc < 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->in_tx = 0;
+    return rc;
+}
+
+int store_rollback(store_t *s)
+{
+    int rc = 0;
+    if (!sqlite3_get_autocommit(s->db) &&
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        rc = store_errno(sqlite3_errcode(s->db));
+    s->in_tx = 0;
+    return rc;
+}
+
+int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
+                           const char *event_id, const char *event_type, int64_t created_at,
+                           char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st_pending;
+    int rc;
+    store_bind_text(st, 1, invocation_id);
+    store_bind_text(st, 2, webhook_id);
+    store_bind_text(st, 3, event_id);
+    store_bind_text(st, 4, event_type);
+    sqlite3_bind_int64(st, 5, created_at ? created_at : store_now_ms());
+    rc = store_step(s, st, err, errlen, "insert pending delivery");
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st_record;
+    int64_t now = store_now_ms();
+    int64_t updated = d->updated_at ? d->updated_at : now;
+    int rc;
+    store_bind_text(st, 1, d->invocation_id);
+    store_bind_text(st, 2, d->webhook_id);
+    store_bind_text(st, 3, d->event_id);
+    store_bind_text(st, 4, d->event_type);
+    sqlite3_bind_int(st, 5, (int)d->status);
+    sqlite3_bind_int(st, 6, d->attempts);
+    sqlite3_bind_int64(st, 7, d->next_attempt_at);
+    sqlite3_bind_int64(st, 8, d->created_at ? d->created_at : updated);
+    sqlite3_bind_int64(st, 9, updated);
+    store_bind_text(st, 10, d->req_method);
+    store_bind_text(st, 11, d->req_url);
+    store_bind_text(st, 12, d->req_headers);
+    store_bind_text(st, 13, d->req_body);
+    sqlite3_bind_int(st, 14, d->resp_status);
+    store_bind_text(st, 15, d->resp_headers);
+    if (d->resp_body)
+        sqlite3_bind_blob64(st, 16, d->resp_body, d->resp_body_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 16);
+    sqlite3_bind_int(st, 17, d->resp_truncated ? 1 : 0);
+    store_bind_text(st, 18, d->error);
+    sqlite3_bind_int64(st, 19, d->duration_ms);
+    rc = store_step(s, st, err, errlen, "record delivery");
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t st_,
+                        int64_t next_attempt_at, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st_mark;
+    int rc;
+    store_bind_text(st, 1, invocation_id);
+    sqlite3_bind_int(st, 2, (int)st_);
+    sqlite3_bind_int64(st, 3, next_attempt_at);
+    sqlite3_bind_int64(st, 4, store_now_ms());
+    rc = store_step(s, st, err, errlen, "mark delivery");
+    sqlite3_clear_bindings(st);
+    if (rc == 0 && sqlite3_changes(s->db) == 0)
+        rc = store_failf(s, err, errlen, ENOENT, "no delivery \"%s\"", invocation_id);
+    return rc;
+}
+
+/* store_col_dup: copy a text column (NULL stays NULL); sets *oom on allocation failure. */
+static char *store_col_dup(sqlite3_stmt *st, int col, int *oom)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    char *c;
+    if (!t) return NULL;
+    if (!(c = strdup(t))) *oom = 1;
+    return c;
+}
+
+/* store_row_delivery: fill d from a row of STORE_DLV_COLS. */
+static int store_row_delivery(sqlite3_stmt *st, delivery_t *d)
+{
+    int oom = 0;
+    memset(d, 0, sizeof *d);
+    d->invocation_id = store_col_dup(st, 0, &oom);
+    d->webhook_id = store_col_dup(st, 1, &oom);
+    d->event_id = store_col_dup(st, 2, &oom);
+    d->event_type = store_col_dup(st, 3, &oom);
+    d->status = (delivery_status_t)sqlite3_column_int(st, 4);
+    d->attempts = sqlite3_column_int(st, 5);
+    d->next_attempt_at = sqlite3_column_int64(st, 6);
+    d->created_at = sqlite3_column_int64(st, 7);
+    d->updated_at = sqlite3_column_int64(st, 8);
+    d->req_method = store_col_dup(st, 9, &oom);
+    d->req_url = store_col_dup(st, 10, &oom);
+    d->req_headers = store_col_dup(st, 11, &oom);
+    d->req_body = store_col_dup(st, 12, &oom);
+    d->resp_status = sqlite3_column_int(st, 13);
+    d->resp_headers = store_col_dup(st, 14, &oom);
+    if (sqlite3_column_type(st, 15) != SQLITE_NULL) {
+        const void *b = sqlite3_column_blob(st, 15);
+        size_t n = (size_t)sqlite3_column_bytes(st, 15);
+        if ((d->resp_body = malloc(n + 1))) {
+            if (n) memcpy(d->resp_body, b, n);
+            d->resp_body[n] = '\0';
+            d->resp_body_len = n;
+        } else {
+            oom = 1;
+        }
+    }
+    d->resp_truncated = sqlite3_column_int(st, 16);
+    d->error = store_col_dup(st, 17, &oom);
+    d->duration_ms = sqlite3_column_int64(st, 18);
+    if (oom) {
+        store_delivery_free(d);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int store_delivery_get(store_t *s, const char *invocation_id, delivery_t *d, char *err,
+                       size_t errlen)
+{
+    sqlite3_stmt *st = s->st_get;
+    int rc;
+    memset(d, 0, sizeof *d);
+    store_bind_text(st, 1, invocation_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if ((rc = store_row_delivery(st, d)) < 0)
+            store_failf(s, err, errlen, ENOMEM, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        rc = store_failf(s, err, errlen, ENOENT, "no delivery \"%s\"", invocation_id);
+    } else {
+        rc = store_fail(s, err, errlen, rc, "read delivery");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+int store_deliveries_list(store_t *s, const delivery_filter_t *f,
+                          int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
+                          size_t errlen)
+{
+    char sql[512];
+    sqlite3_stmt *st;
+    int rc, n = 0;
+    snprintf(sql, sizeof sql,
+             "SELECT " STORE_DLV_COLS " FROM deliveries WHERE 1%s%s%s"
+             " ORDER BY created_at DESC, invocation_id LIMIT ?4",
+             f && f->webhook_id ? " AND webhook_id = ?1" : "",
+             f && f->event_id ? " AND event_id = ?2" : "",
+             f && f->status >= 0 ? " AND status = ?3" : "");
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) return rc;
+    if (f && f->webhook_id) store_bind_text(st, 1, f->webhook_id);
+    if (f && f->event_id) store_bind_text(st, 2, f->event_id);
+    if (f && f->status >= 0) sqlite3_bind_int(st, 3, f->status);
+    sqlite3_bind_int(st, 4, f && f->limit > 0 ? f->limit : STORE_LIST_DEFAULT);
+    /* A non-zero return from cb stops the walk; a negative one is passed back. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        delivery_t d;
+        if (store_row_delivery(st, &d) < 0) {
+            sqlite3_finalize(st);
+            return store_failf(s, err, errlen, ENOMEM, "out of memory");
+        }
+        n = cb(arg, &d);
+        store_delivery_free(&d);
+        if (n != 0) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = store_fail(s, err, errlen, rc, "list deliveries");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    return n < 0 ? n : 0;
+}
+
+void store_delivery_free(delivery_t *d)
+{
+    if (!d) return;
+    free(d->invocation_id);
+    free(d->webhook_id);
+    free(d->event_id);
+    free(d->event_type);
+    free(d->req_method);
+    free(d->req_url);
+    free(d->req_headers);
+    free(d->req_body);
+    free(d->resp_headers);
+    free(d->resp_body);
+    free(d->error);
+    memset(d, 0, sizeof *d);
+}
+
+/* store_time_json: RFC 3339 UTC with milliseconds, or null for 0. */
+static json_t *store_time_json(int64_t ms)
+{
+    char buf[48], date[32];
+    struct tm tm;
+    time_t t;
+    int64_t frac;
+    if (ms == 0) return json_null();
+    t = (time_t)(ms / 1000);
+    frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        t--;
+    }
+    if (!gmtime_r(&t, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm))
+        return json_null();
+    snprintf(buf, sizeof buf, "%s.%03dZ", date, (int)frac);
+    return json_string(buf);
+}
+
+/* store_utf8_seq: length of the valid UTF-8 sequence at p (n bytes left), 0 when invalid. */
+static size_t store_utf8_seq(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0], cp;
+    size_t len;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* store_text_json: a JSON string of n bytes, invalid UTF-8 bytes replaced by U+FFFD. */
+static json_t *store_text_json(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    char *buf, *o;
+    json_t *j;
+    if (!s) return json_null();
+    if (!(buf = malloc(n * 3 + 1))) return NULL;
+    o = buf;
+    for (size_t i = 0; i < n;) {
+        size_t len = store_utf8_seq(p + i, n - i);
+        if (len) {
+            memcpy(o, p + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    j = json_stringn(buf, (size_t)(o - buf));
+    free(buf);
+    return j;
+}
+
+/* store_headers_json: parse a headers column; an empty object when absent or malformed. */
+static json_t *store_headers_json(const char *text)
+{
+    json_t *h = text ? json_loads(text, 0, NULL) : NULL;
+    if (h && json_is_object(h)) return h;
+    json_decref(h);
+    return json_object();
+}
+
+json_t *store_delivery_to_json(const delivery_t *d)
+{
+    json_t *o = json_object(), *req = json_null(), *resp = json_null();
+    if (!o) return NULL;
+    json_object_set_new(o, "invocation_id", json_string(d->invocation_id));
+    json_object_set_new(o, "webhook_id", json_string(d->webhook_id));
+    json_object_set_new(o, "event_id", json_string(d->event_id));
+    json_object_set_new(o, "event_type", json_string(d->event_type));
+    json_object_set_new(o, "status", json_string(store_status_name(d->status)));
+    json_object_set_new(o, "attempts", json_integer(d->attempts));
+    json_object_set_new(o, "next_attempt_at", store_time_json(d->next_attempt_at));
+    json_object_set_new(o, "created_at", store_time_json(d->created_at));
+    json_object_set_new(o, "updated_at", store_time_json(d->updated_at));
+    if (d->req_method) {
+        req = json_object();
+        json_object_set_new(req, "method", json_string(d->req_method));
+        json_object_set_new(req, "url",
+                            store_text_json(d->req_url, d->req_url ? strlen(d->req_url) : 0));
+        json_object_set_new(req, "headers", store_headers_json(d->req_headers));
+        json_object_set_new(req, "body",
+                            store_text_json(d->req_body, d->req_body ? strlen(d->req_body) : 0));
+    }
+    json_object_set_new(o, "request", req);
+    if (d->resp_status) {
+        resp = json_object();
+        json_object_set_new(resp, "status", json_integer(d->resp_status));
+        json_object_set_new(resp, "headers", store_headers_json(d->resp_headers));
+        json_object_set_new(resp, "body",
+                            d->resp_body ? store_text_json(d->resp_body, d->resp_body_len)
+                                         : json_string(""));
+        json_object_set_new(resp, "truncated", json_boolean(d->resp_truncated));
+    }
+    json_object_set_new(o, "response", resp);
+    json_object_set_new(o, "error",
+                        d->error ? store_text_json(d->error, strlen(d->error)) : json_null());
+    json_object_set_new(o, "duration_ms", json_integer(d->duration_ms));
+    return o;
+}
+
+int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc, deleted = 0;
+    if (max_age_ms <= 0 && keep_per_webhook <= 0) return 0;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if (max_age_ms > 0) {
+        if ((rc = store_prepare(s, "DELETE FROM deliveries WHERE updated_at < ?", 0, &st, err,
+                                errlen)) < 0)
+            goto out;
+        sqlite3_bind_int64(st, 1, store_now_ms() - max_age_ms);
+        rc = store_step(s, st, err, errlen, "prune by age");
+        sqlite3_finalize(st);
+        if (rc < 0) goto out;
+        deleted += sqlite3_changes(s->db);
+    }
+    if (keep_per_webhook > 0) {
+        /* Only finished records go by count: a pending or retrying one is still live work. */
+        if ((rc = store_prepare(
+                 s,
+                 "DELETE FROM deliveries WHERE invocation_id IN (SELECT invocation_id FROM"
+                 " (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
+                 " ORDER BY created_at DESC, invocation_id) AS rn FROM deliveries)"
+                 " WHERE rn > ? AND status IN (2, 3))",
+                 0, &st, err, errlen)) < 0)
+            goto out;
+        sqlite3_bind_int(st, 1, keep_per_webhook);
+        rc = store_step(s, st, err, errlen, "prune by count");
+        sqlite3_finalize(st);
+        if (rc < 0) goto out;
+        deleted += sqlite3_changes(s->db);
+    }
+out:
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    if ((rc = store_tx_end(s, 1, err, errlen)) < 0) return rc;
+    return deleted;
+}

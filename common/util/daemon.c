@@ -1,0 +1,1261 @@
+/* daemon.c - the skeleton every stage runs on: options, data and run dirs, the libuv loop,
+ * signals and graceful stop, the listening socket, outbound connects with backoff, framed peers
+ * with the hello handshake, batched writes, readiness and status replies. */
+#include "util/daemon.h"
+#include "util/frame.h"
+#include "util/log.h"
+#include "util/wire.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#ifndef HOOKLINE_VERSION
+#define HOOKLINE_VERSION "0.0.0"
+#endif
+
+#define DAEMON_SCAN_MS 200
+#define DAEMON_BACKOFF_MIN_MS 50
+#define DAEMON_BACKOFF_MAX_MS 1000
+#define DAEMON_READ_BUF 65536
+#define DAEMON_INSTANCE_MAX 32
+
+/* One socket path found by daemon_connect's scan, with its connection and retry state. */
+typedef struct daemon_target {
+    struct daemon_target *next;
+    char *path;
+    conn_t *conn; /* connecting or connected, NULL while waiting to retry */
+    uint64_t backoff_ms, next_try;
+    unsigned seen; /* scan generation that last saw the file */
+} daemon_target_t;
+
+/* One uv_write in flight: owns the buffer swapped out of the connection. */
+typedef struct daemon_write {
+    uv_write_t req;
+    conn_t *conn;
+    msgpack_sbuffer sb;
+} daemon_write_t;
+
+struct conn {
+    daemon_t *d;
+    uv_pipe_t pipe;
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    conn_t *prev, *next;
+    daemon_target_t *target; /* outbound only */
+    unsigned id;
+    int outbound, connected, sniffed, raw, up, closing, paused, reading, eof, hold, broken;
+    int redispatch; /* resumed with frames still buffered: dispatch them before polling */
+    frame_decoder_t dec;
+    msgpack_sbuffer out;
+    msgpack_packer pk;
+    size_t mark, inflight;
+    char peer_stage[32], peer_instance[64], name[128];
+    void *data;
+};
+
+struct daemon {
+    const daemon_ops_t *ops;
+    void *ctx;
+    uv_loop_t loop;
+    char *data_dir, *run_dir, *db_path, *sock_path;
+    char instance[DAEMON_INSTANCE_MAX + 1];
+    fsync_policy_t fsync;
+    log_level_t log_level;
+    int notify_fd;
+    uint64_t grace_ms, started_ns;
+    int draining, stopping, bound, listener_init, started;
+    int nopen; /* our own handles not yet through their close callback */
+    uv_pipe_t listener;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t grace, connect_timer;
+    uv_prepare_t flusher;
+    conn_t *conns;
+    unsigned next_id, scan_gen;
+    char **patterns;
+    size_t npatterns;
+    daemon_target_t *targets;
+    uint64_t next_scan;
+    char rbuf[DAEMON_READ_BUF];
+};
+
+static void conn_shut(conn_t *c);
+static void conn_dispatch(conn_t *c);
+static void daemon_connect_arm(daemon_t *d);
+
+/* --- small helpers --- */
+
+/* daemon_strdupf: malloc'd printf result, NULL on failure. */
+static char *daemon_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *daemon_strdupf(const char *fmt, ...)
+{
+    char *s = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* daemon_parse_u64: strict decimal parse; 0 or -EINVAL. */
+static int daemon_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-') return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* daemon_instance_valid: [A-Za-z0-9_-]{1,32}. */
+static int daemon_instance_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > DAEMON_INSTANCE_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* daemon_free: release everything daemon_main allocated (handles must be closed). */
+static void daemon_free(daemon_t *d)
+{
+    free(d->data_dir);
+    free(d->run_dir);
+    free(d->db_path);
+    free(d->sock_path);
+    for (size_t i = 0; i < d->npatterns; i++)
+        free(d->patterns[i]);
+    free(d->patterns);
+    while (d->targets) {
+        daemon_target_t *t = d->targets;
+        d->targets = t->next;
+        free(t->path);
+        free(t);
+    }
+    if (d->notify_fd >= 0) close(d->notify_fd);
+    free(d);
+}
+
+/* --- options --- */
+
+enum {
+    OPT_DATA_DIR = 256,
+    OPT_INSTANCE,
+    OPT_FSYNC,
+    OPT_NOTIFY_FD,
+    OPT_GRACE_MS,
+    OPT_LOG_LEVEL,
+    OPT_HELP,
+    OPT_VERSION,
+    OPT_STAGE = 1024, /* + index into ops->options */
+};
+
+/* daemon_usage prints --help text for the common and the stage's options. */
+static void daemon_usage(const daemon_ops_t *ops, FILE *f)
+{
+    fprintf(f, "usage: %s [OPTIONS]\n", ops->program);
+    if (ops->summary) fprintf(f, "%s\n", ops->summary);
+    fprintf(f, "\noptions:\n");
+    fprintf(f, "  %-26s %s\n", "--data-dir DIR",
+            "data directory (default $HOOKLINE_DATA, else ./var)");
+    fprintf(f, "  %-26s %s\n", "--instance NAME", "instance name, [A-Za-z0-9_-]{1,32} (default 0)");
+    if (ops->has_journal)
+        fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
+                "journal sync policy (default batch)");
+    fprintf(f, "  %-26s %s\n", "--notify-fd N", "write a newline to fd N when ready (s6)");
+    fprintf(f, "  %-26s %s\n", "--grace-ms N", "drain deadline after SIGTERM (default 5000)");
+    fprintf(f, "  %-26s %s\n", "--log-level LEVEL", "debug|info|warn|error (default info)");
+    fprintf(f, "  %-26s %s\n", "--help", "print this help and exit");
+    fprintf(f, "  %-26s %s\n", "--version", "print the version and exit");
+    for (const daemon_option_t *o = ops->options; o && o->name; o++) {
+        char left[128];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(f, "  %-26s %s\n", left, o->help ? o->help : "");
+    }
+}
+
+/* daemon_parse handles argv; returns 0 to go on, or 1 with *status when main should return. */
+static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
+{
+    const daemon_ops_t *ops = d->ops;
+    size_t nstage = 0, n = 0;
+    while (ops->options && ops->options[nstage].name)
+        nstage++;
+    struct option *lo = calloc(nstage + 9, sizeof *lo);
+    if (!lo) {
+        fprintf(stderr, "%s: out of memory\n", ops->program);
+        *status = 1;
+        return 1;
+    }
+    lo[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
+    lo[n++] = (struct option){"instance", required_argument, NULL, OPT_INSTANCE};
+    if (ops->has_journal) lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
+    lo[n++] = (struct option){"notify-fd", required_argument, NULL, OPT_NOTIFY_FD};
+    lo[n++] = (struct option){"grace-ms", required_argument, NULL, OPT_GRACE_MS};
+    lo[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG_LEVEL};
+    lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    lo[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    for (size_t i = 0; i < nstage; i++)
+        lo[n++] = (struct option){ops->options[i].name,
+                                  ops->options[i].arg ? required_argument : no_argument, NULL,
+                                  OPT_STAGE + (int)i};
+
+    const char *data_dir = NULL;
+    int opt, done = 0;
+    *status = 2;
+    optind = 0; /* full GNU getopt reset: daemon_main may run more than once per process */
+    while (!done && (opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        uint64_t v;
+        char err[256] = "";
+        switch (opt) {
+        case OPT_DATA_DIR:
+            data_dir = optarg;
+            break;
+        case OPT_INSTANCE:
+            if (!daemon_instance_valid(optarg)) {
+                fprintf(stderr, "%s: --instance %s: want 1..32 of [A-Za-z0-9_-]\n", ops->program,
+                        optarg);
+                done = 1;
+                break;
+            }
+            snprintf(d->instance, sizeof d->instance, "%s", optarg);
+            break;
+        case OPT_FSYNC:
+            if (strcmp(optarg, "always") == 0)
+                d->fsync = FSYNC_ALWAYS;
+            else if (strcmp(optarg, "batch") == 0)
+                d->fsync = FSYNC_BATCH;
+            else if (strcmp(optarg, "off") == 0)
+                d->fsync = FSYNC_OFF;
+            else {
+                fprintf(stderr, "%s: --fsync %s: want always, batch or off\n", ops->program,
+                        optarg);
+                done = 1;
+            }
+            break;
+        case OPT_NOTIFY_FD:
+            if (daemon_parse_u64(optarg, &v) < 0 || v > INT32_MAX || fcntl((int)v, F_GETFD) < 0) {
+                fprintf(stderr, "%s: --notify-fd %s: not an open file descriptor\n", ops->program,
+                        optarg);
+                done = 1;
+                break;
+            }
+            d->notify_fd = (int)v;
+            break;
+        case OPT_GRACE_MS:
+            if (daemon_parse_u64(optarg, &v) < 0 || v > UINT32_MAX) {
+                fprintf(stderr, "%s: --grace-ms %s: want milliseconds\n", ops->program, optarg);
+                done = 1;
+                break;
+            }
+            d->grace_ms = v;
+            break;
+        case OPT_LOG_LEVEL: {
+            int lvl = log_level_parse(optarg);
+            if (lvl < 0) {
+                fprintf(stderr, "%s: --log-level %s: want debug, info, warn or error\n",
+                        ops->program, optarg);
+                done = 1;
+                break;
+            }
+            d->log_level = (log_level_t)lvl;
+            break;
+        }
+        case 'h':
+        case OPT_HELP:
+            daemon_usage(ops, stdout);
+            *status = 0;
+            done = 1;
+            break;
+        case OPT_VERSION:
+            printf("hookline %s\n", HOOKLINE_VERSION);
+            *status = 0;
+            done = 1;
+            break;
+        default:
+            if (opt >= OPT_STAGE && (size_t)(opt - OPT_STAGE) < nstage) {
+                const daemon_option_t *o = &ops->options[opt - OPT_STAGE];
+                if (o->set && o->set(d->ctx, o->arg ? optarg : NULL, err, sizeof err) < 0) {
+                    fprintf(stderr, "%s: --%s: %s\n", ops->program, o->name,
+                            err[0] ? err : "invalid value");
+                    done = 1;
+                }
+                break;
+            }
+            fprintf(stderr, "%s: try --help\n", ops->program); /* getopt said what was wrong */
+            done = 1;
+            break;
+        }
+    }
+    free(lo);
+    if (done) return 1;
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (try --help)\n", ops->program, argv[optind]);
+        return 1;
+    }
+    if (!data_dir) data_dir = getenv("HOOKLINE_DATA");
+    if (!data_dir || !*data_dir) data_dir = "./var";
+    d->data_dir = strdup(data_dir);
+    d->run_dir = daemon_strdupf("%s/run", data_dir);
+    d->db_path = daemon_strdupf("%s/hookline.db", data_dir);
+    if (!d->data_dir || !d->run_dir || !d->db_path) {
+        fprintf(stderr, "%s: out of memory\n", ops->program);
+        *status = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* --- data dir and listening socket --- */
+
+/* daemon_mkdirs creates path and its parents with mode (existing directories are fine). */
+static int daemon_mkdirs(const char *path, mode_t mode)
+{
+    char *p = strdup(path);
+    if (!p) return -ENOMEM;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, mode) < 0 && errno != EEXIST) {
+            int e = errno;
+            free(p);
+            return -e;
+        }
+        *s = '/';
+    }
+    int r = mkdir(p, mode) < 0 && errno != EEXIST ? -errno : 0;
+    free(p);
+    return r;
+}
+
+/* daemon_make_dirs creates DATA (0755) and DATA/run (0700, tightened if it exists looser). */
+static int daemon_make_dirs(daemon_t *d)
+{
+    struct stat st;
+    int r = daemon_mkdirs(d->data_dir, 0755);
+    if (r < 0) {
+        log_error("cannot create data dir %s: %s", d->data_dir, strerror(-r));
+        return r;
+    }
+    if (mkdir(d->run_dir, 0700) < 0 && errno != EEXIST) {
+        r = -errno;
+        log_error("cannot create %s: %s", d->run_dir, strerror(errno));
+        return r;
+    }
+    if (stat(d->run_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        log_error("%s is not a directory", d->run_dir);
+        return -ENOTDIR;
+    }
+    if ((st.st_mode & 07777) != 0700 && chmod(d->run_dir, 0700) < 0) {
+        r = -errno;
+        log_error("cannot chmod 0700 %s: %s", d->run_dir, strerror(errno));
+        return r;
+    }
+    return 0;
+}
+
+/* daemon_socket_live: 1 when something accepts connections on the Unix socket at path. */
+static int daemon_socket_live(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return live;
+}
+
+/* daemon_handle_closed: close callback of the daemon's own handles. */
+static void daemon_handle_closed(uv_handle_t *h)
+{
+    daemon_t *d = h->data;
+    d->nopen--;
+}
+
+/* daemon_close_handle closes one of the daemon's own handles once. */
+static void daemon_close_handle(daemon_t *d, uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) uv_close(h, daemon_handle_closed);
+}
+
+/* --- connections --- */
+
+/* conn_new allocates a connection with its pipe handle and links it into d's list. */
+static conn_t *conn_new(daemon_t *d, int outbound)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    int r = uv_pipe_init(&d->loop, &c->pipe, 0);
+    if (r < 0) {
+        log_error("uv_pipe_init: %s", uv_strerror(r));
+        free(c);
+        return NULL;
+    }
+    c->d = d;
+    c->pipe.data = c;
+    c->outbound = outbound;
+    c->id = ++d->next_id;
+    frame_decoder_init(&c->dec, FRAME_MAX_DEFAULT);
+    msgpack_sbuffer_init(&c->out);
+    msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
+    snprintf(c->name, sizeof c->name, "conn#%u", c->id);
+    c->next = d->conns;
+    if (d->conns) d->conns->prev = c;
+    d->conns = c;
+    return c;
+}
+
+/* conn_is_quiet: peers whose comings and goings are logged at debug level only (hookctl). */
+static int conn_is_quiet(conn_t *c)
+{
+    return strcmp(c->peer_stage, "ctl") == 0;
+}
+
+/* conn_on_close: the pipe is closed; tell the stage, schedule a reconnect, free. */
+static void conn_on_close(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    daemon_t *d = c->d;
+    if (c->up || c->raw) {
+        if (c->raw || conn_is_quiet(c))
+            log_debug("%s: down", c->name);
+        else
+            log_info("%s: peer down", c->name);
+        if (d->ops->on_peer_down) d->ops->on_peer_down(d, c);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    if (c->target) {
+        daemon_target_t *t = c->target;
+        t->conn = NULL;
+        if (c->up)
+            t->backoff_ms = DAEMON_BACKOFF_MIN_MS;
+        else if (t->backoff_ms < DAEMON_BACKOFF_MIN_MS)
+            t->backoff_ms = DAEMON_BACKOFF_MIN_MS;
+        else if ((t->backoff_ms *= 2) > DAEMON_BACKOFF_MAX_MS)
+            t->backoff_ms = DAEMON_BACKOFF_MAX_MS;
+        t->next_try = uv_now(&d->loop) + t->backoff_ms;
+        daemon_connect_arm(d);
+    }
+    frame_decoder_close(&c->dec);
+    msgpack_sbuffer_destroy(&c->out);
+    free(c);
+}
+
+/* conn_close_handle starts closing the pipe handle once. */
+static void conn_close_handle(conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->pipe)) uv_close((uv_handle_t *)&c->pipe, conn_on_close);
+}
+
+/* conn_on_write: a batch left (or failed); drop its buffer. */
+static void conn_on_write(uv_write_t *req, int status)
+{
+    daemon_write_t *w = req->data;
+    conn_t *c = w->conn;
+    c->inflight -= w->sb.size;
+    msgpack_sbuffer_destroy(&w->sb);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && !c->broken) {
+        c->broken = 1;
+        if (c->closing) {
+            log_debug("%s: write: %s", c->name, uv_strerror(status));
+        } else {
+            log_warn("%s: closing: write: %s", c->name, uv_strerror(status));
+            conn_shut(c);
+        }
+    }
+}
+
+/* conn_flush hands c's queued output to one uv_write and gives c a fresh buffer. */
+static void conn_flush(conn_t *c)
+{
+    if (!c->out.size || c->broken || !c->connected) return;
+    daemon_write_t *w = malloc(sizeof *w);
+    if (!w) {
+        log_warn("%s: closing: out of memory writing", c->name);
+        c->broken = 1;
+        conn_shut(c);
+        return;
+    }
+    w->conn = c;
+    w->sb = c->out;
+    w->req.data = w;
+    msgpack_sbuffer_init(&c->out); /* c->pk keeps pointing at c->out */
+    uv_buf_t b = uv_buf_init(w->sb.data, (unsigned)w->sb.size);
+    c->inflight += w->sb.size;
+    int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_on_write);
+    if (r < 0) {
+        c->inflight -= w->sb.size;
+        msgpack_sbuffer_destroy(&w->sb);
+        free(w);
+        c->broken = 1;
+        if (!c->closing) log_warn("%s: closing: write: %s", c->name, uv_strerror(r));
+        conn_shut(c);
+    }
+}
+
+/* conn_on_shutdown: queued output is written; now close. */
+static void conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_close_handle(req->data);
+}
+
+/* conn_shut stops reading, writes out what is queued, then closes (once). */
+static void conn_shut(conn_t *c)
+{
+    if (c->closing) return;
+    c->closing = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = 0;
+    }
+    conn_flush(c);
+    if (c->connected && !c->broken && c->inflight > 0 && !c->d->stopping) {
+        c->shutdown_req.data = c;
+        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, conn_on_shutdown) == 0) return;
+    }
+    conn_close_handle(c);
+}
+
+/* conn_fail logs why a connection is dropped (at warn) and closes it. */
+static void conn_fail(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_fail(conn_t *c, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    if (c->closing) return;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    log_warn("%s: closing: %s", c->name, reason);
+    conn_shut(c);
+}
+
+/* conn_send_hello queues our side of the handshake. */
+static void conn_send_hello(conn_t *c)
+{
+    daemon_t *d = c->d;
+    msgpack_packer *pk = conn_frame_begin(c);
+    msgpack_pack_map(pk, 5);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_HELLO);
+    frame_pack_kv_u64(pk, PK_VERSION, PROTO_VERSION);
+    frame_pack_kv_str(pk, PK_STAGE, d->ops->stage);
+    frame_pack_kv_str(pk, PK_INSTANCE, d->instance);
+    frame_pack_kv_i64(pk, PK_PID, (int64_t)getpid());
+    conn_frame_end(c);
+}
+
+/* conn_send_status answers a STATUS request. */
+static void conn_send_status(conn_t *c)
+{
+    daemon_t *d = c->d;
+    msgpack_packer *pk = conn_frame_begin(c);
+    msgpack_pack_map(pk, 7);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_STATUS_REPLY);
+    frame_pack_kv_str(pk, PK_STAGE, d->ops->stage);
+    frame_pack_kv_str(pk, PK_INSTANCE, d->instance);
+    frame_pack_kv_i64(pk, PK_PID, (int64_t)getpid());
+    frame_pack_kv_str(pk, PK_STATE, d->draining ? "draining" : "running");
+    frame_pack_kv_u64(pk, PK_UPTIME, (uv_hrtime() - d->started_ns) / 1000000u);
+    frame_pack_str(pk, PK_STATS);
+    if (d->ops->on_stats)
+        d->ops->on_stats(d, pk);
+    else
+        msgpack_pack_map(pk, 0);
+    conn_frame_end(c);
+}
+
+/* conn_on_hello checks the peer's handshake and reports the peer up. */
+static void conn_on_hello(conn_t *c, const msgpack_object *o)
+{
+    daemon_t *d = c->d;
+    uint64_t v;
+    const char *s, *inst;
+    size_t n, ninst;
+    if (frame_get_u64(o, PK_VERSION, &v) < 0) {
+        conn_fail(c, "hello without a protocol version");
+        return;
+    }
+    if (v != PROTO_VERSION) {
+        conn_fail(c, "protocol version %" PRIu64 ", want %d", v, PROTO_VERSION);
+        return;
+    }
+    if (frame_get_str(o, PK_STAGE, &s, &n) < 0 || n == 0 || n >= sizeof c->peer_stage) {
+        conn_fail(c, "hello without a valid stage name");
+        return;
+    }
+    if (frame_get_str(o, PK_INSTANCE, &inst, &ninst) < 0 || ninst >= sizeof c->peer_instance) {
+        conn_fail(c, "hello without a valid instance name");
+        return;
+    }
+    memcpy(c->peer_stage, s, n);
+    c->peer_stage[n] = 0;
+    memcpy(c->peer_instance, inst, ninst);
+    c->peer_instance[ninst] = 0;
+    snprintf(c->name, sizeof c->name, "%s.%s", c->peer_stage, c->peer_instance);
+    c->up = 1;
+    if (c->target) c->target->backoff_ms = 0;
+    if (conn_is_quiet(c))
+        log_debug("%s: peer up", c->name);
+    else
+        log_info("%s: peer up (%s)", c->name, c->outbound ? "outbound" : "inbound");
+    if (d->ops->on_peer_up) d->ops->on_peer_up(d, c);
+}
+
+/* conn_on_frame routes one decoded frame: handshake, status, or the stage's on_frame. */
+static void conn_on_frame(conn_t *c, const msgpack_object *o)
+{
+    daemon_t *d = c->d;
+    uint64_t t;
+    if (frame_get_u64(o, PK_TYPE, &t) < 0) {
+        conn_fail(c, "frame without a type");
+        return;
+    }
+    if (!c->up) {
+        if (t != PT_HELLO)
+            conn_fail(c, "frame type %" PRIu64 " before hello", t);
+        else
+            conn_on_hello(c, o);
+        return;
+    }
+    if (t == PT_HELLO) {
+        log_debug("%s: ignoring a second hello", c->name);
+    } else if (t == PT_STATUS) {
+        conn_send_status(c);
+    } else if (d->ops->on_frame) {
+        d->ops->on_frame(d, c, t, o);
+    } else {
+        log_debug("%s: ignoring frame type %" PRIu64, c->name, t);
+    }
+}
+
+/* conn_dispatch hands every whole buffered frame on, until paused or closed. */
+static void conn_dispatch(conn_t *c)
+{
+    while (!c->closing && !c->paused) {
+        msgpack_object o;
+        char err[256];
+        int r = frame_decoder_next(&c->dec, &o, err, sizeof err);
+        if (r == 0) return;
+        if (r < 0) {
+            conn_fail(c, "%s", err);
+            return;
+        }
+        conn_on_frame(c, &o);
+    }
+}
+
+/* conn_on_alloc lends the daemon's read buffer (data is consumed before the next read). */
+static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    conn_t *c = h->data;
+    buf->base = c->d->rbuf;
+    buf->len = sizeof c->d->rbuf;
+}
+
+/* conn_on_eof: the peer finished sending. */
+static void conn_on_eof(conn_t *c)
+{
+    daemon_t *d = c->d;
+    c->eof = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = 0;
+    }
+    if (!c->raw) {
+        if (!c->sniffed) {
+            log_debug("%s: closed before sending anything", c->name);
+            conn_shut(c);
+        } else {
+            log_debug("%s: closed by peer", c->name); /* "peer down" follows when it was up */
+            conn_shut(c);
+        }
+        return;
+    }
+    d->ops->on_raw(d, c, NULL, 0);
+    if (!c->hold) conn_shut(c); /* queued replies are still written before the close */
+}
+
+/* conn_on_read: sniff the stream kind on the first byte, then feed raw or framed input. */
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    daemon_t *d = c->d;
+    if (c->closing || n == 0) return;
+    if (n == UV_EOF) {
+        conn_on_eof(c);
+        return;
+    }
+    if (n < 0) {
+        conn_fail(c, "read: %s", uv_strerror((int)n));
+        return;
+    }
+    if (!c->sniffed) {
+        c->sniffed = 1;
+        if (buf->base[0] == 0) {
+            conn_send_hello(c);
+        } else if (d->ops->raw_input && d->ops->on_raw) {
+            c->raw = 1;
+            snprintf(c->name, sizeof c->name, "producer#%u", c->id);
+            log_debug("%s: raw stream", c->name);
+        } else {
+            conn_fail(c, "not a framed stream (first byte 0x%02x)", (unsigned char)buf->base[0]);
+            return;
+        }
+    }
+    if (c->raw) {
+        d->ops->on_raw(d, c, buf->base, (size_t)n);
+        return;
+    }
+    if (frame_decoder_feed(&c->dec, buf->base, (size_t)n) < 0) {
+        conn_fail(c, "out of memory buffering input");
+        return;
+    }
+    conn_dispatch(c);
+}
+
+/* conn_start_read starts reading unless paused, closing, at EOF or not yet connected. */
+static void conn_start_read(conn_t *c)
+{
+    if (c->reading || c->paused || c->closing || c->eof || !c->connected) return;
+    int r = uv_read_start((uv_stream_t *)&c->pipe, conn_on_alloc, conn_on_read);
+    if (r < 0) {
+        conn_fail(c, "read: %s", uv_strerror(r));
+        return;
+    }
+    c->reading = 1;
+}
+
+/* daemon_on_connection accepts one inbound connection; its kind is known at its first byte. */
+static void daemon_on_connection(uv_stream_t *srv, int status)
+{
+    daemon_t *d = srv->data;
+    if (status < 0) {
+        log_warn("accept on %s: %s", d->sock_path, uv_strerror(status));
+        return;
+    }
+    conn_t *c = conn_new(d, 0);
+    if (!c) {
+        log_error("accept on %s: out of memory", d->sock_path);
+        return;
+    }
+    int r = uv_accept(srv, (uv_stream_t *)&c->pipe);
+    if (r < 0) {
+        log_warn("accept on %s: %s", d->sock_path, uv_strerror(r));
+        conn_shut(c);
+        return;
+    }
+    c->connected = 1;
+    conn_start_read(c);
+}
+
+/* daemon_listen binds run/<stage>[.<instance>].sock, replacing a stale socket file. */
+static int daemon_listen(daemon_t *d)
+{
+    const daemon_ops_t *ops = d->ops;
+    struct sockaddr_un sa;
+    struct stat st;
+    if (ops->multi_instance)
+        d->sock_path = daemon_strdupf("%s/%s.%s.sock", d->run_dir, ops->stage, d->instance);
+    else
+        d->sock_path = daemon_strdupf("%s/%s.sock", d->run_dir, ops->stage);
+    if (!d->sock_path) {
+        log_error("out of memory");
+        return -ENOMEM;
+    }
+    if (strlen(d->sock_path) >= sizeof sa.sun_path) {
+        log_error("socket path %s is longer than %zu bytes: use a shorter --data-dir", d->sock_path,
+                  sizeof sa.sun_path - 1);
+        return -ENAMETOOLONG;
+    }
+    if (lstat(d->sock_path, &st) == 0) {
+        if (daemon_socket_live(d->sock_path)) {
+            log_error("another %s instance %s is running on %s", ops->stage, d->instance,
+                      d->sock_path);
+            return -EADDRINUSE;
+        }
+        if (unlink(d->sock_path) < 0 && errno != ENOENT) {
+            int e = errno;
+            log_error("cannot remove stale socket %s: %s", d->sock_path, strerror(e));
+            return -e;
+        }
+    }
+    int r = uv_pipe_init(&d->loop, &d->listener, 0);
+    if (r < 0) {
+        log_error("uv_pipe_init: %s", uv_strerror(r));
+        return r;
+    }
+    d->listener.data = d;
+    d->listener_init = 1;
+    d->nopen++;
+    r = uv_pipe_bind(&d->listener, d->sock_path);
+    if (r < 0) {
+        log_error("cannot bind %s: %s", d->sock_path, uv_strerror(r));
+        return r;
+    }
+    d->bound = 1;
+    if (chmod(d->sock_path, 0600) < 0) {
+        r = -errno;
+        log_error("cannot chmod 0600 %s: %s", d->sock_path, strerror(errno));
+        return r;
+    }
+    r = uv_listen((uv_stream_t *)&d->listener, 128, daemon_on_connection);
+    if (r < 0) {
+        log_error("cannot listen on %s: %s", d->sock_path, uv_strerror(r));
+        return r;
+    }
+    return 0;
+}
+
+/* --- outbound connections --- */
+
+/* conn_on_connect: an outbound connect finished; say hello or let the close schedule a retry. */
+static void conn_on_connect(uv_connect_t *req, int status)
+{
+    conn_t *c = req->data;
+    if (status == UV_ECANCELED || c->closing) return;
+    if (status < 0) {
+        log_debug("%s: connect: %s", c->name, uv_strerror(status));
+        conn_shut(c);
+        return;
+    }
+    c->connected = 1;
+    c->sniffed = 1;
+    conn_send_hello(c);
+    conn_start_read(c);
+}
+
+/* daemon_target_connect starts one outbound connect to t. */
+static void daemon_target_connect(daemon_t *d, daemon_target_t *t)
+{
+    conn_t *c = conn_new(d, 1);
+    if (!c) {
+        log_error("connect to %s: out of memory", t->path);
+        t->next_try = uv_now(&d->loop) + DAEMON_BACKOFF_MAX_MS;
+        return;
+    }
+    const char *base = strrchr(t->path, '/');
+    snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : t->path);
+    c->target = t;
+    t->conn = c;
+    c->connect_req.data = c;
+    uv_pipe_connect(&c->connect_req, &c->pipe, t->path, conn_on_connect);
+}
+
+/* daemon_scan lists the run dir and records every socket matching a connect pattern. */
+static void daemon_scan(daemon_t *d)
+{
+    DIR *dir = opendir(d->run_dir);
+    if (!dir) {
+        log_warn("cannot scan %s: %s", d->run_dir, strerror(errno));
+        return;
+    }
+    unsigned gen = ++d->scan_gen;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        size_t i;
+        for (i = 0; i < d->npatterns; i++)
+            if (fnmatch(d->patterns[i], e->d_name, FNM_PERIOD) == 0) break;
+        if (i == d->npatterns) continue;
+        char *path = daemon_strdupf("%s/%s", d->run_dir, e->d_name);
+        if (!path) break;
+        if (d->sock_path && strcmp(path, d->sock_path) == 0) { /* never connect to ourselves */
+            free(path);
+            continue;
+        }
+        daemon_target_t *t;
+        for (t = d->targets; t; t = t->next)
+            if (strcmp(t->path, path) == 0) break;
+        if (t) {
+            free(path);
+        } else if ((t = calloc(1, sizeof *t))) {
+            t->path = path;
+            t->next_try = uv_now(&d->loop);
+            t->next = d->targets;
+            d->targets = t;
+        } else {
+            free(path);
+            break;
+        }
+        t->seen = gen;
+    }
+    closedir(dir);
+}
+
+/* daemon_on_connect_timer rescans (every 200 ms) and starts the connects that are due. */
+static void daemon_on_connect_timer(uv_timer_t *timer)
+{
+    daemon_t *d = timer->data;
+    uint64_t now = uv_now(&d->loop);
+    if (now >= d->next_scan) {
+        daemon_scan(d);
+        d->next_scan = now + DAEMON_SCAN_MS;
+    }
+    for (daemon_target_t *t = d->targets; t && !d->stopping; t = t->next)
+        if (t->seen == d->scan_gen && !t->conn && now >= t->next_try) daemon_target_connect(d, t);
+    daemon_connect_arm(d);
+}
+
+/* daemon_connect_arm sets the connect timer for the next scan or the earliest retry. */
+static void daemon_connect_arm(daemon_t *d)
+{
+    if (d->stopping || !d->npatterns) return;
+    uint64_t now = uv_now(&d->loop), due = d->next_scan;
+    for (daemon_target_t *t = d->targets; t; t = t->next)
+        if (t->seen == d->scan_gen && !t->conn && t->next_try < due) due = t->next_try;
+    uv_timer_start(&d->connect_timer, daemon_on_connect_timer, due > now ? due - now : 0, 0);
+}
+
+int daemon_connect(daemon_t *d, const char *pattern)
+{
+    if (!pattern || !*pattern || strchr(pattern, '/')) {
+        log_error("daemon_connect: bad pattern '%s' (a file name glob in the run dir)",
+                  pattern ? pattern : "");
+        return -EINVAL;
+    }
+    char **p = realloc(d->patterns, (d->npatterns + 1) * sizeof *p);
+    if (!p) {
+        log_error("daemon_connect %s: out of memory", pattern);
+        return -ENOMEM;
+    }
+    d->patterns = p;
+    if (!(p[d->npatterns] = strdup(pattern))) {
+        log_error("daemon_connect %s: out of memory", pattern);
+        return -ENOMEM;
+    }
+    d->npatterns++;
+    d->next_scan = 0; /* scan now */
+    daemon_connect_arm(d);
+    return 0;
+}
+
+/* --- loop: flushing, signals, stop --- */
+
+/* daemon_on_prepare runs before each poll: dispatch resumed input, then write every dirty
+ * connection's batch with one uv_write. */
+static void daemon_on_prepare(uv_prepare_t *p)
+{
+    daemon_t *d = p->data;
+    for (conn_t *c = d->conns; c; c = c->next)
+        if (c->redispatch && !c->closing) {
+            c->redispatch = 0;
+            conn_dispatch(c);
+        }
+    for (conn_t *c = d->conns; c; c = c->next)
+        if (!c->closing && c->out.size) conn_flush(c);
+}
+
+/* daemon_on_grace: the drain deadline passed. */
+static void daemon_on_grace(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    log_warn("grace period of %" PRIu64 " ms over: stopping with work in flight", d->grace_ms);
+    daemon_stop(d);
+}
+
+/* daemon_on_signal: SIGTERM/SIGINT start the drain; a second one stops at once. */
+static void daemon_on_signal(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    if (d->stopping) return;
+    if (d->draining) {
+        log_warn("signal %d while draining: stopping now", signum);
+        daemon_stop(d);
+        return;
+    }
+    d->draining = 1;
+    log_info("signal %d: draining (grace %" PRIu64 " ms)", signum, d->grace_ms);
+    uv_timer_start(&d->grace, daemon_on_grace, d->grace_ms, 0);
+    if (d->ops->on_drain)
+        d->ops->on_drain(d);
+    else
+        daemon_stop(d);
+}
+
+void daemon_stop(daemon_t *d)
+{
+    if (d->stopping) return;
+    d->stopping = 1;
+    if (d->started) log_info("stopping");
+    for (conn_t *c = d->conns; c; c = c->next)
+        if (!c->closing) conn_flush(c); /* last frames go out before the close */
+    for (conn_t *c = d->conns; c; c = c->next) {
+        conn_shut(c);
+        conn_close_handle(c); /* also those still waiting on a graceful shutdown */
+    }
+    if (d->listener_init) daemon_close_handle(d, (uv_handle_t *)&d->listener);
+    if (d->bound && unlink(d->sock_path) < 0 && errno != ENOENT)
+        log_warn("cannot remove %s: %s", d->sock_path, strerror(errno));
+    d->bound = 0;
+    daemon_close_handle(d, (uv_handle_t *)&d->sigterm);
+    daemon_close_handle(d, (uv_handle_t *)&d->sigint);
+    daemon_close_handle(d, (uv_handle_t *)&d->grace);
+    daemon_close_handle(d, (uv_handle_t *)&d->connect_timer);
+    daemon_close_handle(d, (uv_handle_t *)&d->flusher);
+    uv_stop(&d->loop);
+}
+
+/* daemon_init_handles sets up the signal watchers, timers and the flusher. */
+static int daemon_init_handles(daemon_t *d)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
+                         (uv_handle_t *)&d->grace, (uv_handle_t *)&d->connect_timer,
+                         (uv_handle_t *)&d->flusher};
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    uv_timer_init(&d->loop, &d->grace);
+    uv_timer_init(&d->loop, &d->connect_timer);
+    uv_prepare_init(&d->loop, &d->flusher);
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+        hs[i]->data = d;
+        d->nopen++;
+    }
+    int r = uv_signal_start(&d->sigterm, daemon_on_signal, SIGTERM);
+    if (r == 0) r = uv_signal_start(&d->sigint, daemon_on_signal, SIGINT);
+    if (r == 0) r = uv_prepare_start(&d->flusher, daemon_on_prepare);
+    if (r < 0) log_error("loop setup: %s", uv_strerror(r));
+    return r;
+}
+
+/* daemon_walk_close closes a handle the stage left open, so the loop can close. */
+static void daemon_walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) {
+        log_debug("closing a leftover %s handle", uv_handle_type_name(uv_handle_get_type(h)));
+        uv_close(h, NULL);
+    }
+}
+
+/* daemon_notify_ready writes the s6 readiness newline and closes the fd. */
+static void daemon_notify_ready(daemon_t *d)
+{
+    if (d->notify_fd < 0) return;
+    ssize_t w;
+    do
+        w = write(d->notify_fd, "\n", 1);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) log_warn("readiness notification on fd %d: %s", d->notify_fd, strerror(errno));
+    close(d->notify_fd);
+    d->notify_fd = -1;
+}
+
+int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
+{
+    signal(SIGPIPE, SIG_IGN);
+    daemon_t *d = calloc(1, sizeof *d);
+    if (!d) {
+        fprintf(stderr, "%s: out of memory\n", ops->program);
+        return 1;
+    }
+    d->ops = ops;
+    d->ctx = ctx;
+    d->notify_fd = -1;
+    d->grace_ms = 5000;
+    d->fsync = FSYNC_BATCH;
+    d->log_level = LOG_LVL_INFO;
+    snprintf(d->instance, sizeof d->instance, "0");
+    int status;
+    if (daemon_parse(d, argc, argv, &status)) {
+        d->notify_fd = -1; /* not ours to close */
+        daemon_free(d);
+        return status;
+    }
+    log_init(ops->program, d->instance, d->log_level);
+    if (daemon_make_dirs(d) < 0) {
+        daemon_free(d);
+        return 1;
+    }
+    int r = uv_loop_init(&d->loop);
+    if (r < 0) {
+        log_error("uv_loop_init: %s", uv_strerror(r));
+        daemon_free(d);
+        return 1;
+    }
+    d->started_ns = uv_hrtime();
+    status = 1;
+    if (daemon_init_handles(d) == 0 && daemon_listen(d) == 0) {
+        d->started = 1;
+        if (!ops->on_start || ops->on_start(d) == 0) {
+            status = 0;
+            log_info("ready on %s", d->sock_path);
+            daemon_notify_ready(d);
+            uv_run(&d->loop, UV_RUN_DEFAULT);
+        }
+    }
+    daemon_stop(d);
+    /* Our close callbacks (and on_peer_down) run before the stage releases its state. */
+    for (int i = 0; i < 1000 && (d->nopen > 0 || d->conns); i++)
+        uv_run(&d->loop, UV_RUN_NOWAIT);
+    if (d->started && ops->on_close) ops->on_close(d);
+    uv_walk(&d->loop, daemon_walk_close, NULL);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    r = uv_loop_close(&d->loop);
+    if (r < 0) log_warn("event loop did not close cleanly: %s", uv_strerror(r));
+    if (d->started) log_info("stopped");
+    daemon_free(d);
+    return status;
+}
+
+/* --- accessors --- */
+
+uv_loop_t *daemon_loop(daemon_t *d)
+{
+    return &d->loop;
+}
+
+void *daemon_ctx(daemon_t *d)
+{
+    return d->ctx;
+}
+
+const char *daemon_data_dir(daemon_t *d)
+{
+    return d->data_dir;
+}
+
+const char *daemon_run_dir(daemon_t *d)
+{
+    return d->run_dir;
+}
+
+const char *daemon_db_path(daemon_t *d)
+{
+    return d->db_path;
+}
+
+const char *daemon_instance(daemon_t *d)
+{
+    return d->instance;
+}
+
+fsync_policy_t daemon_fsync(daemon_t *d)
+{
+    return d->fsync;
+}
+
+int daemon_draining(daemon_t *d)
+{
+    return d->draining;
+}
+
+/* --- connection API --- */
+
+msgpack_packer *conn_frame_begin(conn_t *c)
+{
+    frame_begin(&c->out, &c->pk, &c->mark);
+    return &c->pk;
+}
+
+void conn_frame_end(conn_t *c)
+{
+    frame_end(&c->out, c->mark);
+}
+
+void conn_write_raw(conn_t *c, const char *data, size_t n)
+{
+    msgpack_sbuffer_write(&c->out, data, n);
+}
+
+void conn_close(conn_t *c, const char *reason)
+{
+    if (c->closing) return;
+    if (reason) {
+        if (conn_is_quiet(c))
+            log_debug("%s: closing: %s", c->name, reason);
+        else
+            log_info("%s: closing: %s", c->name, reason);
+    }
+    conn_shut(c);
+}
+
+void conn_hold(conn_t *c)
+{
+    c->hold = 1;
+}
+
+void conn_pause(conn_t *c)
+{
+    c->paused = 1;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        c->reading = 0;
+    }
+}
+
+void conn_resume(conn_t *c)
+{
+    if (!c->paused) return;
+    c->paused = 0;
+    if (c->closing) return;
+    conn_start_read(c);
+    if (!c->raw) c->redispatch = 1; /* frames decoded while paused wait in the decoder */
+}
+
+size_t conn_out_pending(conn_t *c)
+{
+    return c->out.size + c->inflight;
+}
+
+int conn_is_outbound(conn_t *c)
+{
+    return c->outbound;
+}
+
+int conn_is_raw(conn_t *c)
+{
+    return c->raw;
+}
+
+const char *conn_peer_stage(conn_t *c)
+{
+    return c->peer_stage;
+}
+
+const char *conn_peer_instance(conn_t *c)
+{
+    return c->peer_instance;
+}
+
+const char *conn_name(conn_t *c)
+{
+    return c->name;
+}
+
+void *conn_data(conn_t *c)
+{
+    return c->data;
+}
+
+void conn_set_data(conn_t *c, void *data)
+{
+    c->data = data;
+}
+
+daemon_t *conn_daemon(conn_t *c)
+{
+    return c->d;
+}

@@ -1,0 +1,479 @@
+/* test_store.c - store: file mode, configuration replace/load/versioning and single-webhook
+ * changes, the delivery log's writes, reads, JSON and pruning, and two writer processes. */
+#include "check.h"
+#include "domain/config.h"
+#include "domain/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dbpath[256];
+
+static const char example[] =
+    "{\"projects\": [{"
+    "  \"id\": \"prj_1\", \"name\": \"Acme\","
+    "  \"opportunity_fields\": [\"title\", \"value\", \"owner\"],"
+    "  \"contact_fields\": [\"name\", \"email\"],"
+    "  \"funnels\": [{\"id\": \"fun_1\", \"name\": \"Sales\","
+    "     \"stages\": [{\"id\": \"stg_new\", \"name\": \"New\"}, {\"id\": \"stg_won\", \"name\": "
+    "\"Closed won\"}, {\"id\": \"stg_lost\", \"name\": \"Closed lost\"}],"
+    "     \"won_stage_id\": \"stg_won\", \"lost_stage_id\": \"stg_lost\"},"
+    "    {\"id\": \"fun_0\", \"name\": \"Other\", \"stages\": []}],"
+    "  \"webhooks\": [{\"id\": \"wh_1\", \"name\": \"Slack Notifications for Won Deals\","
+    "      \"url\": \"https://hooks.example.com/won\", \"enabled\": true,"
+    "      \"events\": [\"opportunity.won\"],"
+    "      \"auth\": {\"type\": \"bearer\", \"token\": \"tok_abc\"},"
+    "      \"secret\": \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"},"
+    "    {\"id\": \"wh_0\", \"name\": \"\", \"url\": \"http://b.example/\", \"enabled\": false,"
+    "      \"events\": [\"opportunity.created\", \"opportunity.transitioned\"],"
+    "      \"auth\": {\"type\": \"basic\", \"username\": \"u\", \"password\": \"p\"}}]"
+    "}, {\"id\": \"prj_0\", \"name\": \"Zeta\", \"opportunity_fields\": [], \"contact_fields\": [],"
+    "  \"funnels\": [], \"webhooks\": []}]}";
+
+/* parse_config: a config_t from JSON text (test helper). */
+static config_t *parse_config(const char *text)
+{
+    char err[256];
+    config_t *cfg = NULL;
+    json_t *doc = json_loads(text, 0, NULL);
+    if (config_from_json(doc, &cfg, err, sizeof err) < 0) fprintf(stderr, "config: %s\n", err);
+    json_decref(doc);
+    return cfg;
+}
+
+/* same_config: both render to the same JSON. */
+static int same_config(const config_t *a, const config_t *b)
+{
+    json_t *ja = config_to_json(a, 1), *jb = config_to_json(b, 1);
+    int eq = json_equal(ja, jb);
+    if (!eq) {
+        char *ta = json_dumps(ja, JSON_COMPACT), *tb = json_dumps(jb, JSON_COMPACT);
+        fprintf(stderr, "configs differ:\n  %s\n  %s\n", ta, tb);
+        free(ta);
+        free(tb);
+    }
+    json_decref(ja);
+    json_decref(jb);
+    return eq;
+}
+
+/* test_config: mode, replace/load, version, webhook add/remove/enable. */
+static void test_config(void)
+{
+    char err[256] = "";
+    store_t *s = NULL;
+    struct stat stt;
+    int64_t v = -1;
+    config_t *cfg = parse_config(example), *loaded = NULL;
+    webhook_t wh;
+    json_t *obj;
+
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    if (!s) {
+        fprintf(stderr, "open: %s\n", err);
+        return;
+    }
+    CHECK_INT(stat(dbpath, &stt), 0);
+    CHECK_INT(stt.st_mode & 0777, 0600);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 0);
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    CHECK(loaded && loaded->nprojects == 0);
+    config_free(loaded);
+
+    CHECK_INT(store_replace_config(s, cfg, err, sizeof err), 0);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 1);
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    CHECK(loaded && same_config(cfg, loaded));
+    if (loaded) CHECK_STR(loaded->projects[1].id, "prj_0"); /* order kept, not sorted */
+    config_free(loaded);
+
+    obj = json_loads(
+        "{\"id\":\"wh_new\",\"url\":\"https://n.example/\","
+        "\"events\":[\"opportunity.lost\"],\"auth\":{\"type\":\"api_key\",\"key\":\"K\"}}",
+        0, NULL);
+    CHECK_INT(config_webhook_from_json(obj, "prj_1", &wh, err, sizeof err), 0);
+    CHECK_INT(store_webhook_add(s, &wh, err, sizeof err), 0);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 2);
+    CHECK_INT(store_webhook_add(s, &wh, err, sizeof err), -EEXIST);
+    CHECK(strstr(err, "hookline.db: ") == err);
+    free(wh.project_id);
+    wh.project_id = strdup("prj_nope");
+    free(wh.id);
+    wh.id = strdup("wh_other");
+    CHECK_INT(store_webhook_add(s, &wh, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "unknown project") != NULL);
+    config_webhook_clear(&wh);
+    json_decref(obj);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 2); /* failed changes do not bump */
+
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    if (loaded) {
+        const project_t *p = NULL;
+        const webhook_t *w = config_find_webhook(loaded, "wh_new", &p);
+        CHECK(w != NULL);
+        CHECK(p == &loaded->projects[0]);
+        CHECK_INT(loaded->projects[0].nwebhooks, 3);
+        CHECK_STR(loaded->projects[0].webhooks[2].id, "wh_new"); /* appended last */
+        if (w) {
+            CHECK_INT(w->auth.type, AUTH_API_KEY);
+            CHECK_STR(w->auth.key, "K");
+            CHECK_INT(w->events, EVT_LOST);
+            CHECK_INT(w->enabled, 1);
+        }
+    }
+    config_free(loaded);
+
+    CHECK_INT(store_webhook_set_enabled(s, "wh_new", 0, err, sizeof err), 0);
+    CHECK_INT(store_webhook_set_enabled(s, "wh_missing", 0, err, sizeof err), -ENOENT);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 3);
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    CHECK(loaded && config_find_webhook(loaded, "wh_new", NULL)->enabled == 0);
+    config_free(loaded);
+    CHECK_INT(store_webhook_set_enabled(s, "wh_new", 1, err, sizeof err), 0);
+    CHECK_INT(store_webhook_remove(s, "wh_new", err, sizeof err), 0);
+    CHECK_INT(store_webhook_remove(s, "wh_new", err, sizeof err), -ENOENT);
+    CHECK(strstr(err, "wh_new") != NULL);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 5);
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    CHECK(loaded && same_config(cfg, loaded));
+    config_free(loaded);
+
+    /* Replacing drops what the new document does not have. */
+    config_free(cfg);
+    cfg = parse_config("{\"projects\":[{\"id\":\"solo\",\"webhooks\":[{\"id\":\"w\","
+                       "\"url\":\"https://s.example/\",\"events\":[\"opportunity.won\"]}]}]}");
+    CHECK_INT(store_replace_config(s, cfg, err, sizeof err), 0);
+    store_close(s);
+
+    /* Reopen: the schema exists and the data persisted. */
+    s = NULL;
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    CHECK_INT(store_config_version(s, &v), 0);
+    CHECK_INT(v, 6);
+    CHECK_INT(store_load_config(s, &loaded, err, sizeof err), 0);
+    CHECK(loaded && same_config(cfg, loaded));
+    CHECK(loaded && config_find_webhook(loaded, "wh_1", NULL) == NULL);
+    config_free(loaded);
+    config_free(cfg);
+    store_close(s);
+}
+
+/* collect_cb: collect invocation ids in order into a JSON array. */
+static int collect_cb(void *arg, const delivery_t *d)
+{
+    json_array_append_new((json_t *)arg, json_string(d->invocation_id));
+    return 0;
+}
+
+/* list_ids: the ids a filter returns, joined by commas (caller frees). */
+static char *list_ids(store_t *s, const char *webhook_id, const char *event_id, int status,
+                      int limit)
+{
+    char err[256];
+    delivery_filter_t f = {webhook_id, event_id, status, limit};
+    json_t *a = json_array();
+    size_t i, len = 0;
+    json_t *v;
+    char *out = calloc(1, 4096);
+    if (store_deliveries_list(s, &f, collect_cb, a, err, sizeof err) < 0)
+        fprintf(stderr, "list: %s\n", err);
+    json_array_foreach(a, i, v) len +=
+        (size_t)snprintf(out + len, 4096 - len, "%s%s", i ? "," : "", json_string_value(v));
+    json_decref(a);
+    return out;
+}
+
+/* record: a full attempt record (test helper). */
+static int record(store_t *s, const char *inv, const char *wh, delivery_status_t st,
+                  int64_t created, int64_t updated)
+{
+    char err[256];
+    delivery_t d = {0};
+    d.invocation_id = (char *)inv;
+    d.webhook_id = (char *)wh;
+    d.event_id = (char *)"evt";
+    d.event_type = (char *)"opportunity.won";
+    d.status = st;
+    d.attempts = 1;
+    d.created_at = created;
+    d.updated_at = updated;
+    d.req_method = (char *)"POST";
+    d.req_url = (char *)"https://x.example/";
+    d.req_headers = (char *)"{}";
+    d.req_body = (char *)"{}";
+    return store_delivery_record(s, &d, err, sizeof err);
+}
+
+/* stop_cb: stops the walk after the first record. */
+static int stop_cb(void *arg, const delivery_t *d)
+{
+    (*(int *)arg)++;
+    return -ECANCELED;
+}
+
+/* test_deliveries: pending, record, mark, get, list, to_json, prune. */
+static void test_deliveries(void)
+{
+    char err[256] = "";
+    store_t *s = NULL;
+    delivery_t d, got;
+    json_t *j, *r;
+    char *ids;
+    int calls = 0;
+    static const char body[] = "ok \xff\xfe end\xe2\x82"; /* invalid bytes, cut sequence */
+
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    CHECK_INT(store_begin(s, err, sizeof err), -EBUSY);
+    CHECK_INT(
+        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 1000, err, sizeof err),
+        0);
+    CHECK_INT(
+        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 9999, err, sizeof err),
+        0);
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    CHECK_INT(store_commit(s, err, sizeof err), -EINVAL);
+
+    CHECK_INT(store_delivery_get(s, "inv1", &got, err, sizeof err), 0);
+    CHECK_STR(got.webhook_id, "wh_a");
+    CHECK_STR(got.event_id, "evt1");
+    CHECK_INT(got.status, DLV_PENDING);
+    CHECK_INT(got.attempts, 0);
+    CHECK_INT(got.created_at, 1000); /* the second pending was ignored */
+    CHECK(got.req_method == NULL && got.resp_body == NULL && got.error == NULL);
+    j = store_delivery_to_json(&got);
+    CHECK(json_is_null(json_object_get(j, "request")));
+    CHECK(json_is_null(json_object_get(j, "response")));
+    CHECK(json_is_null(json_object_get(j, "error")));
+    CHECK(json_is_null(json_object_get(j, "next_attempt_at")));
+    CHECK_STR(json_string_value(json_object_get(j, "status")), "pending");
+    CHECK_STR(json_string_value(json_object_get(j, "created_at")), "1970-01-01T00:00:01.000Z");
+    json_decref(j);
+    store_delivery_free(&got);
+
+    memset(&d, 0, sizeof d);
+    d.invocation_id = (char *)"inv1";
+    d.webhook_id = (char *)"wh_a";
+    d.event_id = (char *)"evt1";
+    d.event_type = (char *)"opportunity.won";
+    d.status = DLV_RETRYING;
+    d.attempts = 2;
+    d.next_attempt_at = 1795694400123LL; /* 2026-11-26T12:00:00.123Z */
+    d.created_at = 5555;
+    d.updated_at = 1795694370000LL;
+    d.req_method = (char *)"POST";
+    d.req_url = (char *)"https://hooks.example.com/won";
+    d.req_headers = (char *)"{\"Authorization\":\"***\",\"webhook-id\":\"inv1\"}";
+    d.req_body = (char *)"{\"id\":\"evt1\"}";
+    d.resp_status = 503;
+    d.resp_headers = (char *)"{\"Retry-After\":\"5\"}";
+    d.resp_body = (char *)body;
+    d.resp_body_len = sizeof body - 1;
+    d.resp_truncated = 1;
+    d.error = (char *)"HTTP 503";
+    d.duration_ms = 42;
+    CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+
+    CHECK_INT(store_delivery_get(s, "inv1", &got, err, sizeof err), 0);
+    CHECK_INT(got.created_at, 1000); /* kept from the pending row */
+    CHECK_INT(got.updated_at, 1795694370000LL);
+    CHECK_INT(got.status, DLV_RETRYING);
+    CHECK_INT(got.attempts, 2);
+    CHECK_INT(got.resp_status, 503);
+    CHECK_INT(got.resp_body_len, sizeof body - 1);
+    CHECK(got.resp_body && memcmp(got.resp_body, body, sizeof body - 1) == 0);
+    CHECK_INT(got.resp_truncated, 1);
+    CHECK_STR(got.error, "HTTP 503");
+    CHECK_INT(got.duration_ms, 42);
+    CHECK_STR(got.req_headers, d.req_headers);
+
+    j = store_delivery_to_json(&got);
+    CHECK_STR(json_string_value(json_object_get(j, "invocation_id")), "inv1");
+    CHECK_STR(json_string_value(json_object_get(j, "webhook_id")), "wh_a");
+    CHECK_STR(json_string_value(json_object_get(j, "event_id")), "evt1");
+    CHECK_STR(json_string_value(json_object_get(j, "event_type")), "opportunity.won");
+    CHECK_STR(json_string_value(json_object_get(j, "status")), "retrying");
+    CHECK_INT(json_integer_value(json_object_get(j, "attempts")), 2);
+    CHECK_STR(json_string_value(json_object_get(j, "next_attempt_at")), "2026-11-26T12:00:00.123Z");
+    CHECK_STR(json_string_value(json_object_get(j, "updated_at")), "2026-11-26T11:59:30.000Z");
+    r = json_object_get(j, "request");
+    CHECK_STR(json_string_value(json_object_get(r, "method")), "POST");
+    CHECK_STR(json_string_value(json_object_get(r, "url")), "https://hooks.example.com/won");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r, "headers"), "Authorization")),
+              "***");
+    CHECK_STR(json_string_value(json_object_get(r, "body")), "{\"id\":\"evt1\"}");
+    r = json_object_get(j, "response");
+    CHECK_INT(json_integer_value(json_object_get(r, "status")), 503);
+    CHECK_STR(json_string_value(json_object_get(json_object_get(r, "headers"), "Retry-After")),
+              "5");
+    CHECK_STR(json_string_value(json_object_get(r, "body")),
+              "ok \xef\xbf\xbd\xef\xbf\xbd end\xef\xbf\xbd\xef\xbf\xbd");
+    CHECK(json_is_true(json_object_get(r, "truncated")));
+    CHECK_STR(json_string_value(json_object_get(j, "error")), "HTTP 503");
+    CHECK_INT(json_integer_value(json_object_get(j, "duration_ms")), 42);
+    CHECK_INT(json_object_size(j), 13);
+    json_decref(j);
+    store_delivery_free(&got);
+
+    CHECK_INT(store_delivery_mark(s, "inv1", DLV_FAILED, 0, err, sizeof err), 0);
+    CHECK_INT(store_delivery_mark(s, "nope", DLV_FAILED, 0, err, sizeof err), -ENOENT);
+    CHECK_INT(store_delivery_get(s, "nope", &got, err, sizeof err), -ENOENT);
+    CHECK_INT(store_delivery_get(s, "inv1", &got, err, sizeof err), 0);
+    CHECK_INT(got.status, DLV_FAILED);
+    CHECK_INT(got.next_attempt_at, 0);
+    CHECK(got.updated_at != 1795694370000LL); /* mark stamps now */
+    CHECK_INT(got.resp_status, 503);          /* the attempt's data stays */
+    store_delivery_free(&got);
+
+    /* Rolled-back writes vanish. */
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    CHECK_INT(record(s, "inv_rb", "wh_a", DLV_SUCCEEDED, 1, 1), 0);
+    CHECK_INT(store_rollback(s), 0);
+    CHECK_INT(store_delivery_get(s, "inv_rb", &got, err, sizeof err), -ENOENT);
+
+    /* Listing: newest first, filters, limit. */
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    CHECK_INT(record(s, "a1", "wh_b", DLV_SUCCEEDED, 2000, 2000), 0);
+    CHECK_INT(record(s, "a2", "wh_b", DLV_FAILED, 3000, 3000), 0);
+    CHECK_INT(record(s, "a3", "wh_b", DLV_SUCCEEDED, 4000, 4000), 0);
+    CHECK_INT(record(s, "a4", "wh_c", DLV_SUCCEEDED, 3500, 3500), 0);
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    ids = list_ids(s, NULL, NULL, -1, 0);
+    CHECK_STR(ids, "a3,a4,a2,a1,inv1");
+    free(ids);
+    ids = list_ids(s, "wh_b", NULL, -1, 0);
+    CHECK_STR(ids, "a3,a2,a1");
+    free(ids);
+    ids = list_ids(s, NULL, NULL, DLV_SUCCEEDED, 2);
+    CHECK_STR(ids, "a3,a4");
+    free(ids);
+    ids = list_ids(s, NULL, "evt1", -1, 0);
+    CHECK_STR(ids, "inv1");
+    free(ids);
+    ids = list_ids(s, "wh_b", "evt", DLV_FAILED, 0);
+    CHECK_STR(ids, "a2");
+    free(ids);
+    {
+        delivery_filter_t f = {NULL, NULL, -1, 0};
+        CHECK_INT(store_deliveries_list(s, &f, stop_cb, &calls, err, sizeof err), -ECANCELED);
+        CHECK_INT(calls, 1);
+    }
+
+    /* Pruning by count keeps the newest per webhook and never live records. */
+    CHECK_INT(
+        store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", 100, err, sizeof err), 0);
+    CHECK_INT(store_prune(s, 0, 1, err, sizeof err), 2); /* a2, a1 */
+    ids = list_ids(s, "wh_b", NULL, -1, 0);
+    CHECK_STR(ids, "a3,p0");
+    free(ids);
+    ids = list_ids(s, "wh_c", NULL, -1, 0);
+    CHECK_STR(ids, "a4");
+    free(ids);
+    /* By age: everything not updated within the window (the test rows are from 1970). */
+    CHECK_INT(store_prune(s, 60000, 0, err, sizeof err), 3); /* a3, p0, a4 */
+    ids = list_ids(s, NULL, NULL, -1, 0);
+    CHECK_STR(ids, "inv1"); /* marked just now */
+    free(ids);
+    CHECK_INT(store_prune(s, 0, 0, err, sizeof err), 0);
+
+    CHECK_STR(store_status_name(DLV_SUCCEEDED), "succeeded");
+    CHECK_INT(store_status_parse("failed"), DLV_FAILED);
+    CHECK_INT(store_status_parse("done"), -1);
+    store_close(s);
+}
+
+/* writer: a child process writing batches of the delivery log and config changes. */
+static int writer(int id)
+{
+    char err[256], inv[64];
+    store_t *s = NULL;
+    if (store_open(&s, dbpath, err, sizeof err) < 0) {
+        fprintf(stderr, "writer %d: %s\n", id, err);
+        return 1;
+    }
+    for (int b = 0; b < 200; b++) {
+        if (store_begin(s, err, sizeof err) < 0) goto fail;
+        for (int i = 0; i < 50; i++) {
+            snprintf(inv, sizeof inv, "w%d-%d-%d", id, b, i);
+            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", 0, err,
+                                       sizeof err) < 0 ||
+                record(s, inv, "wh_x", DLV_SUCCEEDED, 0, 0) < 0)
+                goto fail;
+        }
+        if (store_commit(s, err, sizeof err) < 0) goto fail;
+        if (b % 10 == 0 && store_webhook_set_enabled(s, "w", b % 20 == 0, err, sizeof err) < 0)
+            goto fail;
+    }
+    store_close(s);
+    return 0;
+fail:
+    fprintf(stderr, "writer %d: %s\n", id, err);
+    store_close(s);
+    return 1;
+}
+
+/* count_cb: counts records. */
+static int count_cb(void *arg, const delivery_t *d)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* test_two_writers: two processes batching writes on one file never see SQLITE_BUSY. */
+static void test_two_writers(void)
+{
+    char err[256];
+    pid_t pids[2];
+    store_t *s = NULL;
+    int n = 0, status;
+    delivery_filter_t f = {"wh_x", NULL, -1, 1000000};
+    int64_t v0 = 0, v1 = 0;
+
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(store_config_version(s, &v0), 0);
+    fflush(NULL);
+    for (int i = 0; i < 2; i++) {
+        if ((pids[i] = fork()) == 0) _exit(writer(i));
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK_INT(store_deliveries_list(s, &f, count_cb, &n, err, sizeof err), 0);
+    CHECK_INT(n, 2 * 200 * 50);
+    CHECK_INT(store_config_version(s, &v1), 0);
+    CHECK_INT(v1 - v0, 2 * 20);
+    store_close(s);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/hl-test-store-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(dbpath, sizeof dbpath, "%s/hookline.db", dir);
+    test_config();
+    test_deliveries();
+    test_two_writers();
+    {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return check_done("store");
+}
