@@ -37,6 +37,7 @@ struct producer {
     char *buf;
     size_t len, cap;
     int discarding; /* inside a line over the size limit */
+    int held;       /* input ended with replies still owed: we close once they are written */
     uint64_t line;
     msgpack_unpacker mp;
     int mp_init;
@@ -127,6 +128,10 @@ static void producer_flush(producer_t *p)
         p->waiting--;
         free(r->error);
         free(r);
+    }
+    if (p->held && p->c && !p->waiting) {
+        p->held = 0;
+        conn_close(p->c, NULL); /* writes the queued replies first */
     }
     producer_maybe_free(p);
 }
@@ -343,6 +348,10 @@ void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
         if (p->mode == MODE_JSON && p->len && !p->discarding) {
             producer_line(p, p->buf, p->len);
             p->len = 0;
+        }
+        if (p->waiting) {
+            p->held = 1;
+            conn_hold(c);
         }
     } else if (p->mode == MODE_MSGPACK) {
         producer_msgpack(p, data, n);

@@ -95,7 +95,8 @@ static void ingest_drain(daemon_t *d)
 static void ingest_stats(daemon_t *d, msgpack_packer *pk)
 {
     ingest_t *in = daemon_ctx(d);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
+    frame_pack_kv_u64(pk, "config_version", in->cfg ? (uint64_t)cfgwatch_version(in->cfg) : 0);
     frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
     frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
     frame_pack_kv_u64(pk, "events", in->stats.events);

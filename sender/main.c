@@ -158,7 +158,8 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     sender_t *s = daemon_ctx(d);
     http_stats_t hs = {0};
     if (s->http) http_stats(s->http, &hs);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 12);
+    frame_pack_kv_u64(pk, "config_version", s->cfg ? (uint64_t)cfgwatch_version(s->cfg) : 0);
     frame_pack_kv_u64(pk, "jobs", s->stats.jobs);
     frame_pack_kv_u64(pk, "succeeded", s->stats.succeeded);
     frame_pack_kv_u64(pk, "failed_attempts", s->stats.failed_attempts);

@@ -509,8 +509,37 @@ class Pipeline:
             json.dump(cfg, f, indent=1)
         out, err = self.check_hookctl("import", path, expect=expect)
         if settle and expect == 0 and any(d.running() for d in self.daemons.values()):
-            time.sleep(1.2)  # the contract: running stages see a change within 1 s
+            self.wait_config_seen()
         return out, err
+
+    def config_version(self):
+        """config_version reads the store's configuration counter."""
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.data, "hookline.db"), timeout=10)
+        try:
+            row = db.execute("SELECT v FROM meta WHERE k = 'config_version'").fetchone()
+        finally:
+            db.close()
+        return row[0] if row else 0
+
+    def wait_config_seen(self, timeout=1.0):
+        """wait_config_seen polls `hookctl status --json` until every running ingest, router
+        and sender reports the store's configuration version: the contract says within 1 s."""
+        want = self.config_version()
+
+        def seen():
+            rc, out, _ = self.hookctl("status", "--json")
+            if not out.strip():
+                return False
+            st = json.loads(out)["stages"]
+            live = sum(1 for d in self.daemons.values() if d.running() and
+                       d.key.split(".")[0] in ("ingest", "router", "sender"))
+            got = [i for s in ("ingest", "router", "sender") for i in st.get(s, [])
+                   if i.get("stats", {}).get("config_version") == want]
+            return len(got) >= live
+
+        self.wait_for(seen, timeout, "running stages did not load configuration version %d "
+                      "within %.1f s" % (want, timeout * SCALE))
 
     def publish(self, lines, expect=0):
         """publish sends events (dicts or raw strings, one per line) through `hookctl publish -`;
