@@ -48,13 +48,10 @@ static const char *const guard_deny6[] = {
 /* guard_match: does range r hold the address a of family fam? */
 static int guard_match(const guard_range_t *r, int fam, const uint8_t *a)
 {
-    if (r->family != fam)
-        return 0;
+    if (r->family != fam) return 0;
     unsigned full = r->prefix / 8, rest = r->prefix % 8;
-    if (memcmp(r->addr, a, full) != 0)
-        return 0;
-    if (rest == 0)
-        return 1;
+    if (memcmp(r->addr, a, full) != 0) return 0;
+    if (rest == 0) return 1;
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return (r->addr[full] & mask) == (a[full] & mask);
 }
@@ -73,8 +70,7 @@ static int guard_parse(const char *cidr, guard_range_t *r, char *err, size_t err
     }
     strcpy(buf, cidr);
     char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
+    if (slash) *slash = '\0';
     memset(r, 0, sizeof(*r));
     if (inet_pton(AF_INET, buf, r->addr) == 1) {
         r->family = AF_INET;
@@ -130,8 +126,7 @@ static int guard_in_table(const char *const *table, size_t n, int fam, const uin
     char err[8];
     for (size_t i = 0; i < n; i++) {
         guard_range_t r;
-        if (guard_parse(table[i], &r, err, sizeof(err)) == 0 && guard_match(&r, fam, a))
-            return 1;
+        if (guard_parse(table[i], &r, err, sizeof(err)) == 0 && guard_match(&r, fam, a)) return 1;
     }
     return 0;
 }
@@ -140,18 +135,15 @@ static int guard_in_table(const char *const *table, size_t n, int fam, const uin
 static int guard_allowed(const guard_t *g, int fam, const uint8_t *a)
 {
     for (size_t i = 0; g && i < g->n; i++)
-        if (guard_match(&g->ranges[i], fam, a))
-            return 1;
+        if (guard_match(&g->ranges[i], fam, a)) return 1;
     return 0;
 }
 
 /* guard_ok4: the verdict for one IPv4 address. */
 static int guard_ok4(const guard_t *g, const uint8_t *a4)
 {
-    if (guard_allowed(g, AF_INET, a4))
-        return 1;
-    return !guard_in_table(guard_deny4, sizeof(guard_deny4) / sizeof(guard_deny4[0]), AF_INET,
-                           a4);
+    if (guard_allowed(g, AF_INET, a4)) return 1;
+    return !guard_in_table(guard_deny4, sizeof(guard_deny4) / sizeof(guard_deny4[0]), AF_INET, a4);
 }
 
 int guard_init(guard_t **gp)
@@ -162,8 +154,7 @@ int guard_init(guard_t **gp)
 
 void guard_close(guard_t *g)
 {
-    if (!g)
-        return;
+    if (!g) return;
     free(g->ranges);
     free(g);
 }
@@ -172,8 +163,7 @@ int guard_add_cidr(guard_t *g, const char *cidr, char *err, size_t errlen)
 {
     guard_range_t r;
     int rc = guard_parse(cidr, &r, err, errlen);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (g->n == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 4;
         guard_range_t *nr = realloc(g->ranges, cap * sizeof(*nr));
@@ -190,14 +180,12 @@ int guard_add_cidr(guard_t *g, const char *cidr, char *err, size_t errlen)
 
 int guard_allows(const guard_t *g, const struct sockaddr *sa)
 {
-    if (!sa)
-        return 0;
+    if (!sa) return 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
         return guard_ok4(g, (const uint8_t *)&sin->sin_addr);
     }
-    if (sa->sa_family != AF_INET6)
-        return 0;
+    if (sa->sa_family != AF_INET6) return 0;
     const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
     const uint8_t *a = sin6->sin6_addr.s6_addr;
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -205,16 +193,12 @@ int guard_allows(const guard_t *g, const struct sockaddr *sa)
     static const uint8_t zero[12] = {0};
 
     /* An IPv4-mapped address is an IPv4 connection: judge it wholly as IPv4. */
-    if (memcmp(a, mapped, 12) == 0)
-        return guard_allowed(g, AF_INET6, a) || guard_ok4(g, a + 12);
-    if (guard_allowed(g, AF_INET6, a))
-        return 1;
+    if (memcmp(a, mapped, 12) == 0) return guard_allowed(g, AF_INET6, a) || guard_ok4(g, a + 12);
+    if (guard_allowed(g, AF_INET6, a)) return 1;
     if (guard_in_table(guard_deny6, sizeof(guard_deny6) / sizeof(guard_deny6[0]), AF_INET6, a))
         return 0;
     /* Forms that route to an embedded IPv4 address must not reach a refused one. */
-    if (memcmp(a, nat64, 12) == 0 || memcmp(a, zero, 12) == 0)
-        return guard_ok4(g, a + 12);
-    if (a[0] == 0x20 && a[1] == 0x02)
-        return guard_ok4(g, a + 2);
+    if (memcmp(a, nat64, 12) == 0 || memcmp(a, zero, 12) == 0) return guard_ok4(g, a + 12);
+    if (a[0] == 0x20 && a[1] == 0x02) return guard_ok4(g, a + 2);
     return 1;
 }

@@ -100,15 +100,11 @@ static int http_url_key(const char *url, char **key, int *code)
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL;
     int kind = HTTP_FAIL_NONE;
-    if (!u)
-        return HTTP_FAIL_NOMEM;
+    if (!u) return HTTP_FAIL_NOMEM;
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
-    if (uc == CURLUE_OK)
-        uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    if (uc == CURLUE_OK)
-        uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
-    if (uc == CURLUE_OK)
-        uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
     if (uc != CURLUE_OK) {
         kind = uc == CURLUE_OUT_OF_MEMORY ? HTTP_FAIL_NOMEM : HTTP_FAIL_URL;
         *code = (int)uc;
@@ -147,8 +143,7 @@ static void http_url_host(const char *url, char *buf, size_t n)
 /* http_ring_add: put ep at the tail of the ready ring. */
 static void http_ring_add(http_t *h, http_endpoint_t *ep)
 {
-    if (ep->in_ring)
-        return;
+    if (ep->in_ring) return;
     ep->in_ring = 1;
     if (!h->ring) {
         ep->rprev = ep->rnext = ep;
@@ -164,16 +159,14 @@ static void http_ring_add(http_t *h, http_endpoint_t *ep)
 /* http_ring_remove: take ep out of the ready ring. */
 static void http_ring_remove(http_t *h, http_endpoint_t *ep)
 {
-    if (!ep->in_ring)
-        return;
+    if (!ep->in_ring) return;
     ep->in_ring = 0;
     if (ep->rnext == ep) {
         h->ring = NULL;
     } else {
         ep->rprev->rnext = ep->rnext;
         ep->rnext->rprev = ep->rprev;
-        if (h->ring == ep)
-            h->ring = ep->rnext;
+        if (h->ring == ep) h->ring = ep->rnext;
     }
     ep->rprev = ep->rnext = NULL;
 }
@@ -181,8 +174,7 @@ static void http_ring_remove(http_t *h, http_endpoint_t *ep)
 /* http_ep_ready: an endpoint with waiting requests and a free slot joins the ring. */
 static void http_ep_ready(http_t *h, http_endpoint_t *ep)
 {
-    if (ep->queued && ep->inflight < h->cfg.max_per_endpoint)
-        http_ring_add(h, ep);
+    if (ep->queued && ep->inflight < h->cfg.max_per_endpoint) http_ring_add(h, ep);
 }
 
 /* http_ep_get: find or create the endpoint for key (key is consumed). NULL on ENOMEM. */
@@ -230,13 +222,11 @@ static http_endpoint_t *http_ep_get(http_t *h, char *key)
 /* http_ep_maybe_free: forget an endpoint with nothing running and nothing waiting. */
 static void http_ep_maybe_free(http_t *h, http_endpoint_t *ep)
 {
-    if (ep->queued || ep->inflight || ep->in_ring)
-        return;
+    if (ep->queued || ep->inflight || ep->in_ring) return;
     http_endpoint_t **pp = &h->buckets[http_hash(ep->key) % h->nbuckets];
     while (*pp && *pp != ep)
         pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = ep->hnext;
+    if (*pp) *pp = ep->hnext;
     h->nendpoints--;
     free(ep);
 }
@@ -245,11 +235,9 @@ static void http_ep_maybe_free(http_t *h, http_endpoint_t *ep)
 static http_request_t *http_ep_pop(http_t *h, http_endpoint_t *ep)
 {
     http_request_t *req = ep->qhead;
-    if (!req)
-        return NULL;
+    if (!req) return NULL;
     ep->qhead = req->priv.next;
-    if (!ep->qhead)
-        ep->qtail = NULL;
+    if (!ep->qhead) ep->qtail = NULL;
     req->priv.next = NULL;
     ep->queued--;
     h->queued--;
@@ -268,8 +256,7 @@ static void http_defer_fail(http_t *h, http_request_t *req, int kind, int code)
     else
         h->failed_head = req;
     h->failed_tail = req;
-    if (!h->closing)
-        uv_timer_start(&h->defer, http_defer_cb, 0, 0);
+    if (!h->closing) uv_timer_start(&h->defer, http_defer_cb, 0, 0);
 }
 
 /* http_deliver: call req->done with res, counting nesting so http_close can wait for it. */
@@ -321,11 +308,9 @@ static void http_deliver_failed(http_t *h, http_request_t *req)
 /* http_after_dispatch: once callbacks are done, refill slots or finish a pending close. */
 static void http_after_dispatch(http_t *h)
 {
-    if (h->dispatching)
-        return;
+    if (h->dispatching) return;
     if (h->closing) {
-        if (!h->torn_down)
-            http_teardown(h);
+        if (!h->torn_down) http_teardown(h);
         return;
     }
     http_pump(h);
@@ -338,8 +323,7 @@ static void http_defer_cb(uv_timer_t *t)
     while (h->failed_head && !h->torn_down) {
         http_request_t *req = h->failed_head;
         h->failed_head = req->priv.next;
-        if (!h->failed_head)
-            h->failed_tail = NULL;
+        if (!h->failed_head) h->failed_tail = NULL;
         http_deliver_failed(h, req);
     }
     http_after_dispatch(h);
@@ -367,8 +351,7 @@ static size_t http_header_cb(char *p, size_t size, size_t nmemb, void *ud)
         return len;
     }
     const char *colon = memchr(p, ':', n);
-    if (!n || !colon)
-        return len;
+    if (!n || !colon) return len;
     size_t nlen = (size_t)(colon - p), voff = nlen + 1;
     while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
         nlen--;
@@ -418,16 +401,12 @@ static size_t http_write_cb(char *p, size_t size, size_t nmemb, void *ud)
         return 0; /* CURLE_WRITE_ERROR */
     }
     size_t take = cap - x->body_len < len ? cap - x->body_len : len;
-    if (take < len)
-        x->truncated = 1;
-    if (!take)
-        return len;
+    if (take < len) x->truncated = 1;
+    if (!take) return len;
     if (x->body_len + take + 1 > x->body_alloc) {
         size_t na = x->body_alloc ? x->body_alloc * 2 : 4096;
-        if (na < x->body_len + take + 1)
-            na = x->body_len + take + 1;
-        if (na > cap + 1)
-            na = cap + 1;
+        if (na < x->body_len + take + 1) na = x->body_len + take + 1;
+        if (na > cap + 1) na = cap + 1;
         char *nb = realloc(x->body, na);
         if (!nb) {
             x->truncated = 1;
@@ -446,8 +425,7 @@ static size_t http_write_cb(char *p, size_t size, size_t nmemb, void *ud)
 static curl_socket_t http_opensocket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
     http_xfer_t *x = ud;
-    if (purpose != CURLSOCKTYPE_IPCXN)
-        return CURL_SOCKET_BAD;
+    if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
     if (!guard_allows(x->h->cfg.guard, &a->addr)) {
         x->guard_refused++;
         return CURL_SOCKET_BAD;
@@ -468,8 +446,7 @@ static http_xfer_t *http_xfer_get(http_t *h)
         return x;
     }
     x = calloc(1, sizeof(*x));
-    if (!x)
-        return NULL;
+    if (!x) return NULL;
     x->h = h;
     x->easy = curl_easy_init();
     if (!x->easy) {
@@ -514,9 +491,8 @@ static CURLcode http_setopts(http_t *h, http_xfer_t *x, http_request_t *req)
     CURLcode rc = CURLE_OK;
 #define HTTP_SET(opt, val)                                                                         \
     do {                                                                                           \
-        CURLcode c_ = curl_easy_setopt(e, opt, val);                                              \
-        if (c_ != CURLE_OK && rc == CURLE_OK)                                                      \
-            rc = c_;                                                                               \
+        CURLcode c_ = curl_easy_setopt(e, opt, val);                                               \
+        if (c_ != CURLE_OK && rc == CURLE_OK) rc = c_;                                             \
     } while (0)
     HTTP_SET(CURLOPT_PRIVATE, x);
     HTTP_SET(CURLOPT_URL, req->url);
@@ -526,8 +502,7 @@ static CURLcode http_setopts(http_t *h, http_xfer_t *x, http_request_t *req)
     HTTP_SET(CURLOPT_PROXY, ""); /* proxy variables must not route around the guard */
     HTTP_SET(CURLOPT_SSL_VERIFYPEER, 1L);
     HTTP_SET(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (h->ca_file)
-        HTTP_SET(CURLOPT_CAINFO, h->ca_file);
+    if (h->ca_file) HTTP_SET(CURLOPT_CAINFO, h->ca_file);
     HTTP_SET(CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
     HTTP_SET(CURLOPT_TIMEOUT_MS, h->cfg.timeout_ms);
     HTTP_SET(CURLOPT_TCP_NODELAY, 1L);
@@ -560,15 +535,13 @@ static void http_start(http_t *h, http_endpoint_t *ep, http_request_t *req)
     for (size_t i = 0; ok && i < req->n_headers; i++) {
         struct curl_slist *l = curl_slist_append(x->hdrs, req->headers[i]);
         ok = l != NULL;
-        if (l)
-            x->hdrs = l;
+        if (l) x->hdrs = l;
     }
     if (ok) {
         /* No "Expect: 100-continue" round trip: receivers answer the whole POST. */
         struct curl_slist *l = curl_slist_append(x->hdrs, "Expect:");
         ok = l != NULL;
-        if (l)
-            x->hdrs = l;
+        if (l) x->hdrs = l;
     }
     if (!ok || http_setopts(h, x, req) != CURLE_OK) {
         http_xfer_put(h, x);
@@ -585,8 +558,7 @@ static void http_start(http_t *h, http_endpoint_t *ep, http_request_t *req)
     req->priv.ep = ep;
     x->prev = NULL;
     x->next = h->active;
-    if (h->active)
-        h->active->prev = x;
+    if (h->active) h->active->prev = x;
     h->active = x;
     h->inflight++;
     ep->inflight++;
@@ -599,8 +571,7 @@ static void http_pump(http_t *h)
         http_endpoint_t *ep = h->ring;
         http_ring_remove(h, ep);
         http_request_t *req = http_ep_pop(h, ep);
-        if (req)
-            http_start(h, ep, req);
+        if (req) http_start(h, ep, req);
         http_ep_ready(h, ep);
         http_ep_maybe_free(h, ep);
     }
@@ -613,8 +584,7 @@ static void http_active_unlink(http_t *h, http_xfer_t *x)
         x->prev->next = x->next;
     else
         h->active = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
+    if (x->next) x->next->prev = x->prev;
     x->prev = x->next = NULL;
     curl_multi_remove_handle(h->multi, x->easy);
     http_endpoint_t *ep = x->req->priv.ep;
@@ -772,8 +742,7 @@ static void http_finish(http_t *h, http_xfer_t *x, CURLcode code)
     h->st.requests++;
     h->st.connections += (uint64_t)nconn;
     h->st.reused += (uint64_t)res.reused;
-    if (x->guard_refused && !x->guard_passed)
-        h->st.refused++;
+    if (x->guard_refused && !x->guard_passed) h->st.refused++;
 
     http_active_unlink(h, x);
     http_deliver(h, req, &res);
@@ -788,8 +757,7 @@ static void http_check_multi(http_t *h)
     int left;
     h->dispatching++;
     while (h->multi && (m = curl_multi_info_read(h->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
+        if (m->msg != CURLMSG_DONE) continue;
         http_xfer_t *x = NULL;
         CURLcode code = m->data.result; /* m dies with curl_multi_remove_handle */
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
@@ -812,8 +780,7 @@ static void http_timer_cb(uv_timer_t *t)
 static int http_timer_fn(CURLM *multi, long timeout_ms, void *userp)
 {
     http_t *h = userp;
-    if (h->torn_down)
-        return 0;
+    if (h->torn_down) return 0;
     if (timeout_ms < 0)
         uv_timer_stop(&h->timer);
     else
@@ -833,10 +800,8 @@ static void http_poll_cb(uv_poll_t *p, int status, int events)
         flags = CURL_CSELECT_IN | CURL_CSELECT_OUT;
         uv_poll_stop(p);
     } else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
+        if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     }
     curl_multi_socket_action(h->multi, k->fd, flags, &running);
     http_check_multi(h);
@@ -845,15 +810,13 @@ static void http_poll_cb(uv_poll_t *p, int status, int events)
 /* http_handle_gone: one uv handle finished closing; free h after the last one. */
 static void http_handle_gone(http_t *h)
 {
-    if (--h->open_handles > 0 || !h->torn_down)
-        return;
+    if (--h->open_handles > 0 || !h->torn_down) return;
     void (*closed)(void *) = h->closed;
     void *arg = h->closed_arg;
     free(h->ca_file);
     free(h->buckets);
     free(h);
-    if (closed)
-        closed(arg);
+    if (closed) closed(arg);
 }
 
 /* http_sock_closed: close callback of a socket's poll handle. */
@@ -873,8 +836,7 @@ static void http_sock_close(http_t *h, http_sock_t *k)
         k->prev->next = k->next;
     else
         h->socks = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    if (k->next) k->next->prev = k->prev;
     uv_close((uv_handle_t *)&k->poll, http_sock_closed);
 }
 
@@ -886,8 +848,7 @@ static int http_socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, vo
     if (what == CURL_POLL_REMOVE) {
         if (k) {
             http_sock_close(h, k);
-            if (!h->torn_down)
-                curl_multi_assign(h->multi, s, NULL);
+            if (!h->torn_down) curl_multi_assign(h->multi, s, NULL);
         }
         return 0;
     }
@@ -907,17 +868,14 @@ static int http_socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, vo
         k->fd = s;
         k->h = h;
         k->next = h->socks;
-        if (h->socks)
-            h->socks->prev = k;
+        if (h->socks) h->socks->prev = k;
         h->socks = k;
         h->open_handles++;
         curl_multi_assign(h->multi, s, k);
     }
     int ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
+    if (what & CURL_POLL_IN) ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
     int rc = uv_poll_start(&k->poll, ev, http_poll_cb);
     if (rc < 0) {
         log_error("http: cannot poll socket %d: %s", (int)s, uv_strerror(rc));
@@ -991,27 +949,17 @@ int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err,
         return -ENOMEM;
     }
     h->loop = loop;
-    if (cfg)
-        h->cfg = *cfg;
+    if (cfg) h->cfg = *cfg;
     http_config_t *c = &h->cfg;
-    if (c->connect_timeout_ms <= 0)
-        c->connect_timeout_ms = 5000;
-    if (c->timeout_ms <= 0)
-        c->timeout_ms = 15000;
-    if (c->max_inflight <= 0)
-        c->max_inflight = 512;
-    if (c->max_per_endpoint <= 0)
-        c->max_per_endpoint = 16;
-    if (c->max_connects <= 0)
-        c->max_connects = 256;
-    if (!c->body_cap)
-        c->body_cap = 65536;
-    if (!c->body_max)
-        c->body_max = 1024 * 1024;
-    if (c->body_max < c->body_cap)
-        c->body_max = c->body_cap;
-    if (!c->headers_cap)
-        c->headers_cap = 16384;
+    if (c->connect_timeout_ms <= 0) c->connect_timeout_ms = 5000;
+    if (c->timeout_ms <= 0) c->timeout_ms = 15000;
+    if (c->max_inflight <= 0) c->max_inflight = 512;
+    if (c->max_per_endpoint <= 0) c->max_per_endpoint = 16;
+    if (c->max_connects <= 0) c->max_connects = 256;
+    if (!c->body_cap) c->body_cap = 65536;
+    if (!c->body_max) c->body_max = 1024 * 1024;
+    if (c->body_max < c->body_cap) c->body_max = c->body_cap;
+    if (!c->headers_cap) c->headers_cap = 16384;
     c->ca_file = NULL;
     if (cfg && cfg->ca_file && !(h->ca_file = strdup(cfg->ca_file))) {
         free(h);
@@ -1022,8 +970,7 @@ int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err,
     h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
     h->multi = curl_multi_init();
     if (!h->buckets || !h->multi) {
-        if (h->multi)
-            curl_multi_cleanup(h->multi);
+        if (h->multi) curl_multi_cleanup(h->multi);
         free(h->buckets);
         free(h->ca_file);
         free(h);
@@ -1046,10 +993,8 @@ int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err,
 
 int http_submit(http_t *h, http_request_t *req)
 {
-    if (!h || !req || !req->url || !req->done)
-        return -EINVAL;
-    if (h->closing)
-        return -ECANCELED;
+    if (!h || !req || !req->url || !req->done) return -EINVAL;
+    if (h->closing) return -ECANCELED;
     memset(&req->priv, 0, sizeof(req->priv));
     char *key = NULL;
     int code = 0;
@@ -1057,6 +1002,13 @@ int http_submit(http_t *h, http_request_t *req)
     if (kind != HTTP_FAIL_NONE) {
         http_defer_fail(h, req, kind, code);
         return 0;
+    }
+    if (req->endpoint) {
+        free(key);
+        if (!(key = strdup(req->endpoint))) {
+            http_defer_fail(h, req, HTTP_FAIL_NOMEM, 0);
+            return 0;
+        }
     }
     http_endpoint_t *ep = http_ep_get(h, key);
     if (!ep) {
@@ -1086,12 +1038,10 @@ void http_stats(const http_t *h, http_stats_t *out)
 
 void http_close(http_t *h, void (*closed)(void *arg), void *arg)
 {
-    if (!h || h->closing)
-        return;
+    if (!h || h->closing) return;
     h->closing = 1;
     h->closed = closed;
     h->closed_arg = arg;
     uv_timer_stop(&h->defer);
-    if (!h->dispatching)
-        http_teardown(h);
+    if (!h->dispatching) http_teardown(h);
 }

@@ -43,10 +43,12 @@ typedef struct http_header {
  * copy what you keep. */
 typedef struct http_result {
     http_outcome_t outcome;
-    CURLcode code;    /* CURLE_OK, or what libcurl reported (even on a 2xx cut short) */
-    long status;      /* HTTP status, 0 when none arrived */
-    const char *error; /* NULL unless outcome is TRANSPORT or CANCELLED: "connection refused",
-                          "timeout after 15000 ms", "target address not allowed", "cancelled" */
+    CURLcode code; /* CURLE_OK, or what libcurl reported (even on a 2xx cut short) */
+    long status;   /* HTTP status, 0 when none arrived */
+    /* In words, for TRANSPORT and CANCELLED: "connection refused", "timeout after 15000 ms",
+     * "target address not allowed", "cancelled"; for STATUS only when reading the rest of the
+     * answer failed too ("response body over 1048576 bytes"); NULL for SUCCESS. */
+    const char *error;
     const http_header_t *headers; /* response headers in arrival order */
     size_t n_headers;
     int headers_truncated; /* more headers came than headers_cap holds */
@@ -60,10 +62,13 @@ typedef struct http_result {
 /* A POST to send. The caller owns the request and everything it points to until done is called
  * (or until http_submit returns an error); http.c only uses the private fields. */
 struct http_request {
-    const char *url;                   /* http:// or https:// */
-    const char *const *headers;        /* "Name: value" lines, n_headers of them */
+    const char *url;            /* http:// or https:// */
+    const char *const *headers; /* "Name: value" lines, n_headers of them */
     size_t n_headers;
-    const void *body;                  /* may be NULL when body_len is 0 */
+    const char *endpoint; /* key of the per-endpoint cap and fair turns; NULL: the URL's
+                             scheme://host:port. The sender passes the webhook's URL, so two
+                             webhooks on one host are two endpoints. */
+    const void *body; /* may be NULL when body_len is 0 */
     size_t body_len;
     /* done is called exactly once per accepted request, from the loop (never from inside
      * http_submit), or from inside http_close with outcome CANCELLED. It may submit more

@@ -207,14 +207,13 @@ static int job_prepare(sender_t *s, sender_job_t *j, char *err, size_t errlen)
     int rc = auth_build_headers(wh, j->inv, j->event_type, j->attempt, time_now_ms() / 1000,
                                 j->body, j->body_len, &j->headers, err, errlen);
     if (rc < 0) return rc;
-    /* Two more lines switch off libcurl's own Accept and Expect: 100-continue. */
-    j->lines = calloc(j->headers.n + 2, sizeof *j->lines);
+    /* One more line switches off libcurl's own Accept header (the engine drops Expect). */
+    j->lines = calloc(j->headers.n + 1, sizeof *j->lines);
     if (!j->lines) return -ENOMEM;
     size_t n = 0;
     for (size_t i = 0; i < j->headers.n; i++)
         if (!(j->lines[n++] = auth_header_line(&j->headers.v[i]))) return -ENOMEM;
-    j->lines[n++] = strdup("Accept:");
-    j->lines[n++] = strdup("Expect:");
+    if (!(j->lines[n++] = strdup("Accept:"))) return -ENOMEM;
     j->req.n_headers = n;
     json_t *masked = auth_headers_json(&j->headers);
     j->rec.req_headers = json_dumps(masked, JSON_COMPACT);
@@ -266,6 +265,7 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     j->state = JOB_ATTEMPTING;
     j->started_at = time_now_ms();
     j->req.url = j->url;
+    j->req.endpoint = j->url;
     j->req.headers = (const char *const *)j->lines;
     j->req.body = j->body;
     j->req.body_len = j->body_len;

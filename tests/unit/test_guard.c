@@ -124,15 +124,14 @@ int main(void)
 
     /* Bad input is refused with a message naming it. */
     static const char *const bad[] = {
-        "",         "10.0.0.0/",     "10.0.0.0/33", "10.0.0.0/-1",  "10.0.0.0/8x",
-        "10.0.0/8", "10.0.0.1/8",    "fd00::/129",  "fd00::1/8",    "nonsense",
-        "1.2.3.4/0008", "10.0.0.0/8/8", "::1 ",     " 127.0.0.1",   "256.0.0.0/8",
+        "",           "10.0.0.0/",  "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/8x",  "10.0.0/8",
+        "10.0.0.1/8", "fd00::/129", "fd00::1/8",   "nonsense",    "1.2.3.4/0008", "10.0.0.0/8/8",
+        "::1 ",       " 127.0.0.1", "256.0.0.0/8",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
         int rc = guard_add_cidr(g, bad[i], err, sizeof(err));
-        if (rc != -EINVAL)
-            fprintf(stderr, "CIDR \"%s\" was accepted\n", bad[i]);
+        if (rc != -EINVAL) fprintf(stderr, "CIDR \"%s\" was accepted\n", bad[i]);
         CHECK_INT(rc, -EINVAL);
         CHECK(err[0] != '\0');
     }

@@ -38,10 +38,8 @@ static int srv_wait_readable(srv_t *s, int fd, int ms)
     for (int waited = 0; !atomic_load(&s->stop) && waited < ms; waited += 50) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int rc = poll(&p, 1, 50);
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return 0;
+        if (rc > 0) return 1;
+        if (rc < 0 && errno != EINTR) return 0;
     }
     return 0;
 }
@@ -51,27 +49,22 @@ static void srv_send(int fd, const char *p, size_t n)
 {
     while (n) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
+        if (w <= 0) return;
         p += w;
         n -= (size_t)w;
     }
 }
 
 /* srv_answer: status line, headers and a body of len bytes of 'x' (or text). */
-static void srv_answer(int fd, const char *status, const char *extra, const char *text,
-                       size_t len)
+static void srv_answer(int fd, const char *status, const char *extra, const char *text, size_t len)
 {
     char head[512];
-    if (text)
-        len = strlen(text);
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n%s\r\n", status,
-                     len, extra ? extra : "");
+    if (text) len = strlen(text);
+    /* Head and a short body in one write: no Nagle / delayed-ACK stall between them. */
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n%s\r\n%s", status,
+                     len, extra ? extra : "", text ? text : "");
     srv_send(fd, head, (size_t)n);
-    if (text) {
-        srv_send(fd, text, len);
-        return;
-    }
+    if (text) return;
     char chunk[16384];
     memset(chunk, 'x', sizeof(chunk));
     while (len) {
@@ -92,24 +85,19 @@ static void *srv_conn_main(void *arg)
         char *end;
         buf[len] = '\0';
         while (!(end = strstr(buf, "\r\n\r\n"))) {
-            if (len == cap || !srv_wait_readable(s, c->fd, 10000))
-                goto out;
+            if (len == cap || !srv_wait_readable(s, c->fd, 10000)) goto out;
             ssize_t r = recv(c->fd, buf + len, cap - len, 0);
-            if (r <= 0)
-                goto out;
+            if (r <= 0) goto out;
             len += (size_t)r;
             buf[len] = '\0';
         }
         size_t head_len = (size_t)(end - buf) + 4, body_len = 0;
         char *cl = strcasestr(buf, "\r\nContent-Length:");
-        if (cl && cl < end)
-            body_len = strtoul(cl + 17, NULL, 10);
+        if (cl && cl < end) body_len = strtoul(cl + 17, NULL, 10);
         while (len < head_len + body_len) {
-            if (!srv_wait_readable(s, c->fd, 10000))
-                goto out;
+            if (!srv_wait_readable(s, c->fd, 10000)) goto out;
             ssize_t r = recv(c->fd, buf + len, cap - len, 0);
-            if (r <= 0)
-                goto out;
+            if (r <= 0) goto out;
             len += (size_t)r;
         }
         char path[128] = "";
@@ -172,8 +160,7 @@ static void *srv_main(void *arg)
     srv_t *s = arg;
     while (srv_wait_readable(s, s->fd, 1 << 30)) {
         int fd = accept(s->fd, NULL, NULL);
-        if (fd < 0)
-            continue;
+        if (fd < 0) continue;
         atomic_fetch_add(&s->accepts, 1);
         atomic_fetch_add(&s->conns, 1);
         srv_conn_t *c = malloc(sizeof(*c));
@@ -256,6 +243,7 @@ static void probe_done(http_request_t *req, const http_result_t *res)
             strcmp(res->headers[i].value, "yes") == 0)
             p->has_xtest = 1;
     finished++;
+    uv_stop(&loop); /* let run_until look at the count before the loop blocks again */
     if (p->resubmit_h && p->resubmit_left > 0) {
         p->resubmit_left--;
         CHECK_INT(http_submit(p->resubmit_h, &p->req), 0);
@@ -263,9 +251,7 @@ static void probe_done(http_request_t *req, const http_result_t *res)
 }
 
 /* wake_cb: the wait's deadline. */
-static void wake_cb(uv_timer_t *t)
-{
-}
+static void wake_cb(uv_timer_t *t) {}
 
 /* run_until: turn the loop until finished reaches want or ms pass; 1 when reached. */
 static int run_until(int want, int ms)
@@ -314,10 +300,8 @@ static void send_one(http_t *h, probe_t *p, const char *url, int wait_ms)
 /* new_http: an engine with the given caps and timeout, and guard g. */
 static http_t *new_http(const guard_t *g, long timeout_ms, int per_ep, int total)
 {
-    http_config_t cfg = {.timeout_ms = timeout_ms,
-                         .max_per_endpoint = per_ep,
-                         .max_inflight = total,
-                         .guard = g};
+    http_config_t cfg = {
+        .timeout_ms = timeout_ms, .max_per_endpoint = per_ep, .max_inflight = total, .guard = g};
     http_t *h = NULL;
     char err[256] = "";
     CHECK_INT(http_init(&h, &loop, &cfg, err, sizeof(err)), 0);
@@ -585,10 +569,71 @@ static void test_cancel(srv_t *s, const guard_t *allow)
     CHECK_INT(closed_calls, closed_before + 1);
 }
 
-/* wake_closed: close callback of the wait timer. */
-static void wake_closed(uv_handle_t *hd)
+/* close_in_done: the done callback that closes the engine. */
+static void close_in_done(http_request_t *req, const http_result_t *res)
 {
+    probe_done(req, res);
+    http_close(((probe_t *)req->data)->resubmit_h, closed_cb, NULL);
 }
+
+/* test_close_in_done: http_close from a done callback cancels the rest after it returns. */
+static void test_close_in_done(srv_t *s, const guard_t *allow)
+{
+    http_t *h = new_http(allow, 0, 1, 0);
+    char url[256];
+    probe_t p[3];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", s->port);
+    int want = finished + 3, closed_before = closed_calls;
+    for (int i = 0; i < 3; i++) {
+        memset(&p[i], 0, sizeof(p[i]));
+        p[i].req.url = url;
+        p[i].req.done = i == 0 ? close_in_done : probe_done;
+        p[i].req.data = &p[i];
+        p[i].resubmit_h = h;
+        CHECK_INT(http_submit(h, &p[i].req), 0);
+    }
+    CHECK(run_until(want, 5000));
+    CHECK_INT(p[0].outcome, HTTP_OUTCOME_SUCCESS);
+    CHECK_INT(p[1].outcome, HTTP_OUTCOME_CANCELLED);
+    CHECK_INT(p[2].outcome, HTTP_OUTCOME_CANCELLED);
+    uv_timer_start(&wake, wake_cb, 5000, 0);
+    while (closed_calls == closed_before && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    uv_timer_stop(&wake);
+    CHECK_INT(closed_calls, closed_before + 1);
+}
+
+/* test_connect_timeout: a listener whose backlog is full drops SYNs. */
+static void test_connect_timeout(const guard_t *allow)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    bind(lfd, (struct sockaddr *)&a, sizeof(a));
+    listen(lfd, 0);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fill[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    http_config_t cfg = {.connect_timeout_ms = 300, .guard = allow};
+    http_t *h = NULL;
+    char err[256], url[256];
+    CHECK_INT(http_init(&h, &loop, &cfg, err, sizeof(err)), 0);
+    probe_t p;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", ntohs(a.sin_port));
+    send_one(h, &p, url, 5000);
+    CHECK_INT(p.outcome, HTTP_OUTCOME_TRANSPORT);
+    CHECK_STR(p.error, "connect timeout after 300 ms");
+    close_http(h);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
+/* wake_closed: close callback of the wait timer. */
+static void wake_closed(uv_handle_t *hd) {}
 
 int main(void)
 {
@@ -612,6 +657,8 @@ int main(void)
     test_fair(&s1, &s2, allow, 3);
     test_fair(&s1, &s2, allow, 2);
     test_cancel(&s1, allow);
+    test_close_in_done(&s1, allow);
+    test_connect_timeout(allow);
 
     uv_close((uv_handle_t *)&wake, wake_closed);
     uv_run(&loop, UV_RUN_DEFAULT);
