@@ -20,7 +20,6 @@ typedef struct ingest {
     dispatch_t *routers;
     uint64_t next_seq; /* journal id of the next accepted event */
     unsigned window;   /* events in flight per router */
-    uv_timer_t drain_timer;
     TAILQ_HEAD(producer_list, producer) producers;
     struct {
         uint64_t lines_accepted, lines_rejected, events, unrouted, delivered, replayed;

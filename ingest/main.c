@@ -73,11 +73,10 @@ static void ingest_raw(daemon_t *d, conn_t *c, const char *data, size_t n)
     ingest_producer_data(daemon_ctx(d), c, data, n);
 }
 
-/* ingest_drain_check stops once every producer has its replies. */
-static void ingest_drain_check(uv_timer_t *t)
+/* ingest_idle: every producer has its replies. */
+static int ingest_idle(daemon_t *d)
 {
-    ingest_t *in = t->data;
-    if (ingest_producer_quiet(in)) daemon_stop(in->d);
+    return ingest_producer_quiet(daemon_ctx(d));
 }
 
 /* ingest_drain: stop reading producers, make everything accepted durable, answer, stop. */
@@ -86,9 +85,7 @@ static void ingest_drain(daemon_t *d)
     ingest_t *in = daemon_ctx(d);
     ingest_producer_pause_all(in);
     committer_flush_now(in->commit);
-    uv_timer_init(daemon_loop(d), &in->drain_timer);
-    in->drain_timer.data = in;
-    uv_timer_start(&in->drain_timer, ingest_drain_check, 0, 5);
+    daemon_stop_when_idle(d, ingest_idle);
 }
 
 /* ingest_stats packs the figures shown by hookctl status. */
@@ -108,18 +105,10 @@ static void ingest_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
 }
 
-/* ingest_close_handle is the drain timer's close callback (it lives inside ingest_t). */
-static void ingest_close_handle(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* ingest_close frees the queue and the configuration. */
 static void ingest_close(daemon_t *d)
 {
     ingest_t *in = daemon_ctx(d);
-    if (uv_is_active((uv_handle_t *)&in->drain_timer) || in->drain_timer.data)
-        uv_close((uv_handle_t *)&in->drain_timer, ingest_close_handle);
     ingest_queue_close(in);
     cfgwatch_close(in->cfg);
 }

@@ -81,20 +81,16 @@ static void router_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     conn_close(c, reason);
 }
 
-/* router_drain_check stops once every event taken is acknowledged. */
-static void router_drain_check(uv_timer_t *t)
+/* router_idle: every event taken is acknowledged. */
+static int router_idle(daemon_t *d)
 {
-    router_t *r = t->data;
-    if (r->nevents == 0) daemon_stop(r->d);
+    return ((router_t *)daemon_ctx(d))->nevents == 0;
 }
 
 /* router_drain: take no new events, finish the jobs in flight, then stop. */
 static void router_drain(daemon_t *d)
 {
-    router_t *r = daemon_ctx(d);
-    uv_timer_init(daemon_loop(d), &r->drain_timer);
-    r->drain_timer.data = r;
-    uv_timer_start(&r->drain_timer, router_drain_check, 0, 5);
+    daemon_stop_when_idle(d, router_idle);
 }
 
 /* router_stats packs the figures shown by hookctl status. */
@@ -114,17 +110,10 @@ static void router_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "config_version", r->cfg ? (uint64_t)cfgwatch_version(r->cfg) : 0);
 }
 
-/* router_handle_closed: the drain timer lives inside router_t. */
-static void router_handle_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* router_close frees every job and event. */
 static void router_close(daemon_t *d)
 {
     router_t *r = daemon_ctx(d);
-    if (r->drain_timer.data) uv_close((uv_handle_t *)&r->drain_timer, router_handle_closed);
     if (r->senders) {
         router_free_all(r);
         dispatch_close(r->senders);

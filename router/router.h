@@ -19,7 +19,6 @@ typedef struct router {
     unsigned window;
     TAILQ_HEAD(router_event_list, router_event) events;
     size_t nevents;
-    uv_timer_t drain_timer;
     struct {
         uint64_t events, unrouted, unmatched, jobs, jobs_done, events_done, bad;
     } stats;

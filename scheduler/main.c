@@ -121,11 +121,10 @@ static void sched_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object
     }
 }
 
-/* sched_drain_check stops once no sender holds a retry and every reply went out. */
-static void sched_drain_check(uv_timer_t *t)
+/* sched_idle: no sender holds a retry and every reply went out. */
+static int sched_idle(daemon_t *d)
 {
-    scheduler_t *s = t->data;
-    if (sched_queue_idle(s)) daemon_stop(s->d);
+    return sched_queue_idle(daemon_ctx(d));
 }
 
 /* sched_drain: hand out nothing more, sync, wait for in-flight retries to report. */
@@ -133,9 +132,7 @@ static void sched_drain(daemon_t *d)
 {
     scheduler_t *s = daemon_ctx(d);
     committer_flush_now(s->commit);
-    uv_timer_init(daemon_loop(d), &s->drain_timer);
-    s->drain_timer.data = s;
-    uv_timer_start(&s->drain_timer, sched_drain_check, 0, 5);
+    daemon_stop_when_idle(d, sched_idle);
 }
 
 /* sched_stats packs the figures shown by hookctl status. */
@@ -154,17 +151,10 @@ static void sched_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "senders", s->senders ? dispatch_peers(s->senders) : 0);
 }
 
-/* sched_handle_closed: the drain timer lives inside scheduler_t. */
-static void sched_handle_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* sched_close syncs and frees everything. */
 static void sched_close(daemon_t *d)
 {
     scheduler_t *s = daemon_ctx(d);
-    if (s->drain_timer.data) uv_close((uv_handle_t *)&s->drain_timer, sched_handle_closed);
     sched_queue_close(s);
     if (s->store) store_close(s->store);
 }

@@ -41,7 +41,7 @@ typedef struct scheduler {
     struct sched_by_inv by_inv;
     struct sched_by_due by_due;
     size_t nentries;
-    uv_timer_t timer, drain_timer;
+    uv_timer_t timer;
     TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
     struct {
         uint64_t retries, failed, dispatched, done, redelivered, replayed;

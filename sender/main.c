@@ -136,20 +136,16 @@ static void sender_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     conn_close(c, reason);
 }
 
-/* sender_drain_check stops once every job taken has reported. */
-static void sender_drain_check(uv_timer_t *t)
+/* sender_idle: every job taken has reported. */
+static int sender_idle(daemon_t *d)
 {
-    sender_t *s = t->data;
-    if (s->njobs == 0) daemon_stop(s->d);
+    return ((sender_t *)daemon_ctx(d))->njobs == 0;
 }
 
 /* sender_drain: take no new jobs, finish the running ones, then stop. */
 static void sender_drain(daemon_t *d)
 {
-    sender_t *s = daemon_ctx(d);
-    uv_timer_init(daemon_loop(d), &s->drain_timer);
-    s->drain_timer.data = s;
-    uv_timer_start(&s->drain_timer, sender_drain_check, 0, 5);
+    daemon_stop_when_idle(d, sender_idle);
 }
 
 /* sender_stats packs the figures shown by hookctl status. */
@@ -173,17 +169,10 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "refused_targets", hs.refused);
 }
 
-/* sender_handle_closed: the drain timer lives inside sender_t. */
-static void sender_handle_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* sender_close cancels what still runs (upstream hands it out again) and frees everything. */
 static void sender_close(daemon_t *d)
 {
     sender_t *s = daemon_ctx(d);
-    if (s->drain_timer.data) uv_close((uv_handle_t *)&s->drain_timer, sender_handle_closed);
     if (s->http) http_close(s->http, NULL, NULL);
     s->http = NULL;
     if (s->log_timer.data) sender_log_close(s);

@@ -52,7 +52,7 @@ struct sender {
     uint64_t next_retry_seq;
     struct sender_job_list jobs, waiting, to_log;
     size_t njobs;
-    uv_timer_t log_timer, drain_timer;
+    uv_timer_t log_timer;
     struct {
         uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches;
     } stats;

@@ -80,8 +80,9 @@ struct daemon {
     int nopen; /* our own handles not yet through their close callback */
     uv_pipe_t listener;
     uv_signal_t sigterm, sigint;
-    uv_timer_t grace, connect_timer;
+    uv_timer_t grace, connect_timer, idle_timer;
     uv_prepare_t flusher;
+    int (*idle)(daemon_t *d); /* daemon_stop_when_idle's test */
     conn_t *conns;
     unsigned next_id, scan_gen;
     char **patterns;
@@ -1015,8 +1016,23 @@ void daemon_stop(daemon_t *d)
     daemon_close_handle(d, (uv_handle_t *)&d->sigint);
     daemon_close_handle(d, (uv_handle_t *)&d->grace);
     daemon_close_handle(d, (uv_handle_t *)&d->connect_timer);
+    daemon_close_handle(d, (uv_handle_t *)&d->idle_timer);
     daemon_close_handle(d, (uv_handle_t *)&d->flusher);
     uv_stop(&d->loop);
+}
+
+/* daemon_on_idle_check stops the daemon once the stage says its in-flight work is done. */
+static void daemon_on_idle_check(uv_timer_t *t)
+{
+    daemon_t *d = t->data;
+    if (d->idle && d->idle(d)) daemon_stop(d);
+}
+
+void daemon_stop_when_idle(daemon_t *d, int (*idle)(daemon_t *d))
+{
+    if (d->stopping) return;
+    d->idle = idle;
+    uv_timer_start(&d->idle_timer, daemon_on_idle_check, 0, 5);
 }
 
 /* daemon_init_handles sets up the signal watchers, timers and the flusher. */
@@ -1024,11 +1040,12 @@ static int daemon_init_handles(daemon_t *d)
 {
     uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
                          (uv_handle_t *)&d->grace, (uv_handle_t *)&d->connect_timer,
-                         (uv_handle_t *)&d->flusher};
+                         (uv_handle_t *)&d->idle_timer, (uv_handle_t *)&d->flusher};
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     uv_timer_init(&d->loop, &d->grace);
     uv_timer_init(&d->loop, &d->connect_timer);
+    uv_timer_init(&d->loop, &d->idle_timer);
     uv_prepare_init(&d->loop, &d->flusher);
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         hs[i]->data = d;

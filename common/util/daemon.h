@@ -70,6 +70,10 @@ fsync_policy_t daemon_fsync(daemon_t *d);
 int daemon_draining(daemon_t *d);
 /* daemon_stop closes every handle; daemon_main then returns 0. Safe to call more than once. */
 void daemon_stop(daemon_t *d);
+/* daemon_stop_when_idle polls idle(d) every 5 ms (first at once) and calls daemon_stop when it
+ * returns 1: the usual end of an on_drain that waits for in-flight work. The grace deadline
+ * still applies. */
+void daemon_stop_when_idle(daemon_t *d, int (*idle)(daemon_t *d));
 
 /* daemon_connect keeps one outbound framed connection to every socket in the run dir whose
  * name matches the glob pattern ("router.*.sock", "scheduler.sock"), rescanning the directory
