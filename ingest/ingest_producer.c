@@ -42,10 +42,9 @@ struct producer {
     msgpack_unpacker mp;
     int mp_init;
     TAILQ_HEAD(, reply) replies;
-    size_t waiting; /* replies not yet written */
+    size_t waiting;             /* replies not yet written */
     TAILQ_ENTRY(producer) link; /* in ingest_t.producers */
 };
-
 
 /* producer_free releases a producer whose connection is gone and whose replies are settled. */
 static void producer_maybe_free(producer_t *p)
@@ -182,7 +181,8 @@ static void producer_accept(producer_t *p, const json_t *obj)
     }
     reply_t *r = calloc(1, sizeof *r);
     if (!r) {
-        for (int i = 0; i < n; i++) json_decref(out[i]);
+        for (int i = 0; i < n; i++)
+            json_decref(out[i]);
         producer_reject(p, "out of memory");
         return;
     }
@@ -194,8 +194,10 @@ static void producer_accept(producer_t *p, const json_t *obj)
         ingest_event_t *ev;
         if (ingest_queue_append(in, out[i], &ev, err, sizeof err) < 0) {
             log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
-            for (int j = 0; j < r->nevents; j++) ingest_queue_discard(in, r->events[j]);
-            for (int j = i; j < n; j++) json_decref(out[j]);
+            for (int j = 0; j < r->nevents; j++)
+                ingest_queue_discard(in, r->events[j]);
+            for (int j = i; j < n; j++)
+                json_decref(out[j]);
             free(r);
             char msg[600];
             snprintf(msg, sizeof msg, "not accepted: journal: %s", err);
@@ -218,7 +220,8 @@ static void producer_line(producer_t *p, const char *s, size_t n)
     p->line++;
     if (n && s[n - 1] == '\r') n--;
     size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
     if (i == n) {
         producer_reject(p, "empty line");
         return;
@@ -253,7 +256,8 @@ static void producer_json(producer_t *p, const char *data, size_t n)
         } else {
             if (p->len + take > p->cap) {
                 size_t cap = p->cap ? p->cap : 4096;
-                while (cap < p->len + take) cap *= 2;
+                while (cap < p->len + take)
+                    cap *= 2;
                 char *b = realloc(p->buf, cap);
                 if (!b) {
                     conn_close(p->c, "out of memory");

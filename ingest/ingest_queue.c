@@ -118,7 +118,8 @@ int ingest_queue_open(ingest_t *in)
 {
     char dir[4096], err[256];
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(in->d));
-    int rc = journal_open(&in->journal, dir, "ingest", JOURNAL_SEGMENT_MAX_DEFAULT, err, sizeof err);
+    int rc =
+        journal_open(&in->journal, dir, "ingest", JOURNAL_SEGMENT_MAX_DEFAULT, err, sizeof err);
     if (rc < 0) {
         log_error("journal %s: %s", dir, err);
         return rc;

@@ -107,7 +107,8 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     if (njobs < nmatch) { /* built all or none: ingest sends the event again */
         log_error("event %s: out of memory building bodies; ingest will send it again", id);
         json_decref(e);
-        for (size_t k = 0; k < njobs; k++) router_job_free(jobs[k]);
+        for (size_t k = 0; k < njobs; k++)
+            router_job_free(jobs[k]);
         free(jobs);
         TAILQ_REMOVE(&r->events, ev, link);
         r->nevents--;
@@ -118,7 +119,8 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     if (p && nmatch == 0) r->stats.unmatched++;
     ev->remaining = (unsigned)njobs;
     r->stats.jobs += njobs;
-    for (size_t k = 0; k < njobs; k++) dispatch_push(r->senders, &jobs[k]->item);
+    for (size_t k = 0; k < njobs; k++)
+        dispatch_push(r->senders, &jobs[k]->item);
     free(jobs);
     if (ev->remaining == 0) router_ack(r, ev);
 }
@@ -160,7 +162,8 @@ void router_ingest_down(router_t *r, conn_t *ingest)
 void router_free_all(router_t *r)
 {
     dispatch_item_t *it;
-    while ((it = dispatch_pop_any(r->senders))) router_job_free((router_job_t *)it);
+    while ((it = dispatch_pop_any(r->senders)))
+        router_job_free((router_job_t *)it);
     router_event_t *ev;
     while ((ev = TAILQ_FIRST(&r->events))) {
         TAILQ_REMOVE(&r->events, ev, link);

@@ -171,8 +171,7 @@ static void sched_ack_synced(void *arg, int status)
     if (e && e->state == ENTRY_NEW) sched_wait(s, e);
     if (a->redeliver) {
         char err[256];
-        if (store_delivery_mark(s->store, a->inv, DLV_PENDING, time_now_ms(), err, sizeof err) <
-            0)
+        if (store_delivery_mark(s->store, a->inv, DLV_PENDING, time_now_ms(), err, sizeof err) < 0)
             log_warn("delivery log: %s not marked pending: %s", a->inv, err);
     }
     if (a->c) {
@@ -361,8 +360,7 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
     size_t klen = 0, invlen = 0;
     int64_t att = 0, due = 0;
     if (msgpack_unpack_next(&up, rec, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_MAP ||
-        frame_get_str(&up.data, REC_KIND, &kind, &klen) < 0 ||
+        up.data.type != MSGPACK_OBJECT_MAP || frame_get_str(&up.data, REC_KIND, &kind, &klen) < 0 ||
         frame_get_str(&up.data, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
         invlen >= INVOCATION_ID_LEN || frame_get_i64(&up.data, PK_ATTEMPT, &att) < 0) {
         log_warn("journal: unreadable record at segment %llu offset %llu skipped",
@@ -406,8 +404,8 @@ int sched_queue_open(scheduler_t *s)
     RB_INIT(&s->by_due);
     TAILQ_INIT(&s->acks);
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
-    int rc = journal_open(&s->journal, dir, "scheduler", JOURNAL_SEGMENT_MAX_DEFAULT, err,
-                          sizeof err);
+    int rc =
+        journal_open(&s->journal, dir, "scheduler", JOURNAL_SEGMENT_MAX_DEFAULT, err, sizeof err);
     if (rc < 0) {
         log_error("journal %s: %s", dir, err);
         return rc;

@@ -68,7 +68,7 @@ struct http_request {
     const char *endpoint; /* key of the per-endpoint cap and fair turns; NULL: the URL's
                              scheme://host:port. The sender passes the webhook's URL, so two
                              webhooks on one host are two endpoints. */
-    const void *body; /* may be NULL when body_len is 0 */
+    const void *body;     /* may be NULL when body_len is 0 */
     size_t body_len;
     /* done is called exactly once per accepted request, from the loop (never from inside
      * http_submit), or from inside http_close with outcome CANCELLED. It may submit more

@@ -23,7 +23,8 @@ static void job_free(sender_job_t *j)
     free(j->body);
     free(j->url);
     auth_headers_free(&j->headers);
-    for (size_t i = 0; j->lines && i < j->req.n_headers; i++) free(j->lines[i]);
+    for (size_t i = 0; j->lines && i < j->req.n_headers; i++)
+        free(j->lines[i]);
     free(j->lines);
     free(j->rec.req_headers);
     free(j->rec.resp_headers);
@@ -180,8 +181,8 @@ static void job_done(http_request_t *req, const http_result_t *res)
     }
     s->stats.failed_attempts++;
     j->retry_after_ms = job_retry_after(res);
-    log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt,
-             j->webhook_id, r->error ? r->error : "?");
+    log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt, j->webhook_id,
+             r->error ? r->error : "?");
     if (s->scheduler) {
         job_send_retry(s, j);
     } else {
@@ -323,8 +324,8 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     j->rec.next_attempt_at = failed ? 0 : next;
     if (failed) {
         s->stats.gave_up++;
-        log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv,
-                 j->webhook_id, j->attempt, j->rec.error ? j->rec.error : "?");
+        log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv, j->webhook_id,
+                 j->attempt, j->rec.error ? j->rec.error : "?");
     }
     sender_log_queue(s, j);
 }

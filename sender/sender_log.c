@@ -48,8 +48,7 @@ void sender_log_flush(sender_t *s)
     if (rc == 0) rc = store_commit(st, err, sizeof err);
     if (rc < 0) {
         store_rollback(st);
-        log_warn("delivery log: batch not written (%s); trying again in %d ms", err,
-                 LOG_RETRY_MS);
+        log_warn("delivery log: batch not written (%s); trying again in %d ms", err, LOG_RETRY_MS);
         uv_timer_start(&s->log_timer, sender_log_tick, LOG_RETRY_MS, 0);
         return;
     }

@@ -85,7 +85,8 @@ const project_t *config_find_project(const config_t *cfg, const char *id);
 const funnel_t *config_find_funnel(const project_t *p, const char *id);
 const stage_t *config_find_stage(const funnel_t *f, const char *id);
 /* config_find_webhook looks across all projects; *project (may be NULL) gets its project. */
-const webhook_t *config_find_webhook(const config_t *cfg, const char *id, const project_t **project);
+const webhook_t *config_find_webhook(const config_t *cfg, const char *id,
+                                     const project_t **project);
 
 void config_free(config_t *cfg);
 

@@ -7,29 +7,29 @@
 #include "util/wire.h" /* PROTO_VERSION, PT_HELLO, PT_STATUS, PT_STATUS_REPLY, their keys */
 
 enum proto_type {
-    PT_EVENT = 2,        /* ingest -> router: seq, js (normalized event JSON) */
-    PT_EVENT_ACK = 3,    /* router -> ingest: seq (every invocation of it is done) */
-    PT_JOB = 4,          /* router|scheduler -> sender: seq, inv, wh, ev, et, att, body, ca */
-    PT_JOB_DONE = 5,     /* sender -> router|scheduler: seq (attempt's outcome is durable) */
-    PT_RETRY = 6,        /* sender -> scheduler: seq, inv, wh, ev, et, att (failed), body, ca, ra */
-    PT_RETRY_ACK = 7,    /* scheduler -> sender: seq, st ("retrying"|"failed"), next (ms or 0) */
-    PT_REDELIVER = 10,   /* ctl -> scheduler: inv, wh, ev, et, body, ca */
+    PT_EVENT = 2,      /* ingest -> router: seq, js (normalized event JSON) */
+    PT_EVENT_ACK = 3,  /* router -> ingest: seq (every invocation of it is done) */
+    PT_JOB = 4,        /* router|scheduler -> sender: seq, inv, wh, ev, et, att, body, ca */
+    PT_JOB_DONE = 5,   /* sender -> router|scheduler: seq (attempt's outcome is durable) */
+    PT_RETRY = 6,      /* sender -> scheduler: seq, inv, wh, ev, et, att (failed), body, ca, ra */
+    PT_RETRY_ACK = 7,  /* scheduler -> sender: seq, st ("retrying"|"failed"), next (ms or 0) */
+    PT_REDELIVER = 10, /* ctl -> scheduler: inv, wh, ev, et, body, ca */
     PT_REDELIVER_ACK = 11, /* scheduler -> ctl: ok (0|1), err */
 };
 
 /* keys (t, v, stage, inst, pid, state, up, stats come from util/wire.h) */
-#define PK_SEQ "seq"          /* sender-side tag: echoed in the ack */
-#define PK_EVENT_JSON "js"    /* normalized event, JSON text */
-#define PK_INVOCATION "inv"   /* invocation id */
-#define PK_WEBHOOK "wh"       /* webhook id */
-#define PK_EVENT_ID "ev"      /* event id */
-#define PK_EVENT_TYPE "et"    /* event type string */
-#define PK_ATTEMPT "att"      /* 1-based attempt number */
-#define PK_BODY "body"        /* exact request body */
-#define PK_CREATED "ca"       /* invocation creation time, unix ms */
-#define PK_RETRY_AFTER "ra"   /* server's Retry-After in ms, 0 when none */
+#define PK_SEQ "seq"        /* sender-side tag: echoed in the ack */
+#define PK_EVENT_JSON "js"  /* normalized event, JSON text */
+#define PK_INVOCATION "inv" /* invocation id */
+#define PK_WEBHOOK "wh"     /* webhook id */
+#define PK_EVENT_ID "ev"    /* event id */
+#define PK_EVENT_TYPE "et"  /* event type string */
+#define PK_ATTEMPT "att"    /* 1-based attempt number */
+#define PK_BODY "body"      /* exact request body */
+#define PK_CREATED "ca"     /* invocation creation time, unix ms */
+#define PK_RETRY_AFTER "ra" /* server's Retry-After in ms, 0 when none */
 #define PK_STATUS "st"
-#define PK_NEXT "next"        /* next attempt time, unix ms, 0 when none */
+#define PK_NEXT "next" /* next attempt time, unix ms, 0 when none */
 #define PK_OK "ok"
 #define PK_ERROR "err"
 

@@ -1038,8 +1038,8 @@ void daemon_stop_when_idle(daemon_t *d, int (*idle)(daemon_t *d))
 /* daemon_init_handles sets up the signal watchers, timers and the flusher. */
 static int daemon_init_handles(daemon_t *d)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
-                         (uv_handle_t *)&d->grace, (uv_handle_t *)&d->connect_timer,
+    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm,    (uv_handle_t *)&d->sigint,
+                         (uv_handle_t *)&d->grace,      (uv_handle_t *)&d->connect_timer,
                          (uv_handle_t *)&d->idle_timer, (uv_handle_t *)&d->flusher};
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);

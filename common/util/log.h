@@ -10,7 +10,8 @@ void log_init(const char *prog, const char *instance, log_level_t min);
 /* log_level_parse maps "debug|info|warn|error" to a level; returns -1 when unknown. */
 int log_level_parse(const char *s);
 
-/* log_msg writes one line (newlines in the message are replaced by spaces) with a single write(2). */
+/* log_msg writes one line (newlines in the message are replaced by spaces) with a single write(2).
+ */
 void log_msg(log_level_t lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)

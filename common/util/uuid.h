@@ -1,4 +1,5 @@
-/* uuid.h - UUIDv7 (RFC 9562): 48-bit unix ms timestamp, version, random bits from arc4random_buf. */
+/* uuid.h - UUIDv7 (RFC 9562): 48-bit unix ms timestamp, version, random bits from arc4random_buf.
+ */
 #ifndef HL_UUID_H
 #define HL_UUID_H
 #include <stdint.h>
