@@ -186,6 +186,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when a sender opens many connections at
+    # once; the client then retransmits after 1 s.
+    request_queue_size = 1024
     allow_reuse_address = True
 
 
