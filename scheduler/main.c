@@ -74,6 +74,45 @@ static int sched_set_window(void *ctx, const char *val, char *err, size_t errlen
     return rc;
 }
 
+/* sched_set_log_age parses --log-max-age-days. */
+static int sched_set_log_age(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("log-max-age-days", val, 0, 36500, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->log_max_age_ms = (int64_t)(v * 86400000.0);
+    return rc;
+}
+
+/* sched_set_log_keep parses --log-keep. */
+static int sched_set_log_keep(void *ctx, const char *val, char *err, size_t errlen)
+{
+    double v;
+    int rc = sched_parse_num("log-keep", val, 0, 1e9, &v, err, errlen);
+    if (rc == 0) ((scheduler_t *)ctx)->log_keep = (int)v;
+    return rc;
+}
+
+/* sched_prune is the delivery log's periodic chore: drop old records by age and count. */
+static void sched_prune(uv_timer_t *t)
+{
+    scheduler_t *s = t->data;
+    char err[256];
+    if (!s->log_max_age_ms && !s->log_keep) return;
+    int n = store_prune(s->store, s->log_max_age_ms, s->log_keep, err, sizeof err);
+    if (n < 0) {
+        log_warn("delivery log: pruning failed: %s", err);
+        return;
+    }
+    s->stats.pruned += (uint64_t)n;
+    if (n) log_info("delivery log: pruned %d old records", n);
+}
+
+/* sched_prune_closed: the timer lives inside scheduler_t. */
+static void sched_prune_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
 /* sched_start opens the store (for redelivery marks) and rebuilds the pending retries. */
 static int sched_start(daemon_t *d)
 {
@@ -85,6 +124,9 @@ static int sched_start(daemon_t *d)
         log_error("store %s: %s", daemon_db_path(d), err);
         return rc;
     }
+    uv_timer_init(daemon_loop(d), &s->prune_timer);
+    s->prune_timer.data = s;
+    uv_timer_start(&s->prune_timer, sched_prune, 1000, 60000);
     return sched_queue_open(s);
 }
 
@@ -139,8 +181,9 @@ static void sched_drain(daemon_t *d)
 static void sched_stats(daemon_t *d, msgpack_packer *pk)
 {
     scheduler_t *s = daemon_ctx(d);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     frame_pack_kv_u64(pk, "pending", s->nentries);
+    frame_pack_kv_u64(pk, "pruned", s->stats.pruned);
     frame_pack_kv_u64(pk, "retries", s->stats.retries);
     frame_pack_kv_u64(pk, "failed", s->stats.failed);
     frame_pack_kv_u64(pk, "dispatched", s->stats.dispatched);
@@ -155,6 +198,7 @@ static void sched_stats(daemon_t *d, msgpack_packer *pk)
 static void sched_close(daemon_t *d)
 {
     scheduler_t *s = daemon_ctx(d);
+    if (s->prune_timer.data) uv_close((uv_handle_t *)&s->prune_timer, sched_prune_closed);
     sched_queue_close(s);
     if (s->store) store_close(s->store);
 }
@@ -165,6 +209,10 @@ static const daemon_option_t sched_options[] = {
     {"retry-jitter", "FRACTION", "random spread of each wait, +-fraction (0.1)", sched_set_jitter},
     {"max-attempts", "N", "attempts in all before an invocation fails (6)", sched_set_attempts},
     {"window", "N", "retries in flight per sender (4096)", sched_set_window},
+    {"log-max-age-days", "D", "prune delivery-log records older than this (30; 0: never)",
+     sched_set_log_age},
+    {"log-keep", "N", "keep at most this many finished records per webhook (10000; 0: all)",
+     sched_set_log_keep},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -186,6 +234,9 @@ static const daemon_ops_t sched_ops = {
 
 int main(int argc, char **argv)
 {
-    static scheduler_t s = {.policy = RETRY_POLICY_DEFAULT, .window = 4096};
+    static scheduler_t s = {.policy = RETRY_POLICY_DEFAULT,
+                            .window = 4096,
+                            .log_max_age_ms = 30 * 86400000LL,
+                            .log_keep = 10000};
     return daemon_main(argc, argv, &sched_ops, &s);
 }

@@ -41,10 +41,12 @@ typedef struct scheduler {
     struct sched_by_inv by_inv;
     struct sched_by_due by_due;
     size_t nentries;
-    uv_timer_t timer;
+    uv_timer_t timer, prune_timer;
+    int64_t log_max_age_ms; /* delivery-log pruning: records older than this go (0: never) */
+    int log_keep;           /* and at most this many per webhook are kept (0: no limit) */
     TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
     struct {
-        uint64_t retries, failed, dispatched, done, redelivered, replayed;
+        uint64_t retries, failed, dispatched, done, redelivered, replayed, pruned;
     } stats;
 } scheduler_t;
 
