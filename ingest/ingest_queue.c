@@ -114,12 +114,33 @@ static int ingest_replay_record(void *arg, journal_pos_t pos, const void *rec, s
     return 0;
 }
 
+typedef struct compact_state {
+    uint32_t seg;
+    committer_moves_t *m;
+} compact_state_t;
+
+/* ingest_compact_one names one event's record when it lies in the segment being compacted. */
+static void ingest_compact_one(void *arg, dispatch_item_t *it)
+{
+    compact_state_t *cs = arg;
+    ingest_event_t *ev = (ingest_event_t *)it;
+    if (journal_pos_segment(ev->pos) <= cs->seg) committer_move(cs->m, &ev->pos);
+}
+
+/* ingest_compact_visit: every event not yet acknowledged by a router is in the dispatcher. */
+static void ingest_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
+{
+    ingest_t *in = arg;
+    compact_state_t cs = {seg, m};
+    dispatch_foreach(in->routers, ingest_compact_one, &cs);
+}
+
 int ingest_queue_open(ingest_t *in)
 {
     char dir[4096], err[256];
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(in->d));
     int rc =
-        journal_open(&in->journal, dir, "ingest", JOURNAL_SEGMENT_MAX_DEFAULT, err, sizeof err);
+        journal_open(&in->journal, dir, "ingest", daemon_segment_bytes(in->d), err, sizeof err);
     if (rc < 0) {
         log_error("journal %s: %s", dir, err);
         return rc;
@@ -149,7 +170,9 @@ int ingest_queue_open(ingest_t *in)
     log_info("journal %s: %llu records read, %llu events not yet routed%s", dir,
              (unsigned long long)rs.records, (unsigned long long)in->stats.replayed,
              rs.bad ? " (some unreadable records skipped)" : "");
-    return committer_init(&in->commit, daemon_loop(in->d), in->journal, daemon_fsync(in->d), 10);
+    rc = committer_init(&in->commit, daemon_loop(in->d), in->journal, daemon_fsync(in->d), 10);
+    if (rc == 0) committer_compact_every(in->commit, 1000, 4, ingest_compact_visit, in);
+    return rc;
 }
 
 int ingest_queue_append(ingest_t *in, const json_t *event, ingest_event_t **out, char *err,

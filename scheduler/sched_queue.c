@@ -397,6 +397,15 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
     return 0;
 }
 
+/* sched_compact_visit names every pending retry whose record lies in segment seg. */
+static void sched_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
+{
+    scheduler_t *s = arg;
+    sched_entry_t *e;
+    RB_FOREACH(e, sched_by_inv, &s->by_inv)
+    if (journal_pos_segment(e->pos) <= seg) committer_move(m, &e->pos);
+}
+
 int sched_queue_open(scheduler_t *s)
 {
     char dir[4096], err[256];
@@ -405,7 +414,7 @@ int sched_queue_open(scheduler_t *s)
     TAILQ_INIT(&s->acks);
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
     int rc =
-        journal_open(&s->journal, dir, "scheduler", JOURNAL_SEGMENT_MAX_DEFAULT, err, sizeof err);
+        journal_open(&s->journal, dir, "scheduler", daemon_segment_bytes(s->d), err, sizeof err);
     if (rc < 0) {
         log_error("journal %s: %s", dir, err);
         return rc;
@@ -428,7 +437,9 @@ int sched_queue_open(scheduler_t *s)
     log_info("journal %s: %zu pending retries rebuilt in %lld ms", dir, s->nentries,
              (long long)(time_now_ms() - t0));
     sched_arm(s);
-    return committer_init(&s->commit, daemon_loop(s->d), s->journal, daemon_fsync(s->d), 10);
+    rc = committer_init(&s->commit, daemon_loop(s->d), s->journal, daemon_fsync(s->d), 10);
+    if (rc == 0) committer_compact_every(s->commit, 1000, 4, sched_compact_visit, s);
+    return rc;
 }
 
 void sched_queue_peer_down(scheduler_t *s, conn_t *c)

@@ -6,6 +6,8 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +28,20 @@ struct committer {
     uv_idle_t idle;   /* always/off: keeps the poll from blocking while waiters exist */
     committer_waiter_t *w;
     size_t nw, capw;
+    uv_timer_t compact_timer;
+    size_t keep;
+    committer_visit_fn visit;
+    void *visit_arg;
     int open_handles;
     int closing;
+};
+
+struct committer_moves {
+    committer_t *c;
+    journal_pos_t **fields, *newpos;
+    size_t n, cap;
+    int failed;
+    char err[256];
 };
 
 /* committer_run syncs the journal and calls every waiter registered so far. */
@@ -74,6 +88,76 @@ static void committer_on_close(uv_handle_t *h)
     }
 }
 
+void committer_move(committer_moves_t *m, journal_pos_t *pos)
+{
+    if (m->failed) return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        journal_pos_t **f = realloc(m->fields, cap * sizeof *f);
+        journal_pos_t *np = f ? realloc(m->newpos, cap * sizeof *np) : NULL;
+        if (f) m->fields = f;
+        if (np) m->newpos = np;
+        if (!f || !np) {
+            m->failed = -ENOMEM;
+            snprintf(m->err, sizeof m->err, "out of memory");
+            return;
+        }
+        m->cap = cap;
+    }
+    int rc = journal_move(m->c->j, *pos, &m->newpos[m->n], m->err, sizeof m->err);
+    if (rc < 0) {
+        m->failed = rc;
+        return;
+    }
+    m->fields[m->n++] = pos;
+}
+
+int committer_compact_now(committer_t *c)
+{
+    uint32_t seg;
+    if (!c->visit) return 0;
+    committer_run(c); /* nothing of anyone else's may be pending when the copies are synced */
+    if (!journal_compact_candidate(c->j, c->keep, &seg)) return 0;
+    committer_moves_t m = {.c = c};
+    c->visit(c->visit_arg, seg, &m);
+    char err[512] = "";
+    int rc = journal_sync(c->j, c->policy != FSYNC_OFF, err, sizeof err);
+    if (rc < 0) {
+        /* The copies are cut off again (journal_sync's contract); the originals stay. */
+        log_error("journal compaction up to segment %" PRIu32 " failed: %s", seg, err);
+    } else {
+        for (size_t i = 0; i < m.n; i++) {
+            journal_release(c->j, *m.fields[i]);
+            *m.fields[i] = m.newpos[i];
+        }
+        rc = (int)m.n;
+        if (m.failed) /* the ones moved before the failure stay moved */
+            log_error("journal compaction up to segment %" PRIu32 " stopped after %zu records: %s",
+                      seg, m.n, m.err);
+        else
+            log_info("journal compaction: %zu live records moved out of segments up to %" PRIu32,
+                     m.n, seg);
+    }
+    free(m.fields);
+    free(m.newpos);
+    return rc;
+}
+
+/* committer_on_compact is the compaction timer. */
+static void committer_on_compact(uv_timer_t *t)
+{
+    committer_compact_now(t->data);
+}
+
+void committer_compact_every(committer_t *c, unsigned interval_ms, size_t keep,
+                             committer_visit_fn visit, void *arg)
+{
+    c->keep = keep;
+    c->visit = visit;
+    c->visit_arg = arg;
+    uv_timer_start(&c->compact_timer, committer_on_compact, interval_ms, interval_ms);
+}
+
 int committer_init(committer_t **cp, uv_loop_t *loop, journal_t *j, fsync_policy_t policy,
                    unsigned batch_ms)
 {
@@ -89,8 +173,10 @@ int committer_init(committer_t **cp, uv_loop_t *loop, journal_t *j, fsync_policy
     uv_timer_init(loop, &c->timer);
     uv_check_init(loop, &c->check);
     uv_idle_init(loop, &c->idle);
-    c->timer.data = c->check.data = c->idle.data = c;
-    c->open_handles = 3;
+    uv_timer_init(loop, &c->compact_timer);
+    uv_unref((uv_handle_t *)&c->compact_timer);
+    c->timer.data = c->check.data = c->idle.data = c->compact_timer.data = c;
+    c->open_handles = 4;
     *cp = c;
     return 0;
 }
@@ -135,4 +221,5 @@ void committer_close(committer_t *c)
     uv_close((uv_handle_t *)&c->timer, committer_on_close);
     uv_close((uv_handle_t *)&c->check, committer_on_close);
     uv_close((uv_handle_t *)&c->idle, committer_on_close);
+    uv_close((uv_handle_t *)&c->compact_timer, committer_on_close);
 }

@@ -73,6 +73,7 @@ struct daemon {
     char *data_dir, *run_dir, *db_path, *sock_path;
     char instance[DAEMON_INSTANCE_MAX + 1];
     fsync_policy_t fsync;
+    size_t segment_bytes;
     log_level_t log_level;
     int notify_fd;
     uint64_t grace_ms, started_ns;
@@ -164,6 +165,7 @@ enum {
     OPT_FSYNC,
     OPT_NOTIFY_FD,
     OPT_GRACE_MS,
+    OPT_SEGMENT_BYTES,
     OPT_LOG_LEVEL,
     OPT_HELP,
     OPT_VERSION,
@@ -182,6 +184,9 @@ static void daemon_usage(const daemon_ops_t *ops, FILE *f)
     if (ops->has_journal)
         fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
                 "journal sync policy (default batch)");
+    if (ops->has_journal)
+        fprintf(f, "  %-26s %s\n", "--segment-bytes N",
+                "journal segment size before rolling (default 67108864)");
     fprintf(f, "  %-26s %s\n", "--notify-fd N", "write a newline to fd N when ready (s6)");
     fprintf(f, "  %-26s %s\n", "--grace-ms N", "drain deadline after SIGTERM (default 5000)");
     fprintf(f, "  %-26s %s\n", "--log-level LEVEL", "debug|info|warn|error (default info)");
@@ -210,6 +215,8 @@ static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
     lo[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
     lo[n++] = (struct option){"instance", required_argument, NULL, OPT_INSTANCE};
     if (ops->has_journal) lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
+    if (ops->has_journal)
+        lo[n++] = (struct option){"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES};
     lo[n++] = (struct option){"notify-fd", required_argument, NULL, OPT_NOTIFY_FD};
     lo[n++] = (struct option){"grace-ms", required_argument, NULL, OPT_GRACE_MS};
     lo[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG_LEVEL};
@@ -261,6 +268,15 @@ static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
                 break;
             }
             d->notify_fd = (int)v;
+            break;
+        case OPT_SEGMENT_BYTES:
+            if (daemon_parse_u64(optarg, &v) < 0 || v < 4096 || v > (1u << 30)) {
+                fprintf(stderr, "%s: --segment-bytes %s: want 4096..1073741824\n", ops->program,
+                        optarg);
+                done = 1;
+                break;
+            }
+            d->segment_bytes = (size_t)v;
             break;
         case OPT_GRACE_MS:
             if (daemon_parse_u64(optarg, &v) < 0 || v > UINT32_MAX) {
@@ -1093,6 +1109,7 @@ int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
     d->notify_fd = -1;
     d->grace_ms = 5000;
     d->fsync = FSYNC_BATCH;
+    d->segment_bytes = 64u << 20;
     d->log_level = LOG_LVL_INFO;
     snprintf(d->instance, sizeof d->instance, "0");
     int status;
@@ -1167,6 +1184,11 @@ const char *daemon_db_path(daemon_t *d)
 const char *daemon_instance(daemon_t *d)
 {
     return d->instance;
+}
+
+size_t daemon_segment_bytes(daemon_t *d)
+{
+    return d->segment_bytes;
 }
 
 fsync_policy_t daemon_fsync(daemon_t *d)

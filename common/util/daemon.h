@@ -55,7 +55,8 @@ typedef struct daemon_ops {
     void (*on_close)(daemon_t *d);
 } daemon_ops_t;
 
-/* daemon_main parses argv (common flags --data-dir, --instance, --fsync, --notify-fd,
+/* daemon_main parses argv (common flags --data-dir, --instance, --fsync, --segment-bytes,
+ * --notify-fd,
  * --grace-ms, --log-level, --help, --version, plus ops->options), sets up and runs the loop.
  * Returns the process exit status: 0 after a clean stop, 1 on runtime failure, 2 on usage. */
 int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx);
@@ -67,6 +68,7 @@ const char *daemon_run_dir(daemon_t *d);  /* DATA/run, mode 0700 */
 const char *daemon_db_path(daemon_t *d);  /* DATA/hookline.db */
 const char *daemon_instance(daemon_t *d);
 fsync_policy_t daemon_fsync(daemon_t *d);
+size_t daemon_segment_bytes(daemon_t *d); /* --segment-bytes, for stages with a journal */
 int daemon_draining(daemon_t *d);
 /* daemon_stop closes every handle; daemon_main then returns 0. Safe to call more than once. */
 void daemon_stop(daemon_t *d);

@@ -177,6 +177,15 @@ dispatch_item_t *dispatch_pop_any(dispatch_t *d)
     return it;
 }
 
+void dispatch_foreach(dispatch_t *d, void (*cb)(void *arg, dispatch_item_t *it), void *arg)
+{
+    dispatch_item_t *it;
+    dispatch_peer_t *p;
+    TAILQ_FOREACH(it, &d->queue, link) cb(arg, it);
+    TAILQ_FOREACH(p, &d->peers, link)
+    TAILQ_FOREACH(it, &p->inflight, link) cb(arg, it);
+}
+
 size_t dispatch_queued(dispatch_t *d)
 {
     return d->nqueued;

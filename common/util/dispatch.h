@@ -46,6 +46,10 @@ void dispatch_cancel(dispatch_t *d, dispatch_item_t *it);
 /* dispatch_pop_any removes and returns any item (queued or in flight), NULL when empty. */
 dispatch_item_t *dispatch_pop_any(dispatch_t *d);
 
+/* dispatch_foreach calls cb for every item, queued or in flight (cb must not add or remove
+ * items). */
+void dispatch_foreach(dispatch_t *d, void (*cb)(void *arg, dispatch_item_t *it), void *arg);
+
 /* dispatch_pump sends what the windows allow (after a window opens by other means). */
 void dispatch_pump(dispatch_t *d);
 

@@ -30,6 +30,7 @@ typedef struct journal_seg {
     uint64_t size; /* bytes including buffered records */
     uint64_t good; /* bytes written (and synced when asked): what a failed sync goes back to */
     uint64_t live;
+    uint64_t records; /* appended or replayed, live or not: live/records is its occupancy */
 } journal_seg_t;
 
 /* Bytes appended to one segment since the last sync. */
@@ -325,6 +326,7 @@ static int journal_replay_seg(journal_t *j, journal_seg_t *s, journal_replay_cb 
             break;
         }
         s->live++;
+        s->records++;
         r = cb(arg, (journal_pos_t)s->num << 32 | off, p, len);
         if (r < 0) {
             free(rd.buf);
@@ -495,6 +497,7 @@ int journal_append(journal_t *j, const void *rec, size_t len, int live, journal_
     }
     *pos = (journal_pos_t)s->num << 32 | s->size;
     s->size += JOURNAL_REC_HDR + len;
+    s->records++;
     if (live) {
         s->live++;
         c->live_added++;
@@ -664,6 +667,35 @@ int journal_read(journal_t *j, journal_pos_t pos, void **rec, size_t *len)
     *rec = out;
     *len = n;
     return 0;
+}
+
+int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg)
+{
+    /* The leading run of segments at most half live, up to 16 at a time, never the newest:
+     * moving their few live records frees them; a segment mostly live is left alone (moving it
+     * would only copy it). */
+    size_t n = 0;
+    while (n < j->nsegs - 1 && n < 16 && j->segs[n].live * 2 <= j->segs[n].records)
+        n++;
+    if (j->nsegs <= keep || n == 0) return 0;
+    *seg = j->segs[n - 1].num;
+    return 1;
+}
+
+int journal_move(journal_t *j, journal_pos_t pos, journal_pos_t *newpos, char *err, size_t errlen)
+{
+    void *rec;
+    size_t len;
+    int rc = journal_read(j, pos, &rec, &len);
+    if (rc < 0) {
+        snprintf(err, errlen,
+                 "journal %s: cannot read record at segment %" PRIu32 " offset %llu: %s", j->name,
+                 journal_pos_segment(pos), (unsigned long long)(pos & 0xffffffffu), strerror(-rc));
+        return rc;
+    }
+    rc = journal_append(j, rec, len, 1, newpos, err, errlen);
+    free(rec);
+    return rc;
 }
 
 void journal_get_stats(journal_t *j, journal_stats_t *st)

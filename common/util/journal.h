@@ -50,6 +50,25 @@ void journal_release(journal_t *j, journal_pos_t pos);
  * malloc'd copy in *rec (caller frees) or a negative errno. */
 int journal_read(journal_t *j, journal_pos_t pos, void **rec, size_t *len);
 
+/* journal_pos_segment: the segment number of a position. */
+static inline uint32_t journal_pos_segment(journal_pos_t pos)
+{
+    return (uint32_t)(pos >> 32);
+}
+
+/* Compaction. A record that stays live pins its segment (and every newer one) on disk; the
+ * owner moves the live records of the oldest segments forward so they can be deleted:
+ *   journal_compact_candidate() names, when more than keep segments exist, the newest of the
+ *   leading segments that are at most half live: every record at or below it is to move;
+ *   journal_move() appends a live copy of each of the owner's records in it;
+ *   journal_sync() makes the copies durable; only then the owner releases the old positions
+ *   and keeps the new ones (never release before the sync: a crash would lose the record).
+ * journal_compact_candidate returns 1 with *seg set, or 0 when nothing needs moving. */
+int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg);
+/* journal_move appends a live copy of the record at pos and returns its position in *newpos.
+ * Returns 0 or a negative errno with err. */
+int journal_move(journal_t *j, journal_pos_t pos, journal_pos_t *newpos, char *err, size_t errlen);
+
 /* Figures for status and tests. */
 typedef struct journal_stats {
     uint64_t segments, live_records, bytes;
