@@ -71,9 +71,15 @@ static const char sql_record[] =
     " req_body = excluded.req_body, resp_status = excluded.resp_status,"
     " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
     " resp_truncated = excluded.resp_truncated, error = excluded.error,"
-    " duration_ms = excluded.duration_ms";
+    " duration_ms = excluded.duration_ms"
+    /* A late duplicate of an older attempt (after a crash) must not overwrite a newer one, nor
+     * an attempt's duplicate a final outcome of that same attempt. */
+    " WHERE excluded.attempts > deliveries.attempts"
+    " OR (excluded.attempts = deliveries.attempts AND deliveries.status < 2)";
+/* Marking pending (a redelivery) starts the attempt count again. */
 static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_at = ?3,"
-                               " updated_at = ?4 WHERE invocation_id = ?1";
+                               " updated_at = ?4, attempts = CASE WHEN ?2 = 0 THEN 0"
+                               " ELSE attempts END WHERE invocation_id = ?1";
 static const char sql_get[] = "SELECT " STORE_DLV_COLS " FROM deliveries WHERE invocation_id = ?1";
 
 /* store_now_ms: wall-clock milliseconds. */

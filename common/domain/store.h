@@ -52,7 +52,9 @@ typedef struct delivery {
 
 /* store_delivery_begin/commit wrap many writes in one transaction (group the writes of one loop
  * iteration). store_delivery_pending inserts a pending record if none exists for the invocation.
- * store_delivery_record upserts the full record of an attempt (every field of d). */
+ * store_delivery_record upserts the full record of an attempt (every field of d), unless the
+ * record holds a later attempt, or a final outcome (succeeded, failed) of the same attempt: a
+ * late duplicate after a crash never overwrites newer news. */
 int store_begin(store_t *s, char *err, size_t errlen);
 int store_commit(store_t *s, char *err, size_t errlen);
 int store_rollback(store_t *s);
@@ -60,8 +62,8 @@ int store_delivery_pending(store_t *s, const char *invocation_id, const char *we
                            const char *event_id, const char *event_type, int64_t created_at,
                            char *err, size_t errlen);
 int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen);
-/* store_delivery_mark sets status (and next attempt) without touching the last attempt's data:
- * the scheduler's "failed" after a handed-back job, and redelivery's reset to pending. */
+/* store_delivery_mark sets status (and next attempt) without touching the last attempt's data;
+ * marking pending (redelivery) also sets attempts back to 0. */
 int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t st,
                         int64_t next_attempt_at, char *err, size_t errlen);
 

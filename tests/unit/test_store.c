@@ -215,6 +215,58 @@ static int record(store_t *s, const char *inv, const char *wh, delivery_status_t
     return store_delivery_record(s, &d, err, sizeof err);
 }
 
+/* attempt_record: an attempt's record with its number and status (test helper). */
+static int attempt_record(store_t *s, const char *inv, int attempt, delivery_status_t st)
+{
+    char err[256];
+    delivery_t d = {0};
+    d.invocation_id = (char *)inv;
+    d.webhook_id = (char *)"wh_d";
+    d.event_id = (char *)"evt_d";
+    d.event_type = (char *)"opportunity.created";
+    d.status = st;
+    d.attempts = attempt;
+    d.created_at = 1000;
+    d.updated_at = 2000 + attempt;
+    d.req_method = (char *)"POST";
+    d.req_url = (char *)"https://x.example/";
+    return store_delivery_record(s, &d, err, sizeof err);
+}
+
+/* status_of returns an invocation's status and attempts as status * 100 + attempts. */
+static int status_of(store_t *s, const char *inv)
+{
+    char err[256];
+    delivery_t d;
+    if (store_delivery_get(s, inv, &d, err, sizeof err) < 0) return -1;
+    int v = (int)d.status * 100 + d.attempts;
+    store_delivery_free(&d);
+    return v;
+}
+
+/* test_late_duplicates: a duplicate of an older attempt never overwrites newer news, and a
+ * redelivery starts the count again. */
+static void test_late_duplicates(void)
+{
+    char err[256];
+    store_t *s;
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    CHECK_INT(attempt_record(s, "dup1", 2, DLV_RETRYING), 0);
+    CHECK_INT(attempt_record(s, "dup1", 1, DLV_RETRYING), 0); /* stale: ignored */
+    CHECK_INT(status_of(s, "dup1"), DLV_RETRYING * 100 + 2);
+    CHECK_INT(attempt_record(s, "dup1", 3, DLV_SUCCEEDED), 0);
+    CHECK_INT(attempt_record(s, "dup1", 3, DLV_RETRYING), 0); /* same attempt after success */
+    CHECK_INT(status_of(s, "dup1"), DLV_SUCCEEDED * 100 + 3);
+    CHECK_INT(store_delivery_mark(s, "dup1", DLV_PENDING, 0, err, sizeof err), 0);
+    CHECK_INT(status_of(s, "dup1"), DLV_PENDING * 100 + 0);
+    CHECK_INT(attempt_record(s, "dup1", 1, DLV_RETRYING), 0); /* the redelivery's attempt 1 */
+    CHECK_INT(status_of(s, "dup1"), DLV_RETRYING * 100 + 1);
+    CHECK_INT(attempt_record(s, "dup2", 6, DLV_FAILED), 0);
+    CHECK_INT(attempt_record(s, "dup2", 6, DLV_RETRYING), 0);
+    CHECK_INT(status_of(s, "dup2"), DLV_FAILED * 100 + 6);
+    store_close(s);
+}
+
 /* stop_cb: stops the walk after the first record. */
 static int stop_cb(void *arg, const delivery_t *d)
 {
@@ -469,6 +521,7 @@ int main(void)
     snprintf(dbpath, sizeof dbpath, "%s/hookline.db", dir);
     test_config();
     test_deliveries();
+    test_late_duplicates();
     test_two_writers();
     {
         char cmd[300];
