@@ -69,8 +69,8 @@ static int ingest_replay_record(void *arg, journal_pos_t pos, const void *rec, s
         msgpack_unpacked_destroy(&up);
         return 0;
     }
-    const char *kind;
-    size_t klen;
+    const char *kind = "";
+    size_t klen = 0;
     uint64_t seq = 0;
     frame_get_u64(&up.data, PK_SEQ, &seq);
     if (seq >= in->next_seq) in->next_seq = seq + 1;

@@ -11,9 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Journal records: "r" a retry to make (live), "d" attempt done (marker). */
+/* Journal records: "r" a retry to make (live), "d" attempt done (marker). Each "r" carries a
+ * generation unique in this journal; a "d" names the generation it completes, so replay matches
+ * markers exactly even when a redelivery starts the attempts of an invocation again. On replay
+ * the latest "r" of an invocation wins, as at run time. */
 #define REC_KIND "k"
 #define REC_DUE "due"
+#define REC_GEN "gen"
 
 struct sched_ack {
     TAILQ_ENTRY(sched_ack) link;
@@ -108,15 +112,16 @@ static void sched_arm(scheduler_t *s)
 
 /* sched_pack_record builds the journal record of a retry. */
 static void sched_pack_record(msgpack_sbuffer *sb, const msgpack_object *f, int attempt,
-                              int64_t due)
+                              int64_t due, uint64_t gen)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     const char *keys[] = {PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
     int64_t ca = 0;
     frame_get_i64(f, PK_CREATED, &ca);
-    msgpack_pack_map(&pk, 9);
+    msgpack_pack_map(&pk, 10);
     frame_pack_kv_str(&pk, REC_KIND, "r");
+    frame_pack_kv_u64(&pk, REC_GEN, gen);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = "";
         size_t n = 0;
@@ -128,21 +133,22 @@ static void sched_pack_record(msgpack_sbuffer *sb, const msgpack_object *f, int 
     frame_pack_kv_i64(&pk, REC_DUE, due);
 }
 
-/* sched_marker journals "attempt att of inv is done" (no wait: a lost marker costs a repeat). */
-static void sched_marker(scheduler_t *s, const char *inv, int att)
+/* sched_marker journals "entry e's attempt is done" (no wait: a lost marker costs a repeat). */
+static void sched_marker(scheduler_t *s, const sched_entry_t *e)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, 4);
     frame_pack_kv_str(&pk, REC_KIND, "d");
-    frame_pack_kv_str(&pk, PK_INVOCATION, inv);
-    frame_pack_kv_i64(&pk, PK_ATTEMPT, att);
+    frame_pack_kv_str(&pk, PK_INVOCATION, e->inv);
+    frame_pack_kv_i64(&pk, PK_ATTEMPT, e->attempt);
+    frame_pack_kv_u64(&pk, REC_GEN, e->gen);
     char err[256];
     journal_pos_t pos;
     if (journal_append(s->journal, sb.data, sb.size, 0, &pos, err, sizeof err) < 0)
-        log_warn("journal: done marker of %s not recorded: %s", inv, err);
+        log_warn("journal: done marker of %s not recorded: %s", e->inv, err);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -157,6 +163,8 @@ static void sched_ack_synced(void *arg, int status)
         log_error("journal sync failed for %s: %s; not acknowledged, the sender keeps it", a->inv,
                   strerror(-status));
         if (e && e->state == ENTRY_NEW) sched_forget(s, e);
+        if (a->c && !a->redeliver) /* the sender asks again on its next connection */
+            conn_close(a->c, "journal sync failed; retry not accepted");
         if (a->c && a->redeliver) {
             msgpack_packer *pk = conn_frame_begin(a->c);
             msgpack_pack_map(pk, 3);
@@ -199,7 +207,8 @@ static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    sched_pack_record(&sb, f, attempt, due);
+    uint64_t gen = s->next_gen++;
+    sched_pack_record(&sb, f, attempt, due, gen);
     char err[256];
     journal_pos_t pos;
     int rc = journal_append(s->journal, sb.data, sb.size, 1, &pos, err, sizeof err);
@@ -227,6 +236,7 @@ static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *
         s->nentries++;
     }
     e->attempt = attempt;
+    e->gen = gen;
     e->due = due;
     e->pos = pos;
     e->state = ENTRY_NEW;
@@ -273,7 +283,7 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
         a->failed = 1;
         s->stats.failed++;
         if (e) {
-            sched_marker(s, e->inv, e->attempt);
+            sched_marker(s, e);
             sched_forget(s, e);
         }
         TAILQ_INSERT_TAIL(&s->acks, a, link);
@@ -307,7 +317,7 @@ void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)
     if (!e) return; /* superseded by a newer retry, or sent again elsewhere */
     e->state = ENTRY_NEW;
     s->stats.done++;
-    sched_marker(s, e->inv, e->attempt);
+    sched_marker(s, e);
     sched_forget(s, e);
 }
 
@@ -369,28 +379,28 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
         msgpack_unpacked_destroy(&up);
         return 0;
     }
+    uint64_t gen = 0;
+    frame_get_u64(&up.data, REC_GEN, &gen);
+    if (gen >= s->next_gen) s->next_gen = gen + 1;
     sched_entry_t *e = sched_find(s, inv, invlen);
     if (klen == 1 && kind[0] == 'r') {
         frame_get_i64(&up.data, REC_DUE, &due);
-        if (e && e->attempt > att) {
-            journal_release(s->journal, pos);
+        if (e) {
+            journal_release(s->journal, e->pos); /* superseded: journal order is time order */
+        } else if ((e = calloc(1, sizeof *e))) {
+            memcpy(e->inv, inv, invlen);
+            RB_INSERT(sched_by_inv, &s->by_inv, e);
+            s->nentries++;
         } else {
-            if (e) {
-                journal_release(s->journal, e->pos);
-            } else if ((e = calloc(1, sizeof *e))) {
-                memcpy(e->inv, inv, invlen);
-                RB_INSERT(sched_by_inv, &s->by_inv, e);
-                s->nentries++;
-            } else {
-                msgpack_unpacked_destroy(&up);
-                return -ENOMEM;
-            }
-            e->attempt = (int)att;
-            e->due = due;
-            e->pos = pos;
+            msgpack_unpacked_destroy(&up);
+            return -ENOMEM;
         }
+        e->attempt = (int)att;
+        e->gen = gen;
+        e->due = due;
+        e->pos = pos;
     } else {
-        if (e && e->attempt == att) sched_forget(s, e);
+        if (e && e->gen == gen) sched_forget(s, e);
         journal_release(s->journal, pos);
     }
     msgpack_unpacked_destroy(&up);
@@ -411,6 +421,7 @@ int sched_queue_open(scheduler_t *s)
     char dir[4096], err[256];
     RB_INIT(&s->by_inv);
     RB_INIT(&s->by_due);
+    s->next_gen = 1;
     TAILQ_INIT(&s->acks);
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
     int rc =

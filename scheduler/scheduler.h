@@ -19,7 +19,8 @@ typedef struct sched_entry {
     RB_ENTRY(sched_entry) by_inv;
     RB_ENTRY(sched_entry) by_due;
     char inv[INVOCATION_ID_LEN];
-    int attempt; /* the attempt this entry will make */
+    int attempt;  /* the attempt this entry will make */
+    uint64_t gen; /* of its journal record; done markers name it */
     entry_state_t state;
     int64_t due; /* unix ms */
     journal_pos_t pos;
@@ -41,6 +42,7 @@ typedef struct scheduler {
     struct sched_by_inv by_inv;
     struct sched_by_due by_due;
     size_t nentries;
+    uint64_t next_gen;
     uv_timer_t timer, prune_timer;
     int64_t log_max_age_ms; /* delivery-log pruning: records older than this go (0: never) */
     int log_keep;           /* and at most this many per webhook are kept (0: no limit) */

@@ -675,7 +675,7 @@ int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg)
      * moving their few live records frees them; a segment mostly live is left alone (moving it
      * would only copy it). */
     size_t n = 0;
-    while (n < j->nsegs - 1 && n < 16 && j->segs[n].live * 2 <= j->segs[n].records)
+    while (n + 1 < j->nsegs && n < 16 && j->segs[n].live * 2 <= j->segs[n].records)
         n++;
     if (j->nsegs <= keep || n == 0) return 0;
     *seg = j->segs[n - 1].num;
