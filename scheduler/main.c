@@ -105,6 +105,7 @@ static void sched_prune(uv_timer_t *t)
     }
     s->stats.pruned += (uint64_t)n;
     if (n) log_info("delivery log: pruned %d old records", n);
+    if (n >= STORE_PRUNE_BATCH) uv_timer_start(t, sched_prune, 1000, 60000); /* more to go */
 }
 
 /* sched_prune_closed: the timer lives inside scheduler_t. */
@@ -124,6 +125,7 @@ static int sched_start(daemon_t *d)
         log_error("store %s: %s", daemon_db_path(d), err);
         return rc;
     }
+    store_set_busy(s->store, 100, 2); /* on the event loop: fail fast, retry from a timer */
     uv_timer_init(daemon_loop(d), &s->prune_timer);
     s->prune_timer.data = s;
     uv_timer_start(&s->prune_timer, sched_prune, 1000, 60000);

@@ -51,6 +51,7 @@ int cfgwatch_init(cfgwatch_t **cwp, uv_loop_t *loop, const char *db_path, unsign
         free(cw);
         return rc;
     }
+    store_set_busy(cw->store, 100, 2); /* on the event loop: fail fast, retry from a timer */
     cw->version = -1;
     cfgwatch_reload(cw);
     if (!cw->cfg) {

@@ -16,11 +16,13 @@
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
+#define STORE_PRUNE_BATCH_SQL "5000" /* rows one store_prune deletes per rule, at most */
 
 struct store {
     sqlite3 *db;
-    char name[64]; /* the file's base name, prefixed to error messages */
-    int in_tx;     /* a store_begin transaction is open */
+    int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
+    char name[64];    /* the file's base name, prefixed to error messages */
+    int in_tx;        /* a store_begin transaction is open */
     sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
 };
 
@@ -139,8 +141,8 @@ store_failf(const store_t *s, char *err, size_t errlen, int e, const char *fmt, 
 /* store_exec: run SQL text, retrying while another process holds the write lock. */
 static int store_exec(store_t *s, const char *sql, char *err, size_t errlen, const char *what)
 {
-    int rc;
-    for (int i = 0; i < STORE_BUSY_RETRIES; i++) {
+    int rc = SQLITE_BUSY;
+    for (int i = 0; i < s->busy_retries; i++) {
         rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
         if ((rc & 0xff) != SQLITE_BUSY) break;
     }
@@ -151,8 +153,8 @@ static int store_exec(store_t *s, const char *sql, char *err, size_t errlen, con
 /* store_step: step a write statement to completion (retrying on busy), then reset it. */
 static int store_step(store_t *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
 {
-    int rc;
-    for (int i = 0; i < STORE_BUSY_RETRIES; i++) {
+    int rc = SQLITE_BUSY;
+    for (int i = 0; i < s->busy_retries; i++) {
         rc = sqlite3_step(st);
         if ((rc & 0xff) != SQLITE_BUSY) break;
         sqlite3_reset(st);
@@ -255,6 +257,7 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         return rc;
     }
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    s->busy_retries = STORE_BUSY_RETRIES;
     if ((rc = store_exec(s, "PRAGMA journal_mode = WAL", err, errlen, "journal_mode")) < 0 ||
         (rc = store_exec(s, "PRAGMA synchronous = NORMAL", err, errlen, "synchronous")) < 0 ||
         (rc = store_schema_init(s, err, errlen)) < 0 ||
@@ -985,6 +988,12 @@ json_t *store_delivery_to_json(const delivery_t *d)
     return o;
 }
 
+void store_set_busy(store_t *s, int timeout_ms, int retries)
+{
+    sqlite3_busy_timeout(s->db, timeout_ms);
+    s->busy_retries = retries > 0 ? retries : 1;
+}
+
 int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
@@ -992,8 +1001,12 @@ int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err,
     if (max_age_ms <= 0 && keep_per_webhook <= 0) return 0;
     if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
     if (max_age_ms > 0) {
-        if ((rc = store_prepare(s, "DELETE FROM deliveries WHERE updated_at < ?", 0, &st, err,
-                                errlen)) < 0)
+        /* Only finished records go: a pending or retrying one is still live work. */
+        if ((rc = store_prepare(s,
+                                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM"
+                                " deliveries WHERE updated_at < ? AND status IN (2, 3) "
+                                "LIMIT " STORE_PRUNE_BATCH_SQL ")",
+                                0, &st, err, errlen)) < 0)
             goto out;
         sqlite3_bind_int64(st, 1, store_now_ms() - max_age_ms);
         rc = store_step(s, st, err, errlen, "prune by age");
@@ -1008,7 +1021,7 @@ int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err,
                  "DELETE FROM deliveries WHERE invocation_id IN (SELECT invocation_id FROM"
                  " (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
                  " ORDER BY created_at DESC, invocation_id) AS rn FROM deliveries)"
-                 " WHERE rn > ? AND status IN (2, 3))",
+                 " WHERE rn > ? AND status IN (2, 3) LIMIT " STORE_PRUNE_BATCH_SQL ")",
                  0, &st, err, errlen)) < 0)
             goto out;
         sqlite3_bind_int(st, 1, keep_per_webhook);

@@ -9,6 +9,11 @@
 
 typedef struct store store_t;
 
+/* store_set_busy: how long a call waits for another process's write lock (timeout_ms, tried
+ * retries times) before failing with -EBUSY. The default (5 s, 6 times) suits hookctl; a
+ * daemon's event loop must not stall that long, and retries from a timer instead. */
+void store_set_busy(store_t *s, int timeout_ms, int retries);
+
 /* store_open opens or creates the database and its schema. Returns 0 or a negative errno with
  * err ("hookline.db: ..."). */
 int store_open(store_t **sp, const char *path, char *err, size_t errlen);
@@ -83,8 +88,11 @@ void store_delivery_free(delivery_t *d);
 /* store_delivery_to_json renders the contract's --json object. Caller decrefs. */
 json_t *store_delivery_to_json(const delivery_t *d);
 
-/* store_prune deletes records older than max_age_ms and keeps at most keep_per_webhook per
- * webhook (0 = no limit for either). Returns the number deleted or a negative errno. */
+/* store_prune deletes finished (succeeded, failed) records older than max_age_ms, and finished
+ * records beyond the newest keep_per_webhook of each webhook (0 = no limit for either), at most
+ * 5000 rows per rule and call so the write lock is held briefly: call again while it returns
+ * STORE_PRUNE_BATCH or more. Returns the number deleted or a negative errno. */
+#define STORE_PRUNE_BATCH 5000
 int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen);
 
 #endif
