@@ -44,6 +44,9 @@ int ingest_queue_append(ingest_t *in, const json_t *event, ingest_event_t **out,
                         size_t errlen);
 /* ingest_queue_accepted hands a durable event to the routers. */
 void ingest_queue_accepted(ingest_t *in, ingest_event_t *ev);
+/* ingest_queue_unappend takes back the just-appended record of ev and frees ev (the second of a
+ * transition's pair failed to append: the pair is accepted whole or not at all). */
+void ingest_queue_unappend(ingest_t *in, ingest_event_t *ev);
 /* ingest_queue_discard forgets an event whose commit failed (its record was cut off). */
 void ingest_queue_discard(ingest_t *in, ingest_event_t *ev);
 /* ingest_queue_router_up/down/ack: router connections and their acknowledgements. */

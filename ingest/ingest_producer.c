@@ -194,8 +194,8 @@ static void producer_accept(producer_t *p, const json_t *obj)
         ingest_event_t *ev;
         if (ingest_queue_append(in, out[i], &ev, err, sizeof err) < 0) {
             log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
-            for (int j = 0; j < r->nevents; j++)
-                ingest_queue_discard(in, r->events[j]);
+            for (int j = r->nevents - 1; j >= 0; j--) /* all or nothing */
+                ingest_queue_unappend(in, r->events[j]);
             for (int j = i; j < n; j++)
                 json_decref(out[j]);
             free(r);

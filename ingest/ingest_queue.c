@@ -211,6 +211,14 @@ void ingest_queue_accepted(ingest_t *in, ingest_event_t *ev)
     dispatch_push(in->routers, &ev->item);
 }
 
+void ingest_queue_unappend(ingest_t *in, ingest_event_t *ev)
+{
+    if (journal_unappend(in->journal, ev->pos, 1) < 0)
+        log_error("journal: event %llu could not be taken back; it may be routed after a restart",
+                  (unsigned long long)ev->seq);
+    ingest_event_free(ev);
+}
+
 void ingest_queue_discard(ingest_t *in, ingest_event_t *ev)
 {
     ingest_event_free(ev);

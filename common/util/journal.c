@@ -669,6 +669,29 @@ int journal_read(journal_t *j, journal_pos_t pos, void **rec, size_t *len)
     return 0;
 }
 
+int journal_unappend(journal_t *j, journal_pos_t pos, int live)
+{
+    journal_seg_t *s = journal_find(j, journal_pos_segment(pos));
+    uint64_t off = pos & 0xffffffffu;
+    if (!s || s != &j->segs[j->nsegs - 1] || off < s->good) return -EINVAL;
+    for (size_t i = 0; i < j->nchunks; i++) {
+        journal_chunk_t *c = &j->chunks[i];
+        if (c->num != s->num || off < c->start || off + JOURNAL_REC_HDR > c->start + c->len)
+            continue;
+        uint32_t n = journal_get32((const unsigned char *)c->buf + (off - c->start));
+        if (off + JOURNAL_REC_HDR + n != s->size) return -EINVAL; /* not the last record */
+        c->len = (size_t)(off - c->start);
+        s->size = off;
+        s->records--;
+        if (live) {
+            s->live--;
+            c->live_added--;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
 int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg)
 {
     /* The leading run of segments at most half live, up to 16 at a time, never the newest:

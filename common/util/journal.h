@@ -36,6 +36,11 @@ int journal_replay(journal_t *j, journal_replay_cb cb, void *arg);
 int journal_append(journal_t *j, const void *rec, size_t len, int live, journal_pos_t *pos,
                    char *err, size_t errlen);
 
+/* journal_unappend takes back the record just appended at pos (live as given then), while it is
+ * still buffered: for an all-or-nothing group of appends. Returns 0, or -EINVAL when pos is not
+ * the newest record or was already written. */
+int journal_unappend(journal_t *j, journal_pos_t pos, int live);
+
 /* journal_sync writes buffered records and, when do_fsync, fdatasyncs (and the directory after a
  * segment was created). Returns 0 or a negative errno with err filled; on error the buffered
  * records are dropped from the buffer and the file is truncated back to its last synced size, so
