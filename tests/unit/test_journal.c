@@ -400,6 +400,38 @@ static void test_segments(void)
     journal_close(j);
 }
 
+/* no_records is a replay callback for journals expected empty. */
+static int no_records(void *arg, journal_pos_t pos, const void *rec, size_t len)
+{
+    ++*(int *)arg;
+    return 0;
+}
+
+/* test_empty_and_unappend: a journal with no segment has nothing to compact; an appended record
+ * can be taken back while buffered, and only the newest. */
+static void test_empty_and_unappend(void)
+{
+    journal_t *j;
+    uint32_t seg = 0;
+    int n = 0;
+    CHECK_INT(journal_open(&j, dir, "empty", 0, err, sizeof err), 0);
+    CHECK_INT(journal_replay(j, no_records, &n), 0);
+    CHECK_INT(journal_compact_candidate(j, 0, &seg), 0);
+    journal_pos_t a = append_str(j, "first", 1), b = append_str(j, "second", 1);
+    CHECK_INT(journal_unappend(j, a, 1), -EINVAL); /* not the newest */
+    CHECK_INT(journal_unappend(j, b, 1), 0);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    CHECK_INT(st.live_records, 1);
+    CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
+    CHECK_INT(journal_unappend(j, a, 1), -EINVAL); /* written already */
+    journal_close(j);
+    CHECK_INT(journal_open(&j, dir, "empty", 0, err, sizeof err), 0);
+    CHECK_INT(journal_replay(j, no_records, &n), 0);
+    CHECK_INT(n, 1); /* only "first" */
+    journal_close(j);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/hl-journal-XXXXXX");
@@ -413,6 +445,7 @@ int main(void)
     test_torn();
     test_failed_write();
     test_segments();
+    test_empty_and_unappend();
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     CHECK_INT(file_size(dir), -1);
     return check_done("journal");
