@@ -45,6 +45,7 @@ typedef struct http_xfer {
     http_header_t *rh; /* each name points at one allocation holding "name\0value\0" */
     size_t n_rh, rh_alloc, rh_bytes;
     int rh_truncated;
+    int head_done; /* the final answer's header section ended (its empty line arrived) */
     int guard_refused, guard_passed;
     uint64_t start_ns;
     char errbuf[CURL_ERROR_SIZE];
@@ -337,6 +338,7 @@ static void http_header_clear(http_xfer_t *x)
     x->n_rh = 0;
     x->rh_bytes = 0;
     x->rh_truncated = 0;
+    x->head_done = 0;
 }
 
 /* http_header_cb: collect one response header line, within headers_cap. */
@@ -350,8 +352,13 @@ static size_t http_header_cb(char *p, size_t size, size_t nmemb, void *ud)
         http_header_clear(x); /* an interim 1xx, then the final answer */
         return len;
     }
+    if (!n) {
+        /* The empty line: the head is complete. After a 1xx the next status line clears it. */
+        x->head_done = 1;
+        return len;
+    }
     const char *colon = memchr(p, ':', n);
-    if (!n || !colon) return len;
+    if (!colon) return len; /* libcurl fails the transfer on these itself */
     size_t nlen = (size_t)(colon - p), voff = nlen + 1;
     while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
         nlen--;
@@ -613,7 +620,7 @@ static void http_describe(http_t *h, http_xfer_t *x, CURLcode code, char *buf, s
     curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     switch (code) {
     case CURLE_OK:
-        snprintf(buf, n, "no HTTP status in the response");
+        snprintf(buf, n, "incomplete HTTP response head");
         break;
     case CURLE_COULDNT_CONNECT:
         if (x->guard_refused && !x->guard_passed)
@@ -665,6 +672,8 @@ static void http_describe(http_t *h, http_xfer_t *x, CURLcode code, char *buf, s
     case CURLE_SEND_ERROR:
         if (oserr == ECONNRESET || oserr == EPIPE)
             snprintf(buf, n, "connection reset");
+        else if (strncmp(eb, "Too large response headers", 26) == 0) /* libcurl 8.0 to 8.5 */
+            snprintf(buf, n, "response headers too large");
         else
             snprintf(buf, n, "%s error: %s", code == CURLE_RECV_ERROR ? "receive" : "send", eb);
         break;
@@ -684,13 +693,23 @@ static void http_describe(http_t *h, http_xfer_t *x, CURLcode code, char *buf, s
         snprintf(buf, n, "invalid HTTP response: %s", eb);
         break;
     case CURLE_UNSUPPORTED_PROTOCOL:
-        snprintf(buf, n, "unsupported protocol: %s", eb);
+        if (strncmp(eb, "Received HTTP/0.9", 17) == 0) /* no "HTTP/x.y NNN" status line */
+            snprintf(buf, n, "invalid HTTP response: no HTTP status line");
+        else
+            snprintf(buf, n, "unsupported protocol: %s", eb);
         break;
     case CURLE_URL_MALFORMAT:
         snprintf(buf, n, "invalid URL: %s", eb);
         break;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+#endif
     case CURLE_OUT_OF_MEMORY:
-        snprintf(buf, n, "out of memory");
+        /* libcurl 7 reports a header line over its 100 KiB limit as out of memory. */
+        if (pretransfer > 0 && !x->head_done)
+            snprintf(buf, n, "response headers too large");
+        else
+            snprintf(buf, n, "out of memory");
         break;
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
@@ -718,13 +737,15 @@ static void http_finish(http_t *h, http_xfer_t *x, CURLcode code)
     memset(&res, 0, sizeof(res));
     res.code = code;
     res.status = status;
-    /* The status line is the receiver's answer: a 2xx stays a success even when the rest of
-     * the body was cut short (too big, reset, timeout). */
-    if (status >= 200 && status <= 299) {
+    /* A complete response head is the receiver's answer: a 2xx stays a success even when the
+     * body was cut short (too big, reset, timeout). A head that broke off (reset, timeout,
+     * oversized or malformed header) is no answer, whatever its status line said. */
+    int head = status > 0 && x->head_done;
+    if (head && status >= 200 && status <= 299) {
         res.outcome = HTTP_OUTCOME_SUCCESS;
     } else {
-        res.outcome = status > 0 ? HTTP_OUTCOME_STATUS : HTTP_OUTCOME_TRANSPORT;
-        if (code != CURLE_OK || status == 0) {
+        res.outcome = head ? HTTP_OUTCOME_STATUS : HTTP_OUTCOME_TRANSPORT;
+        if (code != CURLE_OK || !head) {
             http_describe(h, x, code, words, sizeof(words));
             res.error = words;
         }

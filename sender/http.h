@@ -28,9 +28,10 @@ typedef struct http_config {
 } http_config_t;
 
 typedef enum {
-    HTTP_OUTCOME_SUCCESS = 0, /* a 2xx status line arrived */
-    HTTP_OUTCOME_STATUS,      /* an answer with another status (1xx, 3xx, 4xx, 5xx) */
-    HTTP_OUTCOME_TRANSPORT,   /* no status: DNS, connect, TLS, timeout, reset, refused target */
+    HTTP_OUTCOME_SUCCESS = 0, /* a complete response head with a 2xx status arrived */
+    HTTP_OUTCOME_STATUS,      /* a complete head with another status (3xx, 4xx, 5xx) */
+    HTTP_OUTCOME_TRANSPORT,   /* no complete head: DNS, connect, TLS, timeout, reset, refused
+                                 target, an oversized or malformed head */
     HTTP_OUTCOME_CANCELLED,   /* http_close ran before the attempt finished */
 } http_outcome_t;
 
@@ -44,9 +45,11 @@ typedef struct http_header {
 typedef struct http_result {
     http_outcome_t outcome;
     CURLcode code; /* CURLE_OK, or what libcurl reported (even on a 2xx cut short) */
-    long status;   /* HTTP status, 0 when none arrived */
+    long status;   /* HTTP status, 0 when none arrived (TRANSPORT may carry the status line
+                      of a head that broke off) */
     /* In words, for TRANSPORT and CANCELLED: "connection refused", "timeout after 15000 ms",
-     * "target address not allowed", "cancelled"; for STATUS only when reading the rest of the
+     * "target address not allowed", "connection reset", "response headers too large",
+     * "invalid HTTP response: ...", "cancelled"; for STATUS only when reading the rest of the
      * answer failed too ("response body over 1048576 bytes"); NULL for SUCCESS. */
     const char *error;
     const http_header_t *headers; /* response headers in arrival order */

@@ -10,6 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+/* Descriptors kept for everything but HTTP: store, sockets to the other stages, hookctl, libuv. */
+#define SENDER_FD_RESERVE 64
 
 /* sender_parse_long parses an integer option within [lo, hi]. */
 static int sender_parse_long(const char *name, const char *val, long lo, long hi, long *out,
@@ -82,6 +86,44 @@ static int sender_set_ca(void *ctx, const char *val, char *err, size_t errlen)
     return 0;
 }
 
+/* sender_set_disable_410 sets --disable-on-410. */
+static int sender_set_disable_410(void *ctx, const char *val, char *err, size_t errlen)
+{
+    ((sender_t *)ctx)->disable_on_410 = 1;
+    return 0;
+}
+
+/* sender_fit_fds makes room for every socket the HTTP engine may hold at once (transfers
+ * running plus idle cached connections): it raises the soft open-file limit toward the hard one,
+ * and when that is still short lowers the caps, so a flood of endpoints cannot run the process
+ * out of descriptors. */
+static void sender_fit_fds(sender_t *s)
+{
+    http_config_t *c = &s->http_cfg;
+    struct rlimit rl;
+    if (!c->max_inflight) c->max_inflight = 512;
+    if (!c->max_connects) c->max_connects = 256;
+    rlim_t need = (rlim_t)c->max_inflight + (rlim_t)c->max_connects + SENDER_FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) rl.rlim_cur = was;
+    if (rl.rlim_cur >= need) {
+        log_info("open-file limit raised from %llu to %llu", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_cur);
+        return;
+    }
+    long room = (long)rl.rlim_cur - SENDER_FD_RESERVE;
+    if (room < 8) room = 8;
+    c->max_connects = room / 4;
+    c->max_inflight = (int)(room - c->max_connects);
+    log_warn("open-file limit %llu (hard %llu) is too low: at most %d requests at once and %ld "
+             "cached connections",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, c->max_inflight,
+             c->max_connects);
+}
+
 /* sender_start opens the configuration, the HTTP engine and the connections upstream. */
 static int sender_start(daemon_t *d)
 {
@@ -93,6 +135,7 @@ static int sender_start(daemon_t *d)
     s->next_retry_seq = 1;
     if (!s->guard && guard_init(&s->guard) < 0) return -ENOMEM;
     s->http_cfg.guard = s->guard;
+    sender_fit_fds(s);
     int rc = cfgwatch_init(&s->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
     if (rc < 0) {
         log_error("store %s: %s", daemon_db_path(d), err);
@@ -136,10 +179,17 @@ static void sender_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     conn_close(c, reason);
 }
 
-/* sender_idle: every job taken has reported. */
+/* sender_idle: every job taken has reported, or what is left waits for a scheduler that is
+ * gone (upstream keeps those jobs and hands them out again). */
 static int sender_idle(daemon_t *d)
 {
-    return ((sender_t *)daemon_ctx(d))->njobs == 0;
+    sender_t *s = daemon_ctx(d);
+    if (s->njobs == 0) return 1;
+    if (s->scheduler) return 0;
+    sender_job_t *j;
+    TAILQ_FOREACH(j, &s->jobs, all)
+    if (j->state != JOB_TO_SCHEDULER) return 0;
+    return 1;
 }
 
 /* sender_drain: take no new jobs, finish the running ones, then stop. */
@@ -154,7 +204,7 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     sender_t *s = daemon_ctx(d);
     http_stats_t hs = {0};
     if (s->http) http_stats(s->http, &hs);
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     frame_pack_kv_u64(pk, "config_version", s->cfg ? (uint64_t)cfgwatch_version(s->cfg) : 0);
     frame_pack_kv_u64(pk, "jobs", s->stats.jobs);
     frame_pack_kv_u64(pk, "succeeded", s->stats.succeeded);
@@ -167,6 +217,7 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "connections", hs.connections);
     frame_pack_kv_u64(pk, "reused", hs.reused);
     frame_pack_kv_u64(pk, "refused_targets", hs.refused);
+    frame_pack_kv_u64(pk, "webhooks_disabled", s->stats.disabled_410);
 }
 
 /* sender_close cancels what still runs (upstream hands it out again) and frees everything. */
@@ -190,6 +241,9 @@ static const daemon_option_t sender_options[] = {
     {"max-per-endpoint", "N", "requests running at once per endpoint (16)",
      sender_set_per_endpoint},
     {"ca-file", "PEM", "trust these CA certificates instead of the system's", sender_set_ca},
+    {"disable-on-410", NULL,
+     "a 410 Gone answer disables the webhook and fails the invocation (off: retried)",
+     sender_set_disable_410},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -22,8 +22,9 @@ typedef struct sender sender_t;
 
 typedef struct sender_job {
     sender_t *s;
-    TAILQ_ENTRY(sender_job) all;  /* every job of this sender */
-    TAILQ_ENTRY(sender_job) link; /* in the scheduler wait list or the log batch */
+    TAILQ_ENTRY(sender_job) all;      /* every job of this sender */
+    TAILQ_ENTRY(sender_job) link;     /* in the scheduler wait list */
+    TAILQ_ENTRY(sender_job) log_link; /* in the delivery-log batch */
     job_state_t state;
     conn_t *up; /* router or scheduler that sent it; NULL once gone (no JOB_DONE then) */
     uint64_t up_seq, retry_seq;
@@ -32,7 +33,7 @@ typedef struct sender_job {
     int attempt;
     int64_t created_at, started_at, retry_after_ms;
     int log_pending; /* the log batch also inserts the pending row */
-    int log_attempt; /* the log batch writes the attempt record */
+    int log_attempt; /* the log batch writes the attempt record: its outcome is final */
     int in_log_queue;
     header_list_t headers;
     char **lines;
@@ -47,6 +48,7 @@ struct sender {
     cfgwatch_t *cfg;
     guard_t *guard;
     http_config_t http_cfg;
+    int disable_on_410; /* --disable-on-410: a 410 Gone disables the webhook, no retries */
     http_t *http;
     conn_t *scheduler;
     uint64_t next_retry_seq;
@@ -54,7 +56,7 @@ struct sender {
     size_t njobs;
     uv_timer_t log_timer;
     struct {
-        uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches;
+        uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches, disabled_410;
     } stats;
 };
 

@@ -75,6 +75,28 @@ static void job_fail_early(sender_t *s, sender_job_t *j, const char *why)
     sender_log_queue(s, j);
 }
 
+/* job_gone ends an invocation whose endpoint answered 410 Gone (--disable-on-410): the webhook
+ * is disabled in the store and the invocation fails at once, without asking the scheduler. */
+static void job_gone(sender_t *s, sender_job_t *j)
+{
+    char err[256], msg[400];
+    int rc = store_webhook_set_enabled(cfgwatch_store(s->cfg), j->webhook_id, 0, err, sizeof err);
+    if (rc == 0)
+        snprintf(msg, sizeof msg, "410 Gone: webhook %s disabled", j->webhook_id);
+    else
+        snprintf(msg, sizeof msg, "410 Gone: webhook %s could not be disabled: %s", j->webhook_id,
+                 err);
+    free(j->rec.error);
+    j->rec.error = strdup(msg);
+    j->rec.status = DLV_FAILED;
+    j->rec.next_attempt_at = 0;
+    s->stats.gave_up++;
+    s->stats.disabled_410 += rc == 0;
+    log_warn("invocation %s attempt %d: %s", j->inv, j->attempt, msg);
+    j->log_attempt = 1;
+    sender_log_queue(s, j);
+}
+
 /* job_retry_after reads a Retry-After header (seconds or HTTP date) as milliseconds. */
 static int64_t job_retry_after(const http_result_t *res)
 {
@@ -84,7 +106,8 @@ static int64_t job_retry_after(const http_result_t *res)
         const char *v = res->headers[i].value;
         char *end;
         long long secs = strtoll(v, &end, 10);
-        if (end != v && *end == 0 && secs >= 0) return secs * 1000;
+        if (end != v && *end == 0 && secs >= 0) /* clamped: a day is past any schedule */
+            return (secs > 86400 ? 86400 : secs) * 1000;
         time_t t = curl_getdate(v, NULL);
         if (t > 0) {
             int64_t ms = (int64_t)t * 1000 - time_now_ms();
@@ -145,6 +168,7 @@ static void job_done(http_request_t *req, const http_result_t *res)
     if (res->outcome == HTTP_OUTCOME_CANCELLED) {
         /* Shutting down: not an attempt that failed. Upstream hands it out again. */
         j->up = NULL;
+        if (j->in_log_queue) TAILQ_REMOVE(&s->to_log, j, log_link);
         TAILQ_REMOVE(&s->jobs, j, all);
         s->njobs--;
         job_free(j);
@@ -165,8 +189,8 @@ static void job_done(http_request_t *req, const http_result_t *res)
         }
         r->resp_truncated = res->truncated;
     }
-    j->log_attempt = 1;
     if (res->outcome == HTTP_OUTCOME_SUCCESS) {
+        j->log_attempt = 1;
         r->status = DLV_SUCCEEDED;
         s->stats.succeeded++;
         sender_log_queue(s, j);
@@ -180,6 +204,10 @@ static void job_done(http_request_t *req, const http_result_t *res)
         r->error = strdup(msg);
     }
     s->stats.failed_attempts++;
+    if (s->disable_on_410 && res->outcome == HTTP_OUTCOME_STATUS && res->status == 410) {
+        job_gone(s, j);
+        return;
+    }
     j->retry_after_ms = job_retry_after(res);
     log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt, j->webhook_id,
              r->error ? r->error : "?");
@@ -235,7 +263,10 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     }
     frame_get_i64(f, PK_CREATED, &ca);
     sender_job_t *j = calloc(1, sizeof *j);
-    if (!j) return; /* upstream hands it out again when we reconnect */
+    if (!j) { /* upstream hands it out again when we reconnect */
+        conn_close(c, "out of memory taking a job");
+        return;
+    }
     j->s = s;
     j->up = c;
     j->up_seq = seq;
@@ -322,6 +353,7 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;
     j->rec.status = failed ? DLV_FAILED : DLV_RETRYING;
     j->rec.next_attempt_at = failed ? 0 : next;
+    j->log_attempt = 1;
     if (failed) {
         s->stats.gave_up++;
         log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv, j->webhook_id,

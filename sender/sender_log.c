@@ -22,10 +22,10 @@ void sender_log_init(sender_t *s)
 
 void sender_log_queue(sender_t *s, sender_job_t *j)
 {
+    if (j->log_attempt) j->state = JOB_TO_LOG;
     if (j->in_log_queue) return; /* the queued write picks up the new flags */
     j->in_log_queue = 1;
-    if (j->log_attempt) j->state = JOB_TO_LOG;
-    TAILQ_INSERT_TAIL(&s->to_log, j, link);
+    TAILQ_INSERT_TAIL(&s->to_log, j, log_link);
     if (!uv_is_active((uv_handle_t *)&s->log_timer))
         uv_timer_start(&s->log_timer, sender_log_tick, 0, 0);
 }
@@ -37,7 +37,7 @@ void sender_log_flush(sender_t *s)
     char err[256];
     int rc = store_begin(st, err, sizeof err);
     sender_job_t *j;
-    TAILQ_FOREACH(j, &s->to_log, link)
+    TAILQ_FOREACH(j, &s->to_log, log_link)
     {
         if (rc < 0) break;
         if (j->log_pending)
@@ -54,10 +54,10 @@ void sender_log_flush(sender_t *s)
     }
     s->stats.log_batches++;
     while ((j = TAILQ_FIRST(&s->to_log))) {
-        TAILQ_REMOVE(&s->to_log, j, link);
+        TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
         j->log_pending = 0;
-        if (j->log_attempt) sender_job_finish(s, j);
+        if (j->log_attempt && j->state == JOB_TO_LOG) sender_job_finish(s, j);
     }
 }
 

@@ -11,6 +11,9 @@ The answer depends on the first path segment, so one receiver serves many webhoo
   /status/<code>/...      <code>
   /flaky/<n>/...          500 for the first n requests per (webhook-id header, path), then 200
   /redirect/...           302 Location: http://127.0.0.1:9/
+  /retry-after/<code>/<value>/<n>/...
+                          <code> with "Retry-After: <value>" for the first n requests per
+                          (webhook-id header, path), then 200
   /slow/<ms>/...          sleeps <ms> then 200
   /hang/...               sleeps 60 s (the client should time out first)
   /big/<bytes>/...        200 with a body of <bytes> 'x' (response truncation tests)
@@ -127,6 +130,17 @@ class Handler(BaseHTTPRequestHandler):
             seen = self.server.recorder.flaky_count(key)
             if seen < n:
                 return 500, {}, b"flaky failure %d of %d" % (seen + 1, n), 0.0
+            return 200, {}, b"ok", 0.0
+        if first == "retry-after":
+            try:
+                code, value, n = int(segs[1]), segs[2], int(segs[3])
+                if not 100 <= code <= 599:
+                    raise ValueError
+            except (IndexError, ValueError):
+                return 400, {}, b"bad retry-after path", 0.0
+            key = (headers_lower.get("webhook-id", ""), path)
+            if self.server.recorder.flaky_count(key) < n:
+                return code, {"Retry-After": value}, b"later", 0.0
             return 200, {}, b"ok", 0.0
         if first == "redirect":
             return 302, {"Location": REDIRECT_TO}, b"moved", 0.0

@@ -133,6 +133,50 @@ static void *srv_conn_main(void *arg)
             poll(NULL, 0, 300); /* the slow endpoint's think time */
             atomic_fetch_sub(&s->busy, 1);
             srv_answer(c->fd, "200 OK", NULL, "slow", 0);
+        } else if (strcmp(path, "/halfhead") == 0) {
+            /* A 200 status line, half a header, then a reset: no answer. */
+            srv_send(c->fd, "HTTP/1.1 200 OK\r\nContent-Le", 27);
+            poll(NULL, 0, 50);
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            goto out;
+        } else if (strcmp(path, "/nocolon") == 0) {
+            const char *a = "HTTP/1.1 200 OK\r\nNo colon here\r\nContent-Length: 2\r\n\r\nok";
+            srv_send(c->fd, a, strlen(a));
+            goto out;
+        } else if (strcmp(path, "/garbage") == 0) {
+            const char *a = "SPLORK 12\r\n\r\n";
+            srv_send(c->fd, a, strlen(a));
+            goto out;
+        } else if (strcmp(path, "/bighead") == 0) {
+            size_t n = 1 << 20;
+            char *a = malloc(n);
+            memset(a, 'b', n);
+            const char *head = "HTTP/1.1 200 OK\r\nX-Big: ",
+                       *tail = "\r\nContent-Length: 2\r\n\r\nok";
+            srv_send(c->fd, head, strlen(head));
+            srv_send(c->fd, a, n);
+            srv_send(c->fd, tail, strlen(tail));
+            free(a);
+            goto out;
+        } else if (strcmp(path, "/manyheaders") == 0) {
+            /* 1000 headers of 70 bytes: a valid answer; only headers_cap bytes are kept. */
+            char line[128];
+            srv_send(c->fd, "HTTP/1.1 200 OK\r\n", 17);
+            for (int i = 0; i < 1000; i++) {
+                int n = snprintf(line, sizeof(line), "X-Filler-%04d: %060d\r\n", i, 0);
+                srv_send(c->fd, line, (size_t)n);
+            }
+            srv_send(c->fd, "Content-Length: 2\r\n\r\nok", 23);
+        } else if (strcmp(path, "/trickle") == 0) {
+            /* The status line at once, then the head a byte every 50 ms. */
+            const char *a = "X-Slow: zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\r\n\r\n";
+            srv_send(c->fd, "HTTP/1.1 200 OK\r\n", 17);
+            for (size_t i = 0; a[i] && !atomic_load(&s->stop); i++) {
+                srv_send(c->fd, a + i, 1);
+                poll(NULL, 0, 50);
+            }
+            goto out;
         } else if (strcmp(path, "/reset") == 0) {
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
             setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -216,7 +260,8 @@ typedef struct probe {
     char error[256];
     char body[128];
     size_t body_len;
-    int truncated, reused, has_xtest, in_submit;
+    int truncated, reused, has_xtest, in_submit, headers_truncated;
+    size_t n_headers;
     uint64_t ms;
     http_t *resubmit_h; /* keep-alive test: send the next one from done */
     int resubmit_left;
@@ -238,6 +283,8 @@ static void probe_done(http_request_t *req, const http_result_t *res)
     p->truncated = res->truncated;
     p->reused = res->reused;
     p->ms = res->duration_ms;
+    p->n_headers = res->n_headers;
+    p->headers_truncated = res->headers_truncated;
     for (size_t i = 0; i < res->n_headers; i++)
         if (strcasecmp(res->headers[i].name, "X-Test") == 0 &&
             strcmp(res->headers[i].value, "yes") == 0)
@@ -416,6 +463,45 @@ static void test_basic(srv_t *s, const guard_t *allow)
 
     memset(&p, 0, sizeof(p));
     CHECK_INT(http_submit(h, &p.req), -EINVAL);
+    close_http(h);
+}
+
+/* test_hostile_heads: a head that breaks off, is malformed or too big is no answer, whatever
+ * its status line said; a valid head with many headers keeps only headers_cap bytes of them. */
+static void test_hostile_heads(srv_t *s, const guard_t *allow)
+{
+    http_t *h = new_http(allow, 0, 0, 0);
+    char url[256];
+    probe_t p;
+    static const struct {
+        const char *path, *error;
+    } cases[] = {
+        {"/halfhead", "connection reset"},
+        {"/nocolon", "invalid HTTP response: Header without colon"},
+        {"/garbage", "invalid HTTP response: no HTTP status line"},
+        {"/bighead", "response headers too large"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, cases[i].path);
+        send_one(h, &p, url, 5000);
+        CHECK_INT(p.outcome, HTTP_OUTCOME_TRANSPORT);
+        CHECK_STR(p.error, cases[i].error);
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/manyheaders", s->port);
+    send_one(h, &p, url, 5000);
+    CHECK_INT(p.outcome, HTTP_OUTCOME_SUCCESS);
+    CHECK_STR(p.body, "ok");
+    CHECK_INT(p.n_headers, 16384 / (13 + 60)); /* "X-Filler-NNNN" and 60 digits each */
+    CHECK_INT(p.headers_truncated, 1);
+    close_http(h);
+
+    /* The status line came at once, the rest of the head trickles: the total timeout. */
+    h = new_http(allow, 300, 0, 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/trickle", s->port);
+    send_one(h, &p, url, 5000);
+    CHECK_INT(p.outcome, HTTP_OUTCOME_TRANSPORT);
+    CHECK_INT(p.status, 200);
+    CHECK_STR(p.error, "timeout after 300 ms");
     close_http(h);
 }
 
@@ -652,6 +738,7 @@ int main(void)
 
     test_basic(&s1, allow);
     test_timeout(&s1, allow);
+    test_hostile_heads(&s1, allow);
     test_guard(&s1);
     test_keepalive(&s1, allow);
     test_fair(&s1, &s2, allow, 3);
