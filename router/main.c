@@ -25,6 +25,21 @@ static int router_set_window(void *ctx, const char *val, char *err, size_t errle
     return 0;
 }
 
+/* router_set_max_body parses --max-body-bytes. */
+static int router_set_max_body(void *ctx, const char *val, char *err, size_t errlen)
+{
+    router_t *r = ctx;
+    char *end;
+    long long v = strtoll(val, &end, 10);
+    /* A JOB frame carries the body and must stay under the 16 MiB frame limit. */
+    if (*end || end == val || v < 1 || v > ROUTER_MAX_BODY_LIMIT) {
+        snprintf(err, errlen, "--max-body-bytes: want 1..%d, got '%s'", ROUTER_MAX_BODY_LIMIT, val);
+        return -EINVAL;
+    }
+    r->max_body = (size_t)v;
+    return 0;
+}
+
 /* router_start opens the configuration and connects to ingest. */
 static int router_start(daemon_t *d)
 {
@@ -97,11 +112,12 @@ static void router_drain(daemon_t *d)
 static void router_stats(daemon_t *d, msgpack_packer *pk)
 {
     router_t *r = daemon_ctx(d);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     frame_pack_kv_u64(pk, "events", r->stats.events);
     frame_pack_kv_u64(pk, "events_done", r->stats.events_done);
     frame_pack_kv_u64(pk, "unrouted", r->stats.unrouted);
     frame_pack_kv_u64(pk, "unmatched", r->stats.unmatched);
+    frame_pack_kv_u64(pk, "oversized", r->stats.oversized);
     frame_pack_kv_u64(pk, "jobs", r->stats.jobs);
     frame_pack_kv_u64(pk, "jobs_done", r->stats.jobs_done);
     frame_pack_kv_u64(pk, "queued", r->senders ? dispatch_queued(r->senders) : 0);
@@ -124,6 +140,9 @@ static void router_close(daemon_t *d)
 static const daemon_option_t router_options[] = {
     {"window", "N", "jobs in flight per sender before waiting for acknowledgements (4096)",
      router_set_window},
+    {"max-body-bytes", "N",
+     "largest body built for one webhook; a larger one is recorded failed, never sent (262144)",
+     router_set_max_body},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -144,6 +163,6 @@ static const daemon_ops_t router_ops = {
 
 int main(int argc, char **argv)
 {
-    static router_t r = {.window = 4096};
+    static router_t r = {.window = 4096, .max_body = ROUTER_MAX_BODY_DEFAULT};
     return daemon_main(argc, argv, &router_ops, &r);
 }

@@ -10,6 +10,9 @@
 #include "util/tree.h"
 #include <stdint.h>
 
+#define ROUTER_MAX_BODY_DEFAULT (256 * 1024)
+#define ROUTER_MAX_BODY_LIMIT (15 * 1024 * 1024) /* a JOB frame must fit in 16 MiB */
+
 typedef struct router_event router_event_t;
 
 typedef struct router {
@@ -17,10 +20,11 @@ typedef struct router {
     cfgwatch_t *cfg;
     dispatch_t *senders;
     unsigned window;
+    size_t max_body; /* --max-body-bytes: a larger body is recorded failed, never sent */
     TAILQ_HEAD(router_event_list, router_event) events;
     size_t nevents;
     struct {
-        uint64_t events, unrouted, unmatched, jobs, jobs_done, events_done, bad;
+        uint64_t events, unrouted, unmatched, jobs, jobs_done, events_done, bad, oversized;
     } stats;
 } router_t;
 
@@ -43,7 +47,8 @@ typedef struct router_job {
 } router_job_t;
 
 /* router_route matches one normalized event (JSON text) against the configuration and queues
- * its jobs; acknowledges at once when nothing matches. */
+ * its jobs; acknowledges at once when nothing matches. A body over r->max_body is not queued:
+ * the router writes its delivery-log record itself (failed, 0 attempts, the reason in words). */
 void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len);
 /* router_job_done handles a sender's JOB_DONE. */
 void router_job_done(router_t *r, conn_t *sender, uint64_t seq);

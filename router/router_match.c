@@ -7,6 +7,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,40 @@ static router_job_t *router_job_new(router_event_t *ev, const json_t *e, const p
     return j;
 }
 
+/* router_refuse records an oversized invocation as failed in the delivery log, so it never
+ * reaches a sender (whose redelivery would send it anyway): status failed, 0 attempts, the
+ * request's method and URL, no headers and no body (neither was sent, and the log should not
+ * hold bodies over the cap), and the reason in words. Returns 0 or a negative errno. */
+static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh)
+{
+    char reason[160], err[256] = "";
+    snprintf(reason, sizeof reason, "body of %zu bytes exceeds the %zu-byte limit", j->body_len,
+             r->max_body);
+    delivery_t d = {
+        .invocation_id = (char *)j->inv,
+        .webhook_id = j->webhook_id,
+        .event_id = j->event_id,
+        .event_type = j->event_type,
+        .status = DLV_FAILED,
+        .attempts = 0,
+        .created_at = j->created_at,
+        .updated_at = j->created_at,
+        .req_method = "POST",
+        .req_url = wh->url,
+        .error = reason,
+    };
+    int rc = store_delivery_record(cfgwatch_store(r->cfg), &d, err, sizeof err);
+    if (rc < 0) {
+        log_error("invocation %s (event %s, webhook %s): %s; recording it failed: %s", j->inv,
+                  j->event_id, j->webhook_id, reason, err[0] ? err : strerror(-rc));
+        return rc;
+    }
+    log_warn("invocation %s (event %s, webhook %s): %s; recorded as failed, not sent", j->inv,
+             j->event_id, j->webhook_id, reason);
+    r->stats.oversized++;
+    return 0;
+}
+
 void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len)
 {
     router_event_t *ev = calloc(1, sizeof *ev);
@@ -98,14 +133,27 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     for (size_t i = 0; p && i < p->nwebhooks; i++)
         nmatch += payload_matches(&p->webhooks[i], pid, bit) != 0;
     router_job_t **jobs = nmatch ? calloc(nmatch, sizeof *jobs) : NULL;
+    size_t nrefused = 0;
+    int refuse_failed = 0;
     for (size_t i = 0; jobs && i < p->nwebhooks; i++) {
         const webhook_t *wh = &p->webhooks[i];
         if (!payload_matches(wh, pid, bit)) continue;
-        if (!(jobs[njobs] = router_job_new(ev, e, p, wh, now))) break;
-        njobs++;
+        router_job_t *j = router_job_new(ev, e, p, wh, now);
+        if (!j) break;
+        if (j->body_len > r->max_body) {
+            refuse_failed = router_refuse(r, j, wh) < 0;
+            router_job_free(j);
+            if (refuse_failed) break;
+            nrefused++;
+            continue;
+        }
+        jobs[njobs++] = j;
     }
-    if (njobs < nmatch) { /* built all or none: ingest sends the event again */
-        log_error("event %s: out of memory building bodies; ingest will send it again", id);
+    if (njobs + nrefused < nmatch) { /* built all or none: ingest sends the event again */
+        if (refuse_failed)
+            log_error("event %s: a delivery-log write failed; ingest will send it again", id);
+        else
+            log_error("event %s: out of memory building bodies; ingest will send it again", id);
         json_decref(e);
         for (size_t k = 0; k < njobs; k++)
             router_job_free(jobs[k]);

@@ -188,13 +188,56 @@ static int push_credentials(header_list_t *out, const auth_t *a)
     return rc;
 }
 
+/* auth_secret_current: does a rotation entry still sign at the attempt's time? */
+static int auth_secret_current(const webhook_secret_t *s, int64_t timestamp_s)
+{
+    return s->expires_at == 0 || timestamp_s * 1000 < s->expires_at;
+}
+
+/* auth_signatures builds the webhook-signature value: one "v1,<sig>" per current secret,
+ * space-separated, malloc'd into *out (NULL when no secret is current). Returns 0 or -errno. */
+static int auth_signatures(const webhook_t *wh, const char *invocation_id, int64_t timestamp_s,
+                           const char *body, size_t body_len, char **out)
+{
+    size_t n = (wh->secret ? 1 : 0) + wh->nsecrets, len = 0;
+    char *v;
+    *out = NULL;
+    if (n == 0) return 0;
+    if (!(v = malloc(n * AUTH_SIG_MAX))) return -ENOMEM;
+    v[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *secret;
+        if (wh->secret && i == 0) {
+            secret = wh->secret;
+        } else {
+            const webhook_secret_t *s = &wh->secrets[i - (wh->secret ? 1 : 0)];
+            if (!auth_secret_current(s, timestamp_s)) continue;
+            secret = s->secret;
+        }
+        if (len) v[len++] = ' ';
+        int rc = auth_sign(secret, invocation_id, timestamp_s, body, body_len, v + len,
+                           n * AUTH_SIG_MAX - len);
+        if (rc < 0) {
+            free(v);
+            return rc;
+        }
+        len += strlen(v + len);
+    }
+    if (len == 0) {
+        free(v);
+        return 0;
+    }
+    *out = v;
+    return 0;
+}
+
 int auth_build_headers(const webhook_t *wh, const char *invocation_id, const char *event_type,
                        int attempt, int64_t timestamp_s, const char *body, size_t body_len,
                        header_list_t *out, char *err, size_t errlen)
 {
     out->v = NULL;
     out->n = 0;
-    char ts[24], att[16], sig[AUTH_SIG_MAX];
+    char ts[24], att[16], *sig = NULL;
     snprintf(ts, sizeof ts, "%" PRId64, timestamp_s);
     snprintf(att, sizeof att, "%d", attempt);
 
@@ -202,14 +245,15 @@ int auth_build_headers(const webhook_t *wh, const char *invocation_id, const cha
     if (!rc) rc = header_push(out, "User-Agent", "hookline/" HOOKLINE_VERSION, 0);
     if (!rc) rc = header_push(out, "webhook-id", invocation_id, 0);
     if (!rc) rc = header_push(out, "webhook-timestamp", ts, 0);
-    if (!rc && wh->secret) {
-        rc = auth_sign(wh->secret, invocation_id, timestamp_s, body, body_len, sig, sizeof sig);
+    if (!rc) {
+        rc = auth_signatures(wh, invocation_id, timestamp_s, body, body_len, &sig);
         if (rc == -EINVAL) {
             snprintf(err, errlen, "webhook %s: signing secret is not whsec_ + base64", wh->id);
             auth_headers_free(out);
             return rc;
         }
-        if (!rc) rc = header_push(out, "webhook-signature", sig, 1);
+        if (!rc && sig) rc = header_push(out, "webhook-signature", sig, 1);
+        free(sig);
     }
     if (!rc) rc = header_push(out, "X-Webhook-Event", event_type, 0);
     if (!rc) rc = header_push(out, "X-Webhook-Attempt", att, 0);

@@ -19,9 +19,13 @@ typedef struct header_list {
 } header_list_t;
 
 /* auth_build_headers fills out with the contract's headers, in this order: Content-Type,
- * User-Agent, webhook-id, webhook-timestamp, webhook-signature (only with a secret),
- * X-Webhook-Event, X-Webhook-Attempt, then Authorization or X-API-KEY per wh->auth.
- * Returns 0, or a negative errno (-EINVAL for an undecodable secret) with err. */
+ * User-Agent, webhook-id, webhook-timestamp, webhook-signature, X-Webhook-Event,
+ * X-Webhook-Attempt, then Authorization or X-API-KEY per wh->auth. timestamp_s is the attempt's
+ * time: it goes into webhook-timestamp and the signatures, and decides which secrets sign.
+ * webhook-signature holds one "v1,<sig>" per current secret, space-separated (Standard Webhooks):
+ * wh->secret, then each wh->secrets[i] whose expires_at is 0 or later than timestamp_s; it is
+ * left out when no secret is current. Returns 0, or a negative errno (-EINVAL for an undecodable
+ * secret) with err naming the webhook (never the secret). */
 int auth_build_headers(const webhook_t *wh, const char *invocation_id, const char *event_type,
                        int attempt, int64_t timestamp_s, const char *body, size_t body_len,
                        header_list_t *out, char *err, size_t errlen);

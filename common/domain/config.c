@@ -2,6 +2,8 @@
  * on error, errors name the JSON path), renders it back for export, and looks things up by id. */
 #include "domain/config.h"
 
+#include "util/timeutil.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -357,12 +359,77 @@ static int cfg_parse_events(const json_t *obj, const char *path, unsigned *out, 
     return 0;
 }
 
+/* cfg_secrets_clear: free a webhook's rotation list. */
+static void cfg_secrets_clear(webhook_t *wh)
+{
+    for (size_t i = 0; i < wh->nsecrets; i++) {
+        explicit_bzero(wh->secrets[i].secret, strlen(wh->secrets[i].secret));
+        free(wh->secrets[i].secret);
+    }
+    free(wh->secrets);
+    wh->secrets = NULL;
+    wh->nsecrets = 0;
+}
+
+/* cfg_parse_secrets: the optional "secrets" array of {secret, expires_at}; no secret may appear
+ * twice, counting the single "secret" (current) as well. Fills out->secrets. */
+static int cfg_parse_secrets(const json_t *obj, const char *path, const char *current,
+                             webhook_t *out, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"secret", "expires_at", NULL};
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+    if ((rc = cfg_array(obj, "secrets", path, &arr, err, errlen)) < 0 || !arr ||
+        json_array_size(arr) == 0)
+        return rc;
+    if (!(out->secrets = calloc(json_array_size(arr), sizeof *out->secrets)))
+        return cfg_nomem(err, errlen);
+    json_array_foreach(arr, i, v)
+    {
+        char p[CFG_PATH_MAX], ps[CFG_PATH_MAX], pe[CFG_PATH_MAX];
+        const char *secret, *expires;
+        int64_t ms = 0;
+        cfg_path_index(p, sizeof p, path, "secrets", i);
+        cfg_path(ps, sizeof ps, p, "secret");
+        cfg_path(pe, sizeof pe, p, "expires_at");
+        if ((rc = cfg_check_object(v, p, keys, err, errlen)) < 0 ||
+            (rc = cfg_string(v, "secret", p, 1, 1, &secret, err, errlen)) < 0 ||
+            (rc = cfg_string(v, "expires_at", p, 0, 1, &expires, err, errlen)) < 0 ||
+            (rc = cfg_check_secret(secret, ps, err, errlen)) < 0)
+            goto fail;
+        if (expires && time_parse_rfc3339(expires, &ms) < 0) {
+            rc = cfg_fail(err, errlen, pe, "must be an RFC 3339 date-time");
+            goto fail;
+        }
+        if (expires && ms == 0) ms = 1; /* 0 means "never"; the epoch itself is long past */
+        /* The message names the position only: the secret itself never goes into an error. */
+        if (current && strcmp(current, secret) == 0) {
+            rc = cfg_fail(err, errlen, ps, "duplicate signing secret (same as \"secret\")");
+            goto fail;
+        }
+        for (size_t j = 0; j < out->nsecrets; j++)
+            if (strcmp(out->secrets[j].secret, secret) == 0) {
+                rc =
+                    cfg_fail(err, errlen, ps, "duplicate signing secret (same as secrets[%zu])", j);
+                goto fail;
+            }
+        if ((rc = cfg_dup(&out->secrets[i].secret, secret, err, errlen)) < 0) goto fail;
+        out->secrets[i].expires_at = ms;
+        out->nsecrets = i + 1;
+    }
+    return 0;
+fail:
+    cfg_secrets_clear(out);
+    return rc;
+}
+
 /* cfg_parse_webhook: one webhook object at path, for project_id. */
 static int cfg_parse_webhook(const json_t *obj, const char *path, const char *project_id,
                              webhook_t *out, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"id",     "name", "url",    "enabled",
-                                       "events", "auth", "secret", NULL};
+    static const char *const keys[] = {"id",   "name",   "url",     "enabled", "events",
+                                       "auth", "secret", "secrets", NULL};
     const char *id, *name, *url, *secret;
     char p[CFG_PATH_MAX], uerr[200];
     json_t *en;
@@ -391,7 +458,8 @@ static int cfg_parse_webhook(const json_t *obj, const char *path, const char *pr
     cfg_path(p, sizeof p, path, "auth");
     if ((rc = cfg_parse_auth(json_object_get(obj, "auth"), p, &out->auth, err, errlen)) < 0)
         return rc;
-    if ((rc = cfg_dup(&out->id, id, err, errlen)) < 0 ||
+    if ((rc = cfg_parse_secrets(obj, path, secret, out, err, errlen)) < 0 ||
+        (rc = cfg_dup(&out->id, id, err, errlen)) < 0 ||
         (rc = cfg_dup(&out->project_id, project_id, err, errlen)) < 0 ||
         (rc = cfg_dup(&out->name, name ? name : "", err, errlen)) < 0 ||
         (rc = cfg_dup(&out->url, url, err, errlen)) < 0 ||
@@ -419,7 +487,9 @@ void config_webhook_clear(webhook_t *wh)
     free(wh->project_id);
     free(wh->name);
     free(wh->url);
+    if (wh->secret) explicit_bzero(wh->secret, strlen(wh->secret));
     free(wh->secret);
+    cfg_secrets_clear(wh);
     cfg_auth_clear(&wh->auth);
     memset(wh, 0, sizeof *wh);
 }
@@ -680,6 +750,21 @@ json_t *config_webhook_to_json(const webhook_t *wh, int with_secrets)
         json_object_set_new(o, "auth", auth);
     }
     if (wh->secret) json_object_set_new(o, "secret", cfg_secret_json(wh->secret, with_secrets));
+    if (wh->nsecrets) {
+        json_t *arr = json_array();
+        for (size_t i = 0; arr && i < wh->nsecrets; i++) {
+            json_t *e = json_object();
+            char at[40];
+            if (!e) continue;
+            json_object_set_new(e, "secret", cfg_secret_json(wh->secrets[i].secret, with_secrets));
+            if (wh->secrets[i].expires_at)
+                json_object_set_new(
+                    e, "expires_at",
+                    json_string(time_format_rfc3339(wh->secrets[i].expires_at, at, sizeof at)));
+            json_array_append_new(arr, e);
+        }
+        if (arr) json_object_set_new(o, "secrets", arr);
+    }
     return o;
 }
 

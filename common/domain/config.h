@@ -39,12 +39,22 @@ typedef struct funnel {
     char *won_stage_id, *lost_stage_id; /* NULL when absent */
 } funnel_t;
 
+/* One signing secret of a rotation list ("secrets" in the import format). */
+typedef struct webhook_secret {
+    char *secret;       /* "whsec_..." */
+    int64_t expires_at; /* unix ms after which it no longer signs; 0 = never */
+} webhook_secret_t;
+
 typedef struct webhook {
     char *id, *project_id, *name, *url;
     int enabled;
     unsigned events; /* EVT_* bits */
     auth_t auth;
-    char *secret; /* "whsec_..." or NULL */
+    char *secret; /* "whsec_..." or NULL: the "secret" key, current, never expires */
+    /* The "secrets" key: rotation. Every one not yet expired signs too (Standard Webhooks lists
+     * several signatures space-separated), so receivers can move to a new secret at leisure. */
+    webhook_secret_t *secrets;
+    size_t nsecrets;
 } webhook_t;
 
 typedef struct project {
@@ -66,12 +76,14 @@ typedef struct config {
 
 /* config_from_json validates the whole document (shape, types, unique ids across the file,
  * URL syntax: absolute http/https with a host, known event types, auth fields per type,
- * secret "whsec_" + base64, won/lost stage ids that exist in the funnel) and builds a config.
+ * secret "whsec_" + base64, "secrets" entries {secret, expires_at (RFC 3339, optional)} with no
+ * secret listed twice across "secret" and "secrets", won/lost stage ids that exist in the funnel)
+ * and builds a config.
  * Returns 0, or -EINVAL with err naming the path ("projects[0].webhooks[1].url: ...").
  * Nothing is built on error. Caller frees with config_free. */
 int config_from_json(const json_t *doc, config_t **out, char *err, size_t errlen);
 /* config_to_json renders the import format; secrets (passwords, keys, tokens, signing
- * secrets) are "***" unless with_secrets. Caller decrefs. */
+ * secrets, every entry of "secrets") are "***" unless with_secrets. Caller decrefs. */
 json_t *config_to_json(const config_t *cfg, int with_secrets);
 /* config_webhook_from_json validates one webhook object (as in the import file) for project_id. */
 int config_webhook_from_json(const json_t *obj, const char *project_id, webhook_t *out, char *err,

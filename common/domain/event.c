@@ -10,6 +10,7 @@
 #include <string.h>
 
 #define EVENT_MAX_DEPTH 64
+#define EVENT_PATH_MAX 160 /* longest member path quoted in an error; longer ones are cut */
 
 /* The only top-level keys a producer may send. */
 static const char *const event_keys[] = {"type",          "id",          "project_id",
@@ -39,6 +40,125 @@ static int depth_ok(const json_t *v, int max)
     return 1;
 }
 
+/* One open container while locating an error: its path prefix length, and what is in it. */
+typedef struct path_frame {
+    size_t len;   /* length of the path text before this container's members */
+    int is_array; /* array: index counts members; object: want_key says a key comes next */
+    size_t index;
+    int want_key;
+} path_frame_t;
+
+/* path_set: path = the containers' prefix + the current member (".key" or "[i]"). */
+static void path_set(char *path, size_t n, const path_frame_t *f, const char *key, size_t klen)
+{
+    size_t len = f->len; /* < n: it is the length of a string in path */
+    if (f->is_array)
+        snprintf(path + len, n - len, "[%zu]", f->index);
+    else
+        snprintf(path + len, n - len, "%s%.*s", len ? "." : "", (int)klen, key);
+}
+
+/* event_error_path finds which member the parser stopped in: it scans the text up to byte pos
+ * and writes the path of the last value or key that started before it ("opportunity.tags[2]")
+ * into path, "" when at the top level. Tolerant: it only tracks strings and brackets. */
+static void event_error_path(const char *text, size_t len, size_t pos, char path[EVENT_PATH_MAX])
+{
+    path_frame_t st[EVENT_MAX_DEPTH + 2];
+    int depth = -1; /* index of the innermost open container */
+    char cur[EVENT_PATH_MAX] = "";
+    path[0] = '\0';
+    if (pos > len) pos = len;
+    for (size_t i = 0; i < pos; i++) {
+        char c = text[i];
+        path_frame_t *f = depth >= 0 && depth <= EVENT_MAX_DEPTH ? &st[depth] : NULL;
+        if (c == '"') {
+            size_t start = ++i;
+            while (i < len && text[i] != '"')
+                i += text[i] == '\\' ? 2 : 1;
+            if (f && !f->is_array && f->want_key) {
+                path_set(cur, sizeof cur, f, text + start, (i < len ? i : len) - start);
+                f->want_key = 0;
+            } else if (f && f->is_array) {
+                path_set(cur, sizeof cur, f, NULL, 0);
+            }
+            memcpy(path, cur, EVENT_PATH_MAX);
+        } else if (c == '{' || c == '[') {
+            if (f && f->is_array) path_set(cur, sizeof cur, f, NULL, 0);
+            if (++depth <= EVENT_MAX_DEPTH)
+                st[depth] =
+                    (path_frame_t){.len = strlen(cur), .is_array = c == '[', .want_key = c == '{'};
+            memcpy(path, cur, EVENT_PATH_MAX);
+        } else if (c == '}' || c == ']') {
+            if (depth >= 0 && depth <= EVENT_MAX_DEPTH) cur[st[depth].len] = '\0';
+            if (depth >= 0) depth--;
+        } else if (c == ',' && f) {
+            if (f->is_array)
+                f->index++;
+            else
+                f->want_key = 1;
+        } else if (f && f->is_array && c != ' ' && c != '\t' && c != '\r' && c != '\n' &&
+                   (i == 0 || strchr("[, \t\r\n", text[i - 1]))) {
+            path_set(cur, sizeof cur, f, NULL, 0); /* a number or literal starts */
+            memcpy(path, cur, EVENT_PATH_MAX);
+        } else if (f && !f->is_array && c == ':') {
+            memcpy(path, cur, EVENT_PATH_MAX);
+        }
+    }
+}
+
+/* event_near: the token jansson quotes in "... near 'TOKEN'", into buf ("" when none). */
+static const char *event_near(const char *text, char *buf, size_t n)
+{
+    const char *p = strstr(text, " near '");
+    size_t len;
+    buf[0] = '\0';
+    if (!p) return buf;
+    p += strlen(" near '");
+    len = strlen(p);
+    if (len && p[len - 1] == '\'') len--;
+    snprintf(buf, n, "%.*s", (int)(len > 64 ? 64 : len), p);
+    return buf;
+}
+
+/* event_json_error turns a parse failure into a reason that names the member and the cause. */
+static void event_json_error(const char *line, size_t len, const json_error_t *jerr, char *err,
+                             size_t errlen)
+{
+    char path[EVENT_PATH_MAX], near[72], where[EVENT_PATH_MAX + 32];
+    event_error_path(line, len, (size_t)jerr->position, path);
+    event_near(jerr->text, near, sizeof near);
+    if (path[0])
+        snprintf(where, sizeof where, "%s (column %d)", path, jerr->column);
+    else
+        snprintf(where, sizeof where, "column %d", jerr->column);
+    switch (json_error_code(jerr)) {
+    case json_error_duplicate_key:
+        snprintf(err, errlen, "%s: duplicate key", where);
+        return;
+    case json_error_numeric_overflow:
+        if (strncmp(jerr->text, "too big integer", 15) == 0)
+            snprintf(err, errlen,
+                     "%s: integer %s is out of range (-9223372036854775808..9223372036854775807)",
+                     where, near);
+        else
+            snprintf(err, errlen, "%s: number %s is out of range (overflows a double)", where,
+                     near);
+        return;
+    case json_error_invalid_utf8:
+        snprintf(err, errlen, "%s: invalid UTF-8 (%s)", where, jerr->text);
+        return;
+    case json_error_null_character:
+        snprintf(err, errlen, "%s: \\u0000 is not allowed in strings", where);
+        return;
+    case json_error_stack_overflow:
+        snprintf(err, errlen, "event nests deeper than %d levels", EVENT_MAX_DEPTH);
+        return;
+    default:
+        snprintf(err, errlen, "invalid JSON at line %d column %d%s%s%s: %s", jerr->line,
+                 jerr->column, path[0] ? " (in " : "", path, path[0] ? ")" : "", jerr->text);
+    }
+}
+
 int event_parse_json(const char *line, size_t len, json_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -47,12 +167,12 @@ int event_parse_json(const char *line, size_t len, json_t **out, char *err, size
         return -EINVAL;
     }
     /* Without JSON_DISABLE_EOF_CHECK jansson refuses trailing garbage; without JSON_ALLOW_NUL
-     * it refuses \u0000; it always refuses invalid UTF-8. */
+     * it refuses \u0000; it always refuses invalid UTF-8, lone surrogates, integers beyond
+     * int64 and reals that overflow to infinity, so no NaN or inf ever reaches a body. */
     json_error_t jerr;
     json_t *v = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
+        event_json_error(line, len, &jerr, err, errlen);
         return -EINVAL;
     }
     if (!json_is_object(v)) {

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
@@ -36,7 +36,7 @@ static const char store_schema[] =
     " pos INTEGER NOT NULL, PRIMARY KEY(project_id, id));"
     "CREATE TABLE IF NOT EXISTS webhooks(id TEXT PRIMARY KEY, project_id TEXT NOT NULL,"
     " name TEXT NOT NULL, url TEXT NOT NULL, enabled INTEGER NOT NULL, events TEXT NOT NULL,"
-    " auth TEXT, secret TEXT, pos INTEGER NOT NULL);"
+    " auth TEXT, secret TEXT, pos INTEGER NOT NULL, secrets TEXT);"
     "CREATE INDEX IF NOT EXISTS webhooks_project ON webhooks(project_id, pos);"
     "CREATE TABLE IF NOT EXISTS deliveries(invocation_id TEXT PRIMARY KEY,"
     " webhook_id TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,"
@@ -49,7 +49,10 @@ static const char store_schema[] =
     "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, created_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_updated ON deliveries(updated_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+/* Version 1 to 2: signing-secret rotation keeps the webhook's "secrets" list (JSON array). */
+static const char store_schema_v2[] = "ALTER TABLE webhooks ADD COLUMN secrets TEXT;"
+                                      "PRAGMA user_version = 2;";
 
 #define STORE_DLV_COLS                                                                             \
     "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
@@ -220,6 +223,8 @@ static int store_schema_init(store_t *s, char *err, size_t errlen)
         rc = store_failf(s, err, errlen, EPROTO,
                          "schema version %d is newer than this program's (%d)", version,
                          STORE_SCHEMA_VERSION);
+    else if (version == 1)
+        rc = store_exec(s, store_schema_v2, err, errlen, "upgrade schema to version 2");
     else if (version < STORE_SCHEMA_VERSION)
         rc = store_exec(s, store_schema, err, errlen, "create schema");
 out:
@@ -322,10 +327,12 @@ static int store_insert_webhook(store_t *s, sqlite3_stmt *st, const webhook_t *w
     json_t *o = config_webhook_to_json(wh, 1);
     char *events = o ? store_json_text(json_incref(json_object_get(o, "events"))) : NULL;
     char *auth = o ? store_json_text(json_incref(json_object_get(o, "auth"))) : NULL;
+    char *secrets = o ? store_json_text(json_incref(json_object_get(o, "secrets"))) : NULL;
     int rc;
     json_decref(o);
     if (!events) {
         free(auth);
+        free(secrets);
         return store_failf(s, err, errlen, ENOMEM, "out of memory");
     }
     store_bind_text(st, 1, wh->id);
@@ -337,10 +344,12 @@ static int store_insert_webhook(store_t *s, sqlite3_stmt *st, const webhook_t *w
     store_bind_text(st, 7, auth);
     store_bind_text(st, 8, wh->secret);
     sqlite3_bind_int64(st, 9, pos);
+    store_bind_text(st, 10, secrets);
     rc = store_step(s, st, err, errlen, "insert webhook");
     sqlite3_clear_bindings(st);
     free(events);
     free(auth);
+    free(secrets);
     return rc;
 }
 
@@ -411,7 +420,7 @@ int store_replace_config(store_t *s, const config_t *cfg, char *err, size_t errl
                             0, &sf, err, errlen)) < 0 ||
         (rc = store_prepare(s,
                             "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
-                            " auth, secret, pos) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             0, &sw, err, errlen)) < 0)
         goto out;
     for (size_t i = 0; cfg && i < cfg->nprojects; i++)
@@ -471,7 +480,8 @@ static int store_load_children(store_t *s, json_t *o, const char *project_id, ch
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "read funnels");
     if ((rc = store_prepare(s,
-                            "SELECT id, name, url, enabled, events, auth, secret FROM webhooks"
+                            "SELECT id, name, url, enabled, events, auth, secret, secrets"
+                            " FROM webhooks"
                             " WHERE project_id = ? ORDER BY pos",
                             0, &st, err, errlen)) < 0)
         return rc;
@@ -486,6 +496,8 @@ static int store_load_children(store_t *s, json_t *o, const char *project_id, ch
         if (sqlite3_column_type(st, 5) != SQLITE_NULL)
             json_object_set_new(w, "auth", store_col_json(st, 5));
         store_col_set(w, "secret", st, 6);
+        if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+            json_object_set_new(w, "secrets", store_col_json(st, 7));
         json_array_append_new(hooks, w);
     }
     sqlite3_finalize(st);
@@ -582,7 +594,7 @@ int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
     sqlite3_finalize(st);
     if ((rc = store_prepare(s,
                             "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
-                            " auth, secret, pos) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             0, &st, err, errlen)) < 0)
         goto out;
     rc = store_insert_webhook(s, st, wh, pos, err, errlen);

@@ -4,6 +4,8 @@
 #include "domain/auth.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdlib.h>
 
 #define SPEC_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -166,11 +168,119 @@ static void check_modes(void)
     CHECK_INT(h.n, 0);
 }
 
+/* spec_sig computes "v1,<sig>" the way the Standard Webhooks specification states it, with
+ * OpenSSL directly (not auth_sign): key = base64-decode(secret minus "whsec_"), HMAC-SHA256 over
+ * "<id>.<timestamp>.<body>", base64 of the MAC. */
+static void spec_sig(const char *secret, const char *id, long ts, const char *body, char *out,
+                     size_t n)
+{
+    const char *b64 = secret + strlen("whsec_");
+    unsigned char key[128], mac[EVP_MAX_MD_SIZE], enc[128];
+    int klen = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)strlen(b64));
+    size_t pad = strlen(b64) - strcspn(b64, "=");
+    char msg[512];
+    unsigned int mlen = 0;
+    snprintf(msg, sizeof msg, "%s.%ld.%s", id, ts, body);
+    HMAC(EVP_sha256(), key, klen - (int)pad, (const unsigned char *)msg, strlen(msg), mac, &mlen);
+    EVP_EncodeBlock(enc, mac, (int)mlen);
+    snprintf(out, n, "v1,%s", (const char *)enc);
+}
+
+#define ROT_OLD "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define ROT_NEW "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+
+/* check_rotation: every current secret signs, space-separated, each verifiable on its own; an
+ * expired one stops signing exactly at its expiry; the header is masked like one signature. */
+static void check_rotation(void)
+{
+    char err[256] = "", want_spec[160], want_old[160], want_new[160], both[512];
+    webhook_secret_t list[2] = {{.secret = ROT_OLD, .expires_at = (SPEC_TS + 60) * 1000LL},
+                                {.secret = ROT_NEW, .expires_at = 0}};
+    webhook_t wh = {.id = "wh_r",
+                    .project_id = "prj_1",
+                    .enabled = 1,
+                    .secret = SPEC_SECRET,
+                    .secrets = list,
+                    .nsecrets = 2};
+    header_list_t h;
+
+    spec_sig(SPEC_SECRET, SPEC_ID, SPEC_TS, SPEC_BODY, want_spec, sizeof want_spec);
+    CHECK_STR(want_spec, SPEC_SIG); /* the independent computation agrees with the spec vector */
+    spec_sig(ROT_OLD, SPEC_ID, SPEC_TS, SPEC_BODY, want_old, sizeof want_old);
+    spec_sig(ROT_NEW, SPEC_ID, SPEC_TS, SPEC_BODY, want_new, sizeof want_new);
+
+    /* Before the old secret expires: three signatures, "secret" first, then the list's order. */
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, SPEC_TS, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    const auth_header_t *sig = find(&h, "webhook-signature");
+    snprintf(both, sizeof both, "%s %s %s", want_spec, want_old, want_new);
+    CHECK(sig != NULL && sig->sensitive);
+    if (sig) CHECK_STR(sig->value, both);
+    json_t *j = auth_headers_json(&h);
+    char *text = json_dumps(j, JSON_COMPACT);
+    CHECK_STR(json_string_value(json_object_get(j, "webhook-signature")), "***");
+    CHECK(text && !strstr(text, want_old + 3) && !strstr(text, want_new + 3));
+    free(text);
+    json_decref(j);
+    auth_headers_free(&h);
+
+    /* The last second before expiry still signs with it; at the expiry time it does not. */
+    long ts_last = SPEC_TS + 59, ts_exp = SPEC_TS + 60;
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, ts_last, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    sig = find(&h, "webhook-signature");
+    spec_sig(ROT_OLD, SPEC_ID, ts_last, SPEC_BODY, want_old, sizeof want_old);
+    CHECK(sig && strstr(sig->value, want_old) != NULL);
+    auth_headers_free(&h);
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, ts_exp, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    sig = find(&h, "webhook-signature");
+    spec_sig(SPEC_SECRET, SPEC_ID, ts_exp, SPEC_BODY, want_spec, sizeof want_spec);
+    spec_sig(ROT_OLD, SPEC_ID, ts_exp, SPEC_BODY, want_old, sizeof want_old);
+    spec_sig(ROT_NEW, SPEC_ID, ts_exp, SPEC_BODY, want_new, sizeof want_new);
+    snprintf(both, sizeof both, "%s %s", want_spec, want_new);
+    if (sig) CHECK_STR(sig->value, both);
+    CHECK(sig && strstr(sig->value, want_old) == NULL);
+    auth_headers_free(&h);
+
+    /* Only a rotation list, every entry expired: no signature header at all. */
+    wh.secret = NULL;
+    list[1].expires_at = SPEC_TS * 1000LL;
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, ts_exp, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    CHECK(find(&h, "webhook-signature") == NULL);
+    CHECK_INT(h.n, 6);
+    auth_headers_free(&h);
+
+    /* Only a rotation list, one current: exactly its signature. */
+    list[1].expires_at = 0;
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, ts_exp, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              0);
+    sig = find(&h, "webhook-signature");
+    if (sig) CHECK_STR(sig->value, want_new);
+    CHECK(sig != NULL);
+    auth_headers_free(&h);
+
+    /* An undecodable entry fails the attempt, naming the webhook and not the secret. */
+    list[0] = (webhook_secret_t){.secret = "whsec_%%%%", .expires_at = 0};
+    CHECK_INT(auth_build_headers(&wh, SPEC_ID, "opportunity.won", 1, ts_exp, SPEC_BODY,
+                                 strlen(SPEC_BODY), &h, err, sizeof err),
+              -EINVAL);
+    CHECK(strstr(err, "wh_r") != NULL && strstr(err, "%%%%") == NULL);
+    CHECK_INT(h.n, 0);
+}
+
 int main(void)
 {
     check_base64();
     check_sign();
     check_order_and_signature();
     check_modes();
+    check_rotation();
     return check_done("auth");
 }

@@ -268,6 +268,100 @@ static void test_invalid(void)
             "projects[0].funnels[0].stages[0].color: unknown key");
 }
 
+#define SEC_A "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define SEC_B "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define SEC_C "whsec_dGVzdA=="
+
+/* test_secrets: "secret" and "secrets" combined, expiry parsed, masked on export, round trip,
+ * and each mistake refused at its path without the secret in the message. */
+static void test_secrets(void)
+{
+    char err[256] = "";
+    webhook_t wh;
+    json_t *obj =
+        load("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"],"
+             "\"secret\":\"" SEC_A "\",\"secrets\":[{\"secret\":\"" SEC_B "\","
+             "\"expires_at\":\"2026-12-01T10:00:00+01:00\"},{\"secret\":\"" SEC_C "\"}]}");
+    CHECK_INT(config_webhook_from_json(obj, "p", &wh, err, sizeof err), 0);
+    CHECK_STR(wh.secret, SEC_A);
+    CHECK_INT(wh.nsecrets, 2);
+    if (wh.nsecrets == 2) {
+        CHECK_STR(wh.secrets[0].secret, SEC_B);
+        CHECK(wh.secrets[0].expires_at == 1796115600000LL); /* 2026-12-01T09:00:00Z */
+        CHECK_STR(wh.secrets[1].secret, SEC_C);
+        CHECK(wh.secrets[1].expires_at == 0);
+    }
+    /* Export masks every one of them; with secrets it round-trips (time normalized to UTC). */
+    json_t *masked = config_webhook_to_json(&wh, 0);
+    char *text = json_dumps(masked, JSON_COMPACT);
+    CHECK(text && !strstr(text, "AAECAwQF") && !strstr(text, "ICEiIyQl") &&
+          !strstr(text, "dGVzdA"));
+    CHECK_STR(text, "{\"id\":\"w\",\"name\":\"\",\"url\":\"https://a.example/\",\"enabled\":true,"
+                    "\"events\":[\"opportunity.won\"],\"secret\":\"***\",\"secrets\":[{\"secret\":"
+                    "\"***\",\"expires_at\":\"2026-12-01T09:00:00Z\"},{\"secret\":\"***\"}]}");
+    free(text);
+    json_decref(masked);
+    json_t *back = config_webhook_to_json(&wh, 1);
+    webhook_t again;
+    CHECK_INT(config_webhook_from_json(back, "p", &again, err, sizeof err), 0);
+    CHECK_INT(again.nsecrets, 2);
+    if (again.nsecrets == 2) {
+        CHECK_STR(again.secrets[0].secret, SEC_B);
+        CHECK(again.secrets[0].expires_at == wh.secrets[0].expires_at);
+    }
+    config_webhook_clear(&again);
+    json_decref(back);
+    config_webhook_clear(&wh);
+    CHECK(wh.secrets == NULL && wh.nsecrets == 0);
+    json_decref(obj);
+
+    /* "secrets" alone is fine; an empty list is no list. */
+    obj = load("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"],"
+               "\"secrets\":[{\"secret\":\"" SEC_B "\"}]}");
+    CHECK_INT(config_webhook_from_json(obj, "p", &wh, err, sizeof err), 0);
+    CHECK(wh.secret == NULL && wh.nsecrets == 1);
+    config_webhook_clear(&wh);
+    json_decref(obj);
+    obj = load("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"],"
+               "\"secrets\":[]}");
+    CHECK_INT(config_webhook_from_json(obj, "p", &wh, err, sizeof err), 0);
+    CHECK(wh.secrets == NULL && wh.nsecrets == 0);
+    config_webhook_clear(&wh);
+    json_decref(obj);
+
+#define SECS(list)                                                                                 \
+    WH("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"]," list "}")
+    INVALID(SECS("\"secrets\":{}"), "projects[0].webhooks[0].secrets: must be an array");
+    INVALID(SECS("\"secrets\":[\"" SEC_A "\"]"),
+            "projects[0].webhooks[0].secrets[0]: must be an object");
+    INVALID(SECS("\"secrets\":[{}]"), "projects[0].webhooks[0].secrets[0].secret: missing");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"" SEC_A "\",\"until\":1}]"),
+            "projects[0].webhooks[0].secrets[0].until: unknown key");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"abc\"}]"),
+            "projects[0].webhooks[0].secrets[0].secret: must start with \"whsec_\"");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"whsec_%%%%\"}]"),
+            "projects[0].webhooks[0].secrets[0].secret: must be \"whsec_\" followed by base64");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"" SEC_A "\",\"expires_at\":\"tomorrow\"}]"),
+            "projects[0].webhooks[0].secrets[0].expires_at: must be an RFC 3339 date-time");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"" SEC_A "\",\"expires_at\":1796115600}]"),
+            "projects[0].webhooks[0].secrets[0].expires_at: must be a string");
+    INVALID(SECS("\"secrets\":[{\"secret\":\"" SEC_A "\"},{\"secret\":\"" SEC_B "\"},"
+                 "{\"secret\":\"" SEC_A "\"}]"),
+            "projects[0].webhooks[0].secrets[2].secret: duplicate signing secret (same as "
+            "secrets[0])");
+    INVALID(SECS("\"secret\":\"" SEC_B "\",\"secrets\":[{\"secret\":\"" SEC_B "\"}]"),
+            "projects[0].webhooks[0].secrets[0].secret: duplicate signing secret (same as "
+            "\"secret\")");
+    /* No error message ever carries a secret. */
+    char e2[256] = "";
+    config_t *cfg = NULL;
+    json_t *doc = load(SECS("\"secrets\":[{\"secret\":\"" SEC_A "\"},{\"secret\":\"" SEC_A "\"}]"));
+    CHECK_INT(config_from_json(doc, &cfg, e2, sizeof e2), -EINVAL);
+    CHECK(strstr(e2, "AAECAwQF") == NULL);
+    json_decref(doc);
+#undef SECS
+}
+
 /* test_single_webhook: the one-webhook parser and renderer used by hookctl. */
 static void test_single_webhook(void)
 {
@@ -326,6 +420,7 @@ int main(void)
     test_defaults();
     test_invalid();
     test_single_webhook();
+    test_secrets();
     test_helpers();
     return check_done("config");
 }

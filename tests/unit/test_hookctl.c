@@ -270,6 +270,68 @@ static void check_deliveries(void)
     CHECK_INT(test_run(ctl_deliveries_prune, "prune", NULL, 3, prune), CTL_EXIT_USAGE);
 }
 
+#define ROT_A "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+#define ROT_B "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="
+#define ROT_C "whsec_dGVzdA=="
+
+/* count_of: occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* check_rotation: a webhook with "secret" and a "secrets" list survives the store; export,
+ * webhook list and render mask every one; export --with-secrets gives them back. */
+static void check_rotation(void)
+{
+    char path[512], *out = NULL;
+    const char *cfg =
+        "{\"projects\": [{\"id\": \"prj_1\", \"name\": \"Acme\", \"funnels\": [],\n"
+        " \"webhooks\": [{\"id\": \"wh_r\", \"url\": \"https://hooks.example.com/r\",\n"
+        "   \"events\": [\"opportunity.created\"], \"auth\": {\"type\": \"bearer\", \"token\": "
+        "\"tok-rot-9\"},\n"
+        "   \"secret\": \"" ROT_A "\",\n"
+        "   \"secrets\": [{\"secret\": \"" ROT_B "\", \"expires_at\": \"2000-01-01T00:00:00Z\"},\n"
+        "                 {\"secret\": \"" ROT_C "\"}]}]}]}\n";
+    char *argv_imp[] = {"import", (char *)test_write("rot.json", cfg, path, sizeof path), NULL};
+    CHECK_INT(test_run(ctl_config_import, "import", NULL, 2, argv_imp), CTL_EXIT_OK);
+
+    char *argv_exp[] = {"export", NULL};
+    CHECK_INT(test_run(ctl_config_export, "export", &out, 1, argv_exp), CTL_EXIT_OK);
+    CHECK(out && strstr(out, "whsec_") == NULL && strstr(out, "tok-rot-9") == NULL);
+    CHECK_INT(count_of(out, "\"secret\": \"***\""), 3);
+    CHECK(out && strstr(out, "\"expires_at\": \"2000-01-01T00:00:00Z\"") != NULL);
+    free(out);
+    char *argv_exps[] = {"export", "--with-secrets", NULL};
+    CHECK_INT(test_run(ctl_config_export, "export", &out, 2, argv_exps), CTL_EXIT_OK);
+    CHECK(out && strstr(out, ROT_A) && strstr(out, ROT_B) && strstr(out, ROT_C));
+    free(out);
+
+    char *argv_list[] = {"webhook", "list", "--json", NULL};
+    CHECK_INT(test_run(ctl_config_webhook, "webhook", &out, 3, argv_list), CTL_EXIT_OK);
+    CHECK(out && strstr(out, "whsec_") == NULL && count_of(out, "\"secret\":\"***\"") == 3);
+    free(out);
+
+    char *argv_r[] = {"render",
+                      (char *)test_write("rot.jsonl",
+                                         "{\"type\":\"opportunity.created\",\"id\":\"e_r\","
+                                         "\"project_id\":\"prj_1\",\"opportunity\":{\"id\":1}}\n",
+                                         path, sizeof path),
+                      NULL};
+    CHECK_INT(test_run(ctl_render_run, "render", &out, 2, argv_r), CTL_EXIT_OK);
+    json_t *o = out ? json_loads(out, 0, NULL) : NULL;
+    CHECK_STR(
+        json_string_value(json_object_get(json_object_get(o, "headers"), "webhook-signature")),
+        "***");
+    CHECK(out && strstr(out, "v1,") == NULL && strstr(out, "AAECAwQF") == NULL &&
+          strstr(out, "dGVzdA") == NULL && strstr(out, "tok-rot-9") == NULL);
+    json_decref(o);
+    free(out);
+}
+
 int main(void)
 {
     snprintf(test_dir, sizeof test_dir, "%s/hookctl-test.XXXXXX",
@@ -286,6 +348,7 @@ int main(void)
     check_webhook();
     check_render();
     check_deliveries();
+    check_rotation();
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_dir);
