@@ -96,10 +96,12 @@ static void router_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     conn_close(c, reason);
 }
 
-/* router_idle: every event taken is acknowledged. */
+/* router_idle: every event taken is acknowledged, or no sender is left to finish them (ingest
+ * keeps them and hands them out again). */
 static int router_idle(daemon_t *d)
 {
-    return ((router_t *)daemon_ctx(d))->nevents == 0;
+    router_t *r = daemon_ctx(d);
+    return r->nevents == 0 || dispatch_peers(r->senders) == 0;
 }
 
 /* router_drain: take no new events, finish the jobs in flight, then stop. */

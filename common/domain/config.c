@@ -277,6 +277,20 @@ static void cfg_auth_clear(auth_t *a)
     memset(a, 0, sizeof *a);
 }
 
+/* cfg_header_safe refuses control characters in a value sent as an HTTP header: a CR or LF in a
+ * token or key would inject headers of its own. */
+static int cfg_header_safe(const char *v, const char *path, const char *key, char *err,
+                           size_t errlen)
+{
+    char p[CFG_PATH_MAX];
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) {
+            cfg_path(p, sizeof p, path, key);
+            return cfg_fail(err, errlen, p, "must not contain control characters");
+        }
+    return 0;
+}
+
 /* cfg_parse_auth: the optional "auth" object of a webhook. */
 static int cfg_parse_auth(const json_t *obj, const char *path, auth_t *out, char *err,
                           size_t errlen)
@@ -320,11 +334,15 @@ static int cfg_parse_auth(const json_t *obj, const char *path, auth_t *out, char
             break;
         return 0;
     case AUTH_API_KEY:
-        if ((rc = cfg_string(obj, "key", path, 1, 1, &a, err, errlen)) < 0) return rc;
+        if ((rc = cfg_string(obj, "key", path, 1, 1, &a, err, errlen)) < 0 ||
+            (rc = cfg_header_safe(a, path, "key", err, errlen)) < 0)
+            return rc;
         if ((rc = cfg_dup(&out->key, a, err, errlen)) < 0) break;
         return 0;
     case AUTH_BEARER:
-        if ((rc = cfg_string(obj, "token", path, 1, 1, &a, err, errlen)) < 0) return rc;
+        if ((rc = cfg_string(obj, "token", path, 1, 1, &a, err, errlen)) < 0 ||
+            (rc = cfg_header_safe(a, path, "token", err, errlen)) < 0)
+            return rc;
         if ((rc = cfg_dup(&out->token, a, err, errlen)) < 0) break;
         return 0;
     }

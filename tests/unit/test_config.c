@@ -207,6 +207,12 @@ static void test_invalid(void)
         "projects[0].webhooks[0].url: must not carry credentials");
     INVALID(WH("{\"id\":\"w\",\"events\":[\"opportunity.won\"]}"),
             "projects[0].webhooks[0].url: missing");
+    INVALID(WH("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"],"
+               "\"auth\":{\"type\":\"bearer\",\"token\":\"t\\r\\nX-Evil: 1\"}}"),
+            "projects[0].webhooks[0].auth.token: must not contain control characters");
+    INVALID(WH("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.won\"],"
+               "\"auth\":{\"type\":\"api_key\",\"key\":\"k\\n\"}}"),
+            "projects[0].webhooks[0].auth.key: must not contain control characters");
     INVALID(
         WH("{\"id\":\"w\",\"url\":\"https://a.example/\",\"events\":[\"opportunity.deleted\"]}"),
         "projects[0].webhooks[0].events[0]: unknown event type");
