@@ -25,7 +25,8 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_SRC := $(wildcard tests/bench/*.c)
 
-.PHONY: all test unit integration asan asan-test clean format format-check run stop deps bench
+.PHONY: all test unit integration asan asan-test clean format format-check run stop deps bench \
+	bench-recovery
 all: $(addprefix $(BIN)/,$(PROGRAMS)) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c $(wildcard common/*/*.h) $(wildcard */*.h) VERSION
@@ -57,6 +58,41 @@ asan-test:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 		LDFLAGS="-fsanitize=address,undefined" test
 asan: asan-test
+
+# Scheduler restart with 100,000 pending retries: time to ready, to a full status, RSS (a
+# benchmark: not part of test).
+bench-recovery: all
+	BIN=$(abspath $(BIN)) tests/bench/sched_recovery.sh
+
+# Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk and a bare
+# sender on our HTTP engine (tests/bench/bare_sender.c) as ceilings: a table on stdout and
+# $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).
+$(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(BUILD)/sender/http.o $(BUILD)/sender/guard.o \
+		$(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isender -o $@ $< $(filter %.o,$^) $(BUILD)/libhookline.a $(LDLIBS)
+
+bench: all $(BUILD)/bench/bare_sender
+	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/bench.py
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan/UBSan, built by clang in their own tree;
+# tests/fuzz/run.sh runs them and prints exec/s. fuzz-ci: shorter, plus the regression cases.
+.PHONY: fuzz fuzz-ci fuzz-build
+FUZZ_SECONDS ?= 60
+FUZZ_OPT := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libhookline.a $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) CC=clang BUILD=build-fuzz OPT="$(FUZZ_OPT)" $(FUZZ_BIN)
+fuzz: fuzz-build
+	tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS)
+fuzz-ci: fuzz-build
+	tests/fuzz/run.sh --ci build-fuzz/fuzz $(or $(FUZZ_CI_SECONDS),20)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -2,6 +2,7 @@
  * msgpack maps; one reply per line or map, in order, sent once the events are durable. */
 #include "domain/event.h"
 #include "ingest.h"
+#include "util/frame.h"
 #include "util/log.h"
 #include "util/mpjson.h"
 #include "util/timeutil.h"
@@ -38,9 +39,8 @@ struct producer {
     size_t len, cap;
     int discarding; /* inside a line over the size limit */
     int held;       /* input ended with replies still owed: we close once they are written */
+    int stopped;    /* undecodable input: nothing more is read */
     uint64_t line;
-    msgpack_unpacker mp;
-    int mp_init;
     TAILQ_HEAD(, reply) replies;
     size_t waiting;             /* replies not yet written */
     TAILQ_ENTRY(producer) link; /* in ingest_t.producers */
@@ -51,7 +51,6 @@ static void producer_maybe_free(producer_t *p)
 {
     if (p->c || p->waiting) return;
     TAILQ_REMOVE(&p->in->producers, p, link);
-    if (p->mp_init) msgpack_unpacker_destroy(&p->mp);
     free(p->buf);
     free(p);
 }
@@ -236,6 +235,23 @@ static void producer_line(producer_t *p, const char *s, size_t n)
     json_decref(obj);
 }
 
+/* producer_buf_put appends bytes to the producer's buffer. Returns 0 or -ENOMEM. */
+static int producer_buf_put(producer_t *p, const char *data, size_t n)
+{
+    if (p->len + n > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->len + n)
+            cap *= 2;
+        char *b = realloc(p->buf, cap);
+        if (!b) return -ENOMEM;
+        p->buf = b;
+        p->cap = cap;
+    }
+    memcpy(p->buf + p->len, data, n);
+    p->len += n;
+    return 0;
+}
+
 /* producer_json splits buffered bytes into lines; a line over the limit is rejected whole. */
 static void producer_json(producer_t *p, const char *data, size_t n)
 {
@@ -254,20 +270,10 @@ static void producer_json(producer_t *p, const char *data, size_t n)
         } else if (nl && p->len == 0) {
             producer_line(p, data, take); /* whole line in the read buffer: no copy */
         } else {
-            if (p->len + take > p->cap) {
-                size_t cap = p->cap ? p->cap : 4096;
-                while (cap < p->len + take)
-                    cap *= 2;
-                char *b = realloc(p->buf, cap);
-                if (!b) {
-                    conn_close(p->c, "out of memory");
-                    return;
-                }
-                p->buf = b;
-                p->cap = cap;
+            if (producer_buf_put(p, data, take) < 0) {
+                conn_close(p->c, "out of memory");
+                return;
             }
-            memcpy(p->buf + p->len, data, take);
-            p->len += take;
             if (nl) {
                 producer_line(p, p->buf, p->len);
                 p->len = 0;
@@ -279,41 +285,46 @@ static void producer_json(producer_t *p, const char *data, size_t n)
     }
 }
 
-/* producer_msgpack feeds a stream of msgpack maps; an undecodable stream cannot resync. */
+/* producer_msgpack_stop rejects the current map and closes: a stream that cannot be decoded
+ * cannot be resynchronized. */
+static void producer_msgpack_stop(producer_t *p, const char *reply, const char *why)
+{
+    log_warn("%s: %s", conn_name(p->c), why);
+    p->line++;
+    producer_reject(p, reply);
+    p->len = 0;
+    p->stopped = 1;
+    p->held = 1; /* closed once every reply before this one is written */
+    conn_pause(p->c);
+    producer_flush(p);
+}
+
+/* producer_msgpack decodes a stream of msgpack maps. Each is measured with frame_scan before it
+ * is unpacked, so a few bytes declaring a huge container cannot make msgpack allocate for it. */
 static void producer_msgpack(producer_t *p, const char *data, size_t n)
 {
-    if (!p->mp_init) {
-        if (!msgpack_unpacker_init(&p->mp, 64 * 1024)) {
-            conn_close(p->c, "out of memory");
-            return;
-        }
-        p->mp_init = 1;
-    }
-    if (!msgpack_unpacker_reserve_buffer(&p->mp, n)) {
+    if (producer_buf_put(p, data, n) < 0) {
         conn_close(p->c, "out of memory");
         return;
     }
-    memcpy(msgpack_unpacker_buffer(&p->mp), data, n);
-    msgpack_unpacker_buffer_consumed(&p->mp, n);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    for (;;) {
-        msgpack_unpack_return ret = msgpack_unpacker_next(&p->mp, &up);
-        if (ret == MSGPACK_UNPACK_CONTINUE) {
-            if (msgpack_unpacker_message_size(&p->mp) > EVENT_MAX_BYTES) {
-                p->line++;
-                producer_reject(p, "frame exceeds 1048576 bytes; closing the stream");
-                producer_flush(p);
-                conn_close(p->c, "producer sent an oversized msgpack frame");
-            }
-            break;
+    size_t off = 0;
+    while (p->c && off < p->len) {
+        size_t used = 0;
+        int rc = frame_scan(p->buf + off, p->len - off, EVENT_MAX_BYTES, &used);
+        if (rc == 0 && p->len - off < EVENT_MAX_BYTES) break; /* wait for the rest */
+        if (rc == 0 || rc == -EMSGSIZE) {
+            producer_msgpack_stop(p, "frame exceeds 1048576 bytes; closing the stream",
+                                  "producer sent an oversized msgpack frame");
+            return;
         }
-        if (ret != MSGPACK_UNPACK_SUCCESS) {
-            p->line++;
-            producer_reject(p, "invalid msgpack; closing the stream");
-            producer_flush(p);
-            conn_close(p->c, "producer sent invalid msgpack");
-            break;
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        if (rc < 0 ||
+            msgpack_unpack_next(&up, p->buf + off, used, NULL) != MSGPACK_UNPACK_SUCCESS) {
+            msgpack_unpacked_destroy(&up);
+            producer_msgpack_stop(p, "invalid msgpack; closing the stream",
+                                  "producer sent invalid msgpack");
+            return;
         }
         p->line++;
         char err[512];
@@ -326,8 +337,13 @@ static void producer_msgpack(producer_t *p, const char *data, size_t n)
             producer_accept(p, obj);
             json_decref(obj);
         }
+        msgpack_unpacked_destroy(&up);
+        off += used;
     }
-    msgpack_unpacked_destroy(&up);
+    if (off) {
+        memmove(p->buf, p->buf + off, p->len - off);
+        p->len -= off;
+    }
 }
 
 void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
@@ -348,6 +364,7 @@ void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
         conn_set_data(c, p);
         TAILQ_INSERT_TAIL(&in->producers, p, link);
     }
+    if (p->stopped) return;
     if (n == 0) { /* EOF: a last line without newline still counts */
         if (p->mode == MODE_JSON && p->len && !p->discarding) {
             producer_line(p, p->buf, p->len);

@@ -338,6 +338,35 @@ static int check_stages(const json_t *in, unsigned type, char *err, size_t errle
     return 0;
 }
 
+/* nul_free: 1 unless a string anywhere in v holds U+0000 (only msgpack can carry one; its
+ * journaled JSON would not parse back in the router). */
+static int nul_free(const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *x;
+    if (json_is_string(v)) return !memchr(json_string_value(v), '\0', json_string_length(v));
+    if (json_is_array(v)) {
+        json_array_foreach((json_t *)v, i, x) if (!nul_free(x)) return 0;
+    } else if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) if (!nul_free(x)) return 0;
+    }
+    return 1;
+}
+
+/* check_nul refuses U+0000 in any string of the event, naming the top-level field. */
+static int check_nul(const json_t *in, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)in, k, v) if (!nul_free(v))
+    {
+        snprintf(err, errlen, "%s: strings must not contain U+0000", k);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* check_event runs every validation rule; err names the first field that breaks one. */
 static int check_event(const json_t *in, unsigned *type, char *err, size_t errlen)
 {
@@ -347,6 +376,7 @@ static int check_event(const json_t *in, unsigned *type, char *err, size_t errle
     }
     int rc = check_type(in, type, err, errlen);
     if (!rc) rc = check_keys(in, err, errlen);
+    if (!rc) rc = check_nul(in, err, errlen);
     if (rc) return rc;
     const json_t *project = json_object_get(in, "project_id");
     if (!project) {

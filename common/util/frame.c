@@ -96,6 +96,114 @@ int frame_decoder_feed(frame_decoder_t *d, const char *data, size_t n)
     return 0;
 }
 
+/* frame_scan_head decodes one msgpack header: *hdr bytes of it, *body bytes of payload after it,
+ * *elems objects inside it (container elements). Returns 0, or -EBADMSG for 0xc1. The header's
+ * size fields are read only when *hdr <= avail (else the caller needs more bytes first). */
+static int frame_scan_head(const unsigned char *p, size_t avail, size_t *hdr, uint64_t *body,
+                           uint64_t *elems)
+{
+    unsigned c = p[0];
+    size_t w = 0; /* width of a big-endian size field after the type byte */
+    int kind = 0; /* 0 fixed size, 1 body length, 2 array count, 3 map count, 4 ext length */
+    *body = *elems = 0;
+    *hdr = 1;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return 0;
+    if (c <= 0x8f) {
+        *elems = 2u * (c & 0x0fu);
+        return 0;
+    }
+    if (c <= 0x9f) {
+        *elems = c & 0x0fu;
+        return 0;
+    }
+    if (c <= 0xbf) {
+        *body = c & 0x1fu;
+        return 0;
+    }
+    switch (c) {
+    case 0xc1:
+        return -EBADMSG;
+    case 0xc4:
+    case 0xc5:
+    case 0xc6: /* bin 8/16/32 */
+        w = (size_t)1 << (c - 0xc4), kind = 1;
+        break;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: /* ext 8/16/32: size, then a type byte */
+        w = (size_t)1 << (c - 0xc7), kind = 4;
+        break;
+    case 0xca:
+        *body = 4;
+        return 0;
+    case 0xcb:
+        *body = 8;
+        return 0;
+    case 0xcc:
+    case 0xcd:
+    case 0xce:
+    case 0xcf: /* uint 8..64 */
+        *body = (uint64_t)1 << (c - 0xcc);
+        return 0;
+    case 0xd0:
+    case 0xd1:
+    case 0xd2:
+    case 0xd3: /* int 8..64 */
+        *body = (uint64_t)1 << (c - 0xd0);
+        return 0;
+    case 0xd4:
+    case 0xd5:
+    case 0xd6:
+    case 0xd7:
+    case 0xd8: /* fixext 1..16, after a type byte */
+        *body = 1 + ((uint64_t)1 << (c - 0xd4));
+        return 0;
+    case 0xd9:
+    case 0xda:
+    case 0xdb: /* str 8/16/32 */
+        w = (size_t)1 << (c - 0xd9), kind = 1;
+        break;
+    case 0xdc:
+    case 0xdd: /* array 16/32 */
+        w = (size_t)2 << (c - 0xdc), kind = 2;
+        break;
+    default: /* 0xde, 0xdf: map 16/32 */
+        w = (size_t)2 << (c - 0xde), kind = 3;
+        break;
+    }
+    *hdr = 1 + w;
+    if (*hdr > avail) return 0;
+    uint64_t v = 0;
+    for (size_t i = 1; i <= w; i++)
+        v = v << 8 | p[i];
+    if (kind == 1) *body = v;
+    if (kind == 4) *body = v + 1;
+    if (kind == 2) *elems = v;
+    if (kind == 3) *elems = 2 * v;
+    return 0;
+}
+
+int frame_scan(const char *buf, size_t n, size_t limit, size_t *used)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    uint64_t pending = 1; /* objects still to walk, each at least one byte */
+    size_t pos = 0;
+    *used = 0;
+    while (pending > 0) {
+        size_t hdr;
+        uint64_t body, elems;
+        if (pos >= n) return 0;
+        if (frame_scan_head(p + pos, n - pos, &hdr, &body, &elems) < 0) return -EBADMSG;
+        if (hdr > limit - pos || (uint64_t)(limit - pos - hdr) < body) return -EMSGSIZE;
+        if (hdr > n - pos || (uint64_t)(n - pos - hdr) < body) return 0;
+        pos += hdr + (size_t)body;
+        pending = pending - 1 + elems;
+        if (pending > limit - pos) return -EMSGSIZE;
+    }
+    *used = pos;
+    return 1;
+}
+
 int frame_decoder_next(frame_decoder_t *d, msgpack_object *out, char *err, size_t errlen)
 {
     size_t avail = d->len - d->off;
@@ -121,6 +229,21 @@ int frame_decoder_next(frame_decoder_t *d, msgpack_object *out, char *err, size_
         msgpack_zone_clear(d->zone);
     }
     size_t used = 0;
+    /* walk it first: unpacking allocates for every element a header declares */
+    int s = frame_scan(d->buf + d->off + 4, n, n, &used);
+    if (s == -EMSGSIZE) {
+        snprintf(err, errlen, "frame of %" PRIu32 " bytes declares more contents than it holds", n);
+        return -EBADMSG;
+    }
+    if (s == 0) {
+        snprintf(err, errlen, "frame of %" PRIu32 " bytes holds a truncated msgpack object", n);
+        return -EBADMSG;
+    }
+    if (s < 0) {
+        snprintf(err, errlen, "frame of %" PRIu32 " bytes is not valid msgpack", n);
+        return -EBADMSG;
+    }
+    used = 0;
     msgpack_object obj;
     msgpack_unpack_return r = msgpack_unpack(d->buf + d->off + 4, n, &used, d->zone, &obj);
     switch (r) {
@@ -156,7 +279,7 @@ const msgpack_object *frame_get(const msgpack_object *map, const char *key)
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
+            (klen == 0 || memcmp(k->via.str.ptr, key, klen) == 0)) /* "" has a NULL ptr */
             return &map->via.map.ptr[i].val;
     }
     return NULL;
@@ -167,7 +290,7 @@ int frame_get_str(const msgpack_object *map, const char *key, const char **s, si
     const msgpack_object *v = frame_get(map, key);
     if (!v) return -ENOENT;
     if (v->type != MSGPACK_OBJECT_STR) return -EINVAL;
-    *s = v->via.str.ptr;
+    *s = v->via.str.size ? v->via.str.ptr : ""; /* msgpack-c leaves "" with a NULL ptr */
     *n = v->via.str.size;
     return 0;
 }
@@ -200,7 +323,7 @@ char *frame_dup_str(const msgpack_object *map, const char *key)
 {
     const char *s;
     size_t n;
-    if (frame_get_str(map, key, &s, &n) != 0 || memchr(s, '\0', n)) return NULL;
+    if (frame_get_str(map, key, &s, &n) != 0 || (n && memchr(s, '\0', n))) return NULL;
     char *out = malloc(n + 1);
     if (!out) return NULL;
     if (n) memcpy(out, s, n);

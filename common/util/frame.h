@@ -38,6 +38,15 @@ int frame_decoder_feed(frame_decoder_t *d, const char *data, size_t n);
  * -EBADMSG (not msgpack, trailing bytes, or not a map). After an error the stream is unusable. */
 int frame_decoder_next(frame_decoder_t *d, msgpack_object *out, char *err, size_t errlen);
 
+/* frame_scan walks the msgpack object at the start of buf[0..n) without building it, so that a
+ * few bytes declaring a container of 2^32 elements cannot make msgpack_unpack allocate for all of
+ * them. Returns 1 with *used = the object's length when it is complete, 0 when the bytes end
+ * before it does, -EMSGSIZE when a declared container count or string/bin/ext length cannot fit
+ * in limit bytes from the object's start (every element takes at least one byte), -EBADMSG on
+ * the never-used byte 0xc1. Unpacking an object it accepted allocates at most a small multiple
+ * of its length. Streams check each object with limit = their frame limit before unpacking. */
+int frame_scan(const char *buf, size_t n, size_t limit, size_t *used);
+
 /* Reading helpers on a decoded map. Each returns 0 when the key is present with the right type,
  * -ENOENT when absent, -EINVAL when the type is wrong. Strings are not NUL terminated. */
 const msgpack_object *frame_get(const msgpack_object *map, const char *key);

@@ -21,6 +21,7 @@ typedef struct mpjson_ctx {
 /* mpjson_utf8_valid accepts well-formed UTF-8 only: no overlongs, surrogates or > U+10FFFF. */
 static int mpjson_utf8_valid(const char *s, size_t n)
 {
+    if (n == 0) return 1; /* s may be NULL then */
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {
         unsigned c = *p;
@@ -47,6 +48,13 @@ static int mpjson_utf8_valid(const char *s, size_t n)
         p += len;
     }
     return 1;
+}
+
+/* mpjson_str_ptr: a string object's bytes; msgpack-c leaves ptr NULL for "", which jansson
+ * refuses (json_stringn(NULL, 0) fails as if out of memory), so "" gets a real empty string. */
+static const char *mpjson_str_ptr(const msgpack_object *o)
+{
+    return o->via.str.size ? o->via.str.ptr : "";
 }
 
 /* mpjson_fail fills err with "path: reason" and returns -EINVAL. */
@@ -102,7 +110,7 @@ static int mpjson_conv(mpjson_ctx_t *c, const msgpack_object *o, int depth, json
     case MSGPACK_OBJECT_STR:
         if (!mpjson_utf8_valid(o->via.str.ptr, o->via.str.size))
             return mpjson_fail(c, "string is not valid UTF-8");
-        v = json_stringn(o->via.str.ptr, o->via.str.size);
+        v = json_stringn(mpjson_str_ptr(o), o->via.str.size);
         break;
     case MSGPACK_OBJECT_BIN:
         return mpjson_fail(c, "binary data is not allowed");
@@ -135,7 +143,7 @@ static int mpjson_conv(mpjson_ctx_t *c, const msgpack_object *o, int depth, json
                 json_decref(v);
                 return mpjson_fail(c, "map key is not a string");
             }
-            const char *ks = k->via.str.ptr;
+            const char *ks = mpjson_str_ptr(k);
             size_t kn = k->via.str.size;
             if (!mpjson_utf8_valid(ks, kn) || memchr(ks, '\0', kn)) {
                 json_decref(v);

@@ -143,3 +143,49 @@ class TestOperations(PipelineTestCase):
         self.assertEqual(rc, 1)
         self.assertIn("scheduler", out + err)
         p.stop()
+
+
+class TestProducerStreams(PipelineTestCase):
+    def test_msgpack_stream_bad_frames(self):
+        """A msgpack map declaring 2^32-1 pairs in five bytes is refused without allocating for
+        them; an empty string and a NUL inside a string get clear answers; ingest lives on."""
+        import socket
+        import struct
+        p = self.pipeline()
+
+        def talk(data):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(p.data + "/run/ingest.sock")
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            s.close()
+            return out
+
+        def mp_str(v):
+            b = v.encode()
+            return bytes([0xd9, len(b)]) + b
+
+        def mp_map(d):
+            out = bytes([0x80 | len(d)])
+            for k, v in d.items():
+                out += mp_str(k) + (mp_map(v) if isinstance(v, dict) else mp_str(v))
+            return out
+
+        good = mp_map({"type": "opportunity.created", "id": "mp_ok", "project_id": "prj_1",
+                       "opportunity": {"id": "o1", "title": ""}})
+        nul = mp_map({"type": "opportunity.created", "id": "mp_nul", "project_id": "prj_1",
+                      "opportunity": {"id": "o2", "title": "a\x00b"}})
+        out = talk(good + nul + b"\xdf\xff\xff\xff\xff")
+        self.assertIn(b"mp_ok", out)
+        self.assertIn(b"strings must not contain U+0000", out)
+        self.assertIn(b"frame exceeds 1048576 bytes", out)
+        p.wait_received(lambda r: json.loads(r["body"])["id"] == "mp_ok")
+        self.assertEqual(p.hookctl("status")[0], 0)
+        p.stop()

@@ -422,6 +422,19 @@ static void check_invalid(void)
     CHECK(strncmp(err, "invalid JSON at line 1 column ", 30) == 0);
 }
 
+/* check_nul: a NUL inside a string (possible through msgpack) is refused, naming the field. */
+static void check_nul(void)
+{
+    char err[256] = "";
+    json_t *out[2] = {NULL, NULL};
+    json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:s%}}", "type", "opportunity.created", "project_id",
+                           "prj_1", "opportunity", "id", "o1", "title", "a\0b", (size_t)3);
+    CHECK(ev != NULL);
+    CHECK_INT(event_normalize(ev, cfg, 1000, out, err, sizeof err), -EINVAL);
+    CHECK_STR(err, "opportunity: strings must not contain U+0000");
+    json_decref(ev);
+}
+
 int main(void)
 {
     char err[512] = "";
@@ -438,6 +451,7 @@ int main(void)
     check_created();
     check_transitioned();
     check_invalid();
+    check_nul();
     config_free(cfg);
     return check_done("event");
 }
