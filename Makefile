@@ -105,4 +105,4 @@ stop:
 	scripts/run-example.sh stop
 
 clean:
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan build-fuzz $(BIN)
