@@ -158,6 +158,7 @@ void dispatch_cancel(dispatch_t *d, dispatch_item_t *it)
 {
     if (it->peer) {
         dispatch_unflight(d, it);
+        dispatch_pump(d); /* its window slot is free: nothing else would refill it */
     } else {
         TAILQ_REMOVE(&d->queue, it, link);
         d->nqueued--;

@@ -41,7 +41,7 @@ void dispatch_push(dispatch_t *d, dispatch_item_t *it);
  * another connection (a stale ack after a requeue). Then sends what the windows allow. */
 dispatch_item_t *dispatch_ack(dispatch_t *d, conn_t *c, uint64_t seq);
 /* dispatch_cancel removes an item wherever it is (queued or in flight; a later ack for it is
- * then unknown). */
+ * then unknown), and sends what the freed window allows. */
 void dispatch_cancel(dispatch_t *d, dispatch_item_t *it);
 /* dispatch_pop_any removes and returns any item (queued or in flight), NULL when empty. */
 dispatch_item_t *dispatch_pop_any(dispatch_t *d);
