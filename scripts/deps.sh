@@ -9,6 +9,7 @@ PACKAGES=(
     libsqlite3-dev libjansson-dev libssl-dev
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
+    nginx-light wrk
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }

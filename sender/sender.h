@@ -55,6 +55,11 @@ struct sender {
     struct sender_job_list jobs, waiting, to_log;
     size_t njobs;
     uv_timer_t log_timer;
+    store_t *ckpt;       /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
+                            automatic ones, inside our commits) */
+    uv_work_t ckpt_work; /* one checkpoint at a time */
+    int ckpt_running, ckpt_closing, ckpt_rc;
+    char ckpt_err[256];
     struct {
         uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches, disabled_410;
     } stats;

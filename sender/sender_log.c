@@ -1,11 +1,59 @@
 /* sender_log.c - the delivery log writer: every record of one loop iteration in one SQLite
- * transaction; a job's JOB_DONE goes upstream only after its record is committed. */
+ * transaction; a job's JOB_DONE goes upstream only after its record is committed. WAL
+ * checkpoints run on a worker thread, so copying pages and fsyncing never stalls the POSTs. */
 #include "sender.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 #define LOG_RETRY_MS 100 /* after a failed commit (database busy past its timeout) */
+/* A checkpoint starts on the worker once the WAL holds this many pages (SQLite's default). */
+#define LOG_CKPT_PAGES 1000
+/* Past this the worker is not keeping up (our commits keep landing while it copies, so the WAL
+ * never comes back to its start): checkpoint on the loop once, as SQLite itself would. */
+#define LOG_CKPT_INLINE_PAGES 16000
+
+/* sender_log_ckpt_work runs one checkpoint on the worker thread, on its own connection. */
+static void sender_log_ckpt_work(uv_work_t *w)
+{
+    sender_t *s = w->data;
+    s->ckpt_rc = store_checkpoint(s->ckpt, s->ckpt_err, sizeof s->ckpt_err);
+}
+
+/* sender_log_ckpt_done is back on the loop: report a failure, close when shutting down. */
+static void sender_log_ckpt_done(uv_work_t *w, int status)
+{
+    sender_t *s = w->data;
+    s->ckpt_running = 0;
+    if (status == 0 && s->ckpt_rc < 0 && s->ckpt_rc != -EBUSY)
+        log_warn("delivery log: checkpoint: %s", s->ckpt_err);
+    if (s->ckpt_closing) {
+        store_close(s->ckpt);
+        s->ckpt = NULL;
+    }
+}
+
+/* sender_log_checkpoint starts a checkpoint when the last commit grew the WAL enough. */
+static void sender_log_checkpoint(sender_t *s, store_t *st)
+{
+    int pages = store_wal_pages(st);
+    if (!s->ckpt || pages < LOG_CKPT_PAGES) return;
+    if (pages >= LOG_CKPT_INLINE_PAGES && !s->ckpt_running) {
+        char err[256];
+        int rc = store_checkpoint(st, err, sizeof err);
+        if (rc < 0 && rc != -EBUSY) log_warn("delivery log: checkpoint: %s", err);
+        return;
+    }
+    if (s->ckpt_running) return;
+    s->ckpt_work.data = s;
+    int rc =
+        uv_queue_work(daemon_loop(s->d), &s->ckpt_work, sender_log_ckpt_work, sender_log_ckpt_done);
+    if (rc == 0)
+        s->ckpt_running = 1;
+    else
+        log_warn("delivery log: cannot start a checkpoint: %s", uv_strerror(rc));
+}
 
 /* sender_log_tick writes the batch. */
 static void sender_log_tick(uv_timer_t *t)
@@ -18,6 +66,14 @@ void sender_log_init(sender_t *s)
     TAILQ_INIT(&s->to_log);
     uv_timer_init(daemon_loop(s->d), &s->log_timer);
     s->log_timer.data = s;
+    char err[256];
+    int rc = store_open(&s->ckpt, daemon_db_path(s->d), err, sizeof err);
+    if (rc < 0) { /* SQLite's automatic checkpoints still run, inside our commits */
+        log_warn("delivery log: no background checkpoints: %s", err);
+        s->ckpt = NULL;
+        return;
+    }
+    store_wal_manual(cfgwatch_store(s->cfg));
 }
 
 void sender_log_queue(sender_t *s, sender_job_t *j)
@@ -53,6 +109,7 @@ void sender_log_flush(sender_t *s)
         return;
     }
     s->stats.log_batches++;
+    sender_log_checkpoint(s, st);
     while ((j = TAILQ_FIRST(&s->to_log))) {
         TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
@@ -71,4 +128,10 @@ void sender_log_close(sender_t *s)
 {
     sender_log_flush(s);
     uv_close((uv_handle_t *)&s->log_timer, sender_log_closed);
+    if (s->ckpt_running) {
+        s->ckpt_closing = 1; /* the loop runs on until the worker is back; it closes then */
+    } else {
+        store_close(s->ckpt);
+        s->ckpt = NULL;
+    }
 }

@@ -23,6 +23,7 @@ struct store {
     int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
     char name[64];    /* the file's base name, prefixed to error messages */
     int in_tx;        /* a store_begin transaction is open */
+    int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
     sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
 };
 
@@ -276,6 +277,30 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
     }
     *sp = s;
     return 0;
+}
+
+/* store_wal_hook records the WAL's size after each commit (replaces the auto-checkpoint). */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    ((store_t *)arg)->wal_pages = pages;
+    return SQLITE_OK;
+}
+
+int store_wal_manual(store_t *s)
+{
+    sqlite3_wal_hook(s->db, store_wal_hook, s); /* also turns the automatic checkpoint off */
+    return 0;
+}
+
+int store_wal_pages(const store_t *s)
+{
+    return s->wal_pages;
+}
+
+int store_checkpoint(store_t *s, char *err, size_t errlen)
+{
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : store_fail(s, err, errlen, rc, "checkpoint");
 }
 
 void store_close(store_t *s)

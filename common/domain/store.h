@@ -1,5 +1,6 @@
 /* store.h - the SQLite store (DATA/hookline.db, WAL, busy timeout, mode 0600): configuration
- * and the delivery log. One store_t per process; not shared across threads. */
+ * and the delivery log. A store_t is used by one thread at a time; a process may open a second
+ * one for store_checkpoint on a worker thread. */
 #ifndef HL_STORE_H
 #define HL_STORE_H
 
@@ -18,6 +19,18 @@ void store_set_busy(store_t *s, int timeout_ms, int retries);
  * err ("hookline.db: ..."). */
 int store_open(store_t **sp, const char *path, char *err, size_t errlen);
 void store_close(store_t *s);
+
+/* WAL checkpoints off the writer's thread. SQLite's automatic checkpoint runs inside the commit
+ * that fills the WAL past 1000 pages: it copies those pages into the database and fsyncs, for
+ * milliseconds, on a daemon's event loop. store_wal_manual turns it off on s and starts counting
+ * the WAL's pages after each of s's commits (store_wal_pages); the owner then calls
+ * store_checkpoint, usually on a second store_t from a worker thread, when the count grows.
+ * store_wal_manual returns 0 (it cannot fail); store_checkpoint (PASSIVE: copies what no reader
+ * still needs, never waits) returns 0, -EBUSY while another checkpoint runs, or another negative
+ * errno with err. */
+int store_wal_manual(store_t *s);
+int store_wal_pages(const store_t *s);
+int store_checkpoint(store_t *s, char *err, size_t errlen);
 
 /* Configuration. store_config_version is a cheap poll (a counter bumped by every change) so
  * daemons reload within 1 s. store_load_config builds the whole model (caller config_free). */

@@ -59,7 +59,10 @@ class TestRetries(PipelineTestCase):
         p.stop()
 
     def test_slow_endpoint_does_not_hold_back_others(self):
-        p = self.pipeline(sender_args=["--max-per-endpoint", "2", "--timeout-ms", "3000"],
+        # The hanging endpoint's requests outlive the test (60 s timeout), so whatever reaches the
+        # healthy one does so while the hanging one holds its 2 slots and queues the rest.
+        p = self.pipeline(sender_args=["--max-per-endpoint", "2", "--timeout-ms", "60000",
+                                       "--grace-ms", "500"],
                           cfg=lambda port: cfg_with(
                               port,
                               webhook("wh_hang", "http://127.0.0.1:%d/hang/x" % port,
@@ -67,8 +70,18 @@ class TestRetries(PipelineTestCase):
                               webhook("wh_ok", "http://127.0.0.1:%d/ok/y" % port,
                                       ["opportunity.created"])))
         p.publish([created("evt_s%d" % i) for i in range(10)])
-        # While the hanging endpoint holds its 2 slots, all 10 reach the healthy one.
         p.wait_received("/ok/y", count=10, timeout=10)
+
+        def held():
+            rc, out, _ = p.hookctl("status", "--json")
+            st = json.loads(out)["stages"]["sender"][0]["stats"] if out.strip() else {}
+            return st.get("http_in_flight") == 2 and st.get("http_queued") == 8 and st
+        st = p.wait_for(held, 5, "the hanging endpoint should hold 2 slots with 8 queued")
+        self.assertEqual(st["succeeded"], 10)
+        self.assertEqual(st["failed_attempts"], 0)  # nothing timed out: all 10 got through
+        hung = p.received("/hang/")  # the receiver logs a hanging request as it arrives
+        self.assertEqual(len(hung), 2)
+        self.assertEqual([r["status"] for r in hung], [None, None])  # never answered
         p.stop()
 
     def test_redirect_is_not_followed(self):

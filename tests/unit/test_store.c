@@ -512,6 +512,57 @@ static void test_two_writers(void)
     store_close(s);
 }
 
+/* test_manual_checkpoint: with store_wal_manual the WAL grows past SQLite's 1000-page
+ * automatic checkpoint, counted by store_wal_pages; a second connection checkpoints it and the
+ * next commit starts the WAL over. */
+static void test_manual_checkpoint(void)
+{
+    char err[256], inv[64];
+    store_t *s = NULL, *ck = NULL;
+    static char body[4096];
+    CHECK_INT(store_open(&s, dbpath, err, sizeof err), 0);
+    CHECK_INT(store_open(&ck, dbpath, err, sizeof err), 0);
+    if (!s || !ck) goto out;
+    CHECK_INT(store_wal_manual(s), 0);
+    memset(body, 'b', sizeof body - 1);
+    int peak = 0;
+    for (int t = 0; t < 40; t++) {
+        CHECK_INT(store_begin(s, err, sizeof err), 0);
+        for (int i = 0; i < 50; i++) {
+            snprintf(inv, sizeof inv, "inv_ck_%d_%d", t, i);
+            delivery_t d = {.invocation_id = inv,
+                            .webhook_id = "wh_ck",
+                            .event_id = inv,
+                            .event_type = "opportunity.created",
+                            .status = DLV_SUCCEEDED,
+                            .attempts = 1,
+                            .created_at = 1,
+                            .updated_at = 2,
+                            .req_body = body};
+            CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+        }
+        CHECK_INT(store_commit(s, err, sizeof err), 0);
+        if (store_wal_pages(s) > peak) peak = store_wal_pages(s);
+    }
+    CHECK(peak > 1000); /* no automatic checkpoint cut it short */
+    CHECK_INT(store_checkpoint(ck, err, sizeof err), 0);
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    delivery_t d = {.invocation_id = "inv_ck_last",
+                    .webhook_id = "wh_ck",
+                    .event_id = "e",
+                    .event_type = "opportunity.created",
+                    .status = DLV_SUCCEEDED,
+                    .attempts = 1,
+                    .created_at = 1,
+                    .updated_at = 2};
+    CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    CHECK(store_wal_pages(s) < 100); /* everything was copied: the WAL started over */
+out:
+    store_close(ck);
+    store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -524,6 +575,7 @@ int main(void)
     test_deliveries();
     test_late_duplicates();
     test_two_writers();
+    test_manual_checkpoint();
     {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
