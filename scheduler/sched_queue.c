@@ -268,6 +268,8 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
         return;
     }
     frame_get_i64(f, PK_RETRY_AFTER, &ra);
+    uint64_t deferred = 0;
+    frame_get_u64(f, PK_DEFERRED, &deferred);
     sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
     if (!a) return; /* the sender keeps waiting; its reconnect resends */
     a->seq = seq;
@@ -279,6 +281,12 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
         return;
     }
     int64_t next;
+    if (deferred) { /* never attempted: the same attempt, later, not counted as a failure */
+        a->next = time_now_ms() + (ra > 0 ? ra : 1000);
+        s->stats.deferred++;
+        sched_schedule(s, f, inv, invlen, (int)att, a->next, a);
+        return;
+    }
     if (!retry_next(&s->policy, (int)att, time_now_ms(), ra, &next)) {
         a->failed = 1;
         s->stats.failed++;

@@ -48,7 +48,7 @@ typedef struct scheduler {
     int log_keep;           /* and at most this many per webhook are kept (0: no limit) */
     TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
     struct {
-        uint64_t retries, failed, dispatched, done, redelivered, replayed, pruned;
+        uint64_t retries, failed, dispatched, done, redelivered, replayed, pruned, deferred;
     } stats;
 } scheduler_t;
 

@@ -1050,6 +1050,30 @@ int http_submit(http_t *h, http_request_t *req)
     return 0;
 }
 
+int http_unqueue(http_t *h, http_request_t *req)
+{
+    http_endpoint_t *ep = req->priv.ep;
+    if (!ep) return -EBUSY;
+    http_request_t *prev = NULL, *r = ep->qhead;
+    while (r && r != req) {
+        prev = r;
+        r = r->priv.next;
+    }
+    if (!r) return -EBUSY; /* running (or finished): done will be called */
+    if (prev)
+        prev->priv.next = req->priv.next;
+    else
+        ep->qhead = req->priv.next;
+    if (ep->qtail == req) ep->qtail = prev;
+    req->priv.next = NULL;
+    req->priv.ep = NULL;
+    ep->queued--;
+    h->queued--;
+    if (!ep->queued) http_ring_remove(h, ep);
+    http_ep_maybe_free(h, ep);
+    return 0;
+}
+
 void http_stats(const http_t *h, http_stats_t *out)
 {
     *out = h->st;

@@ -107,6 +107,10 @@ int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err,
  * A URL libcurl cannot parse is accepted and fails through done with "invalid URL: ...". */
 int http_submit(http_t *h, http_request_t *req);
 
+/* http_unqueue takes back a request still waiting for a slot of its endpoint: returns 0 (done
+ * will never be called for it; the caller owns it again), or -EBUSY when it has started. */
+int http_unqueue(http_t *h, http_request_t *req);
+
 /* http_stats fills out with the current figures. */
 void http_stats(const http_t *h, http_stats_t *out);
 

@@ -124,6 +124,27 @@ static void sender_fit_fds(sender_t *s)
              c->max_connects);
 }
 
+/* sender_set_defer parses --defer-after-ms. */
+static int sender_set_defer(void *ctx, const char *val, char *err, size_t errlen)
+{
+    long v;
+    int rc = sender_parse_long("defer-after-ms", val, 0, 3600000, &v, err, errlen);
+    if (rc == 0) ((sender_t *)ctx)->defer_after_ms = v;
+    return rc;
+}
+
+/* sender_defer_tick looks for jobs stuck behind a saturated endpoint. */
+static void sender_defer_tick(uv_timer_t *t)
+{
+    sender_defer_scan(t->data);
+}
+
+/* sender_timer_closed: the defer timer lives inside sender_t. */
+static void sender_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
 /* sender_start opens the configuration, the HTTP engine and the connections upstream. */
 static int sender_start(daemon_t *d)
 {
@@ -145,6 +166,12 @@ static int sender_start(daemon_t *d)
     if ((rc = http_init(&s->http, daemon_loop(d), &s->http_cfg, err, sizeof err)) < 0) {
         log_error("http: %s", err);
         return rc;
+    }
+    uv_timer_init(daemon_loop(d), &s->defer_timer);
+    s->defer_timer.data = s;
+    if (s->defer_after_ms) {
+        uint64_t every = (uint64_t)(s->defer_after_ms < 1000 ? s->defer_after_ms / 2 + 1 : 500);
+        uv_timer_start(&s->defer_timer, sender_defer_tick, every, every);
     }
     if ((rc = daemon_connect(d, "router.*.sock")) < 0) return rc;
     return daemon_connect(d, "scheduler.sock");
@@ -204,8 +231,9 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     sender_t *s = daemon_ctx(d);
     http_stats_t hs = {0};
     if (s->http) http_stats(s->http, &hs);
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 14);
     frame_pack_kv_u64(pk, "config_version", s->cfg ? (uint64_t)cfgwatch_version(s->cfg) : 0);
+    frame_pack_kv_u64(pk, "deferred", s->stats.deferred);
     frame_pack_kv_u64(pk, "jobs", s->stats.jobs);
     frame_pack_kv_u64(pk, "succeeded", s->stats.succeeded);
     frame_pack_kv_u64(pk, "failed_attempts", s->stats.failed_attempts);
@@ -224,6 +252,7 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
 static void sender_close(daemon_t *d)
 {
     sender_t *s = daemon_ctx(d);
+    if (s->defer_timer.data) uv_close((uv_handle_t *)&s->defer_timer, sender_timer_closed);
     if (s->http) http_close(s->http, NULL, NULL);
     s->http = NULL;
     if (s->log_timer.data) sender_log_close(s);
@@ -244,6 +273,10 @@ static const daemon_option_t sender_options[] = {
     {"disable-on-410", NULL,
      "a 410 Gone answer disables the webhook and fails the invocation (off: retried)",
      sender_set_disable_410},
+    {"defer-after-ms", "N",
+     "a job queued this long behind its saturated endpoint waits at the scheduler instead, so "
+     "one slow endpoint cannot hold back the others (2000; 0: never)",
+     sender_set_defer},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -264,7 +297,7 @@ static const daemon_ops_t sender_ops = {
 
 int main(int argc, char **argv)
 {
-    static sender_t s;
+    static sender_t s = {.defer_after_ms = 2000};
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = daemon_main(argc, argv, &sender_ops, &s);
     if (s.guard) guard_close(s.guard);

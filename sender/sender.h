@@ -32,6 +32,7 @@ typedef struct sender_job {
     size_t body_len;
     int attempt;
     int64_t created_at, started_at, retry_after_ms;
+    int deferred;    /* never started: handed to the scheduler to wait (not a failed attempt) */
     int log_pending; /* the log batch also inserts the pending row */
     int log_attempt; /* the log batch writes the attempt record: its outcome is final */
     int in_log_queue;
@@ -48,7 +49,10 @@ struct sender {
     cfgwatch_t *cfg;
     guard_t *guard;
     http_config_t http_cfg;
-    int disable_on_410; /* --disable-on-410: a 410 Gone disables the webhook, no retries */
+    int disable_on_410;     /* --disable-on-410: a 410 Gone disables the webhook, no retries */
+    int64_t defer_after_ms; /* --defer-after-ms: queued this long behind its endpoint, a job
+                               waits at the scheduler instead (0: never) */
+    uv_timer_t defer_timer;
     http_t *http;
     conn_t *scheduler;
     uint64_t next_retry_seq;
@@ -61,7 +65,7 @@ struct sender {
     int ckpt_running, ckpt_closing, ckpt_rc;
     char ckpt_err[256];
     struct {
-        uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches, disabled_410;
+        uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches, disabled_410, deferred;
     } stats;
 };
 
@@ -79,6 +83,9 @@ void sender_log_flush(sender_t *s);
 void sender_log_close(sender_t *s);
 /* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */
 void sender_job_finish(sender_t *s, sender_job_t *j);
+/* sender_defer_scan hands every job queued longer than --defer-after-ms behind its saturated
+ * endpoint to the scheduler, so upstream windows (and every other endpoint) keep moving. */
+void sender_defer_scan(sender_t *s);
 /* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */
 void sender_free_all(sender_t *s);
 

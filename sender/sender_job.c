@@ -123,7 +123,7 @@ static void job_send_retry(sender_t *s, sender_job_t *j)
     j->state = JOB_AWAIT_DECISION;
     j->retry_seq = s->next_retry_seq++;
     msgpack_packer *pk = conn_frame_begin(s->scheduler);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     frame_pack_kv_u64(pk, PK_TYPE, PT_RETRY);
     frame_pack_kv_u64(pk, PK_SEQ, j->retry_seq);
     frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
@@ -134,6 +134,7 @@ static void job_send_retry(sender_t *s, sender_job_t *j)
     frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
     frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
     frame_pack_kv_i64(pk, PK_RETRY_AFTER, j->retry_after_ms);
+    frame_pack_kv_u64(pk, PK_DEFERRED, (uint64_t)j->deferred);
     conn_frame_end(s->scheduler);
 }
 
@@ -349,7 +350,12 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     sender_job_t *j;
     TAILQ_FOREACH(j, &s->jobs, all)
     if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
-    if (!j) return; /* a duplicate answer */
+    if (!j) return;    /* a duplicate answer */
+    if (j->deferred) { /* the scheduler holds it now: nothing happened worth a record */
+        j->state = JOB_TO_LOG;
+        if (!j->in_log_queue) sender_job_finish(s, j); /* else the log batch finishes it */
+        return;
+    }
     int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;
     j->rec.status = failed ? DLV_FAILED : DLV_RETRYING;
     j->rec.next_attempt_at = failed ? 0 : next;
@@ -360,6 +366,22 @@ void sender_decision(sender_t *s, const msgpack_object *f)
                  j->attempt, j->rec.error ? j->rec.error : "?");
     }
     sender_log_queue(s, j);
+}
+
+void sender_defer_scan(sender_t *s)
+{
+    if (!s->defer_after_ms || !s->scheduler) return; /* deferring needs somewhere to wait */
+    int64_t now = time_now_ms();
+    sender_job_t *j;
+    TAILQ_FOREACH(j, &s->jobs, all)
+    {
+        if (j->state != JOB_ATTEMPTING || now - j->started_at < s->defer_after_ms) continue;
+        if (http_unqueue(s->http, &j->req) < 0) continue; /* running: it ends by itself */
+        j->deferred = 1;
+        j->retry_after_ms = s->defer_after_ms;
+        s->stats.deferred++;
+        job_send_retry(s, j);
+    }
 }
 
 void sender_free_all(sender_t *s)

@@ -114,7 +114,7 @@ void sender_log_flush(sender_t *s)
         TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
         j->log_pending = 0;
-        if (j->log_attempt && j->state == JOB_TO_LOG) sender_job_finish(s, j);
+        if (j->state == JOB_TO_LOG) sender_job_finish(s, j); /* settled: record or deferral */
     }
 }
 

@@ -28,6 +28,7 @@ enum proto_type {
 #define PK_BODY "body"      /* exact request body */
 #define PK_CREATED "ca"     /* invocation creation time, unix ms */
 #define PK_RETRY_AFTER "ra" /* server's Retry-After in ms, 0 when none */
+#define PK_DEFERRED "def"   /* RETRY of an attempt never made: its endpoint was saturated */
 #define PK_STATUS "st"
 #define PK_NEXT "next" /* next attempt time, unix ms, 0 when none */
 #define PK_OK "ok"

@@ -61,8 +61,9 @@ class TestRetries(PipelineTestCase):
     def test_slow_endpoint_does_not_hold_back_others(self):
         # The hanging endpoint's requests outlive the test (60 s timeout), so whatever reaches the
         # healthy one does so while the hanging one holds its 2 slots and queues the rest.
+        # --defer-after-ms 0: this test is about the engine's per-endpoint slots alone.
         p = self.pipeline(sender_args=["--max-per-endpoint", "2", "--timeout-ms", "60000",
-                                       "--grace-ms", "500"],
+                                       "--grace-ms", "500", "--defer-after-ms", "0"],
                           cfg=lambda port: cfg_with(
                               port,
                               webhook("wh_hang", "http://127.0.0.1:%d/hang/x" % port,
@@ -82,6 +83,34 @@ class TestRetries(PipelineTestCase):
         hung = p.received("/hang/")  # the receiver logs a hanging request as it arrives
         self.assertEqual(len(hung), 2)
         self.assertEqual([r["status"] for r in hung], [None, None])  # never answered
+        p.stop()
+
+    def test_dead_endpoint_does_not_stall_the_pipeline(self):
+        """With small windows everywhere, jobs queued behind a hanging endpoint would hold their
+        events unacknowledged and stop ingest feeding anything; the sender hands them to the
+        scheduler instead (not counted as attempts), so the healthy webhook gets every event."""
+        p = self.pipeline(ingest_args=["--window", "4"], router_args=["--window", "4"],
+                          sender_args=["--max-per-endpoint", "1", "--timeout-ms", "60000",
+                                       "--defer-after-ms", "300", "--grace-ms", "500"],
+                          scheduler_args=["--window", "4"],
+                          cfg=lambda port: cfg_with(
+                              port,
+                              webhook("wh_hang", "http://127.0.0.1:%d/hang/x" % port,
+                                      ["opportunity.created"]),
+                              webhook("wh_ok", "http://127.0.0.1:%d/ok/y" % port,
+                                      ["opportunity.created"])))
+        p.publish([created("evt_d%d" % i) for i in range(40)])
+        reqs = p.wait_received("/ok/y", count=40, timeout=20)
+        self.assertEqual(sorted({json.loads(r["body"])["id"] for r in reqs}),
+                         sorted("evt_d%d" % i for i in range(40)))
+        st = json.loads(p.check_hookctl("status", "--json")[0])["stages"]
+        self.assertGreater(st["sender"][0]["stats"]["deferred"], 0)
+        self.assertEqual(st["sender"][0]["stats"]["failed_attempts"], 0)
+        hang = [d for d in p.deliveries("--webhook", "wh_hang")]
+        self.assertEqual(len(hang), 40)
+        for d in hang:  # waiting, not failed: a deferral is not an attempt
+            self.assertIn(d["status"], ("pending", "retrying"))
+            self.assertLessEqual(d["attempts"], 1)
         p.stop()
 
     def test_redirect_is_not_followed(self):
