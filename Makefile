@@ -64,6 +64,16 @@ asan: asan-test
 bench-recovery: all
 	BIN=$(abspath $(BIN)) tests/bench/sched_recovery.sh
 
+# Scheduler memory per pending retry and restart time with 1,000,000 pending retries written
+# straight into its journal (tests/bench/sched_memory.{c,py}; a benchmark, not part of test).
+.PHONY: bench-memory
+$(BUILD)/bench/sched_memory: tests/bench/sched_memory.c $(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhookline.a $(LDLIBS)
+
+bench-memory: all $(BUILD)/bench/sched_memory
+	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/sched_memory.py
+
 # Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk and a bare
 # sender on our HTTP engine (tests/bench/bare_sender.c) as ceilings: a table on stdout and
 # $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).

@@ -184,7 +184,7 @@ static void sched_stats(daemon_t *d, msgpack_packer *pk)
 {
     scheduler_t *s = daemon_ctx(d);
     msgpack_pack_map(pk, 11);
-    frame_pack_kv_u64(pk, "pending", s->nentries);
+    frame_pack_kv_u64(pk, "pending", sched_queue_pending(s));
     frame_pack_kv_u64(pk, "deferred", s->stats.deferred);
     frame_pack_kv_u64(pk, "pruned", s->stats.pruned);
     frame_pack_kv_u64(pk, "retries", s->stats.retries);

@@ -1,6 +1,7 @@
 /* sched_queue.c - pending retries: journaled whole, kept in memory as (id, attempt, due, journal
  * position), handed to a sender when due, forgotten once the sender reports the attempt done. */
 #include "domain/proto.h"
+#include "sched_id.h"
 #include "scheduler.h"
 #include "util/frame.h"
 #include "util/log.h"
@@ -29,39 +30,41 @@ struct sched_ack {
     char inv[INVOCATION_ID_LEN];
 };
 
-/* sched_inv_cmp orders entries by invocation id. */
-static int sched_inv_cmp(sched_entry_t *a, sched_entry_t *b)
-{
-    return strcmp(a->inv, b->inv);
-}
-/* sched_due_cmp orders entries by due time, then id. */
-static int sched_due_cmp(sched_entry_t *a, sched_entry_t *b)
-{
-    if (a->due != b->due) return a->due < b->due ? -1 : 1;
-    return strcmp(a->inv, b->inv);
-}
-RB_GENERATE_STATIC(sched_by_inv, sched_entry, by_inv, sched_inv_cmp)
-RB_GENERATE_STATIC(sched_by_due, sched_entry, by_due, sched_due_cmp)
+/* A retry handed to the dispatcher. Allocated only while dispatched (a few thousand at most,
+ * the senders' windows), so a waiting entry does not carry a dispatch_item_t. */
+typedef struct sched_flight {
+    dispatch_item_t item; /* first: the dispatcher hands this pointer back */
+    sched_entry_t *e;
+} sched_flight_t;
+
+#define SCHED_OOM_RETRY_MS 1000 /* after a failed allocation, try dispatching again this late */
 
 static void sched_arm(scheduler_t *s);
 
 /* sched_find returns the entry of an invocation or NULL. */
 static sched_entry_t *sched_find(scheduler_t *s, const char *inv, size_t n)
 {
-    sched_entry_t key;
-    if (n >= sizeof key.inv) return NULL;
-    memcpy(key.inv, inv, n);
-    key.inv[n] = 0;
-    return RB_FIND(sched_by_inv, &s->by_inv, &key);
+    return sched_index_find(&s->index, inv, n);
 }
 
-/* sched_unplace takes an entry out of the due tree or the dispatcher. */
+/* sched_add makes a new entry (state ENTRY_NEW) for an invocation that has none, with room
+ * reserved for it in the due heap. Returns 0 or -ENOMEM. */
+static int sched_add(scheduler_t *s, const char *inv, size_t n, sched_entry_t **ep)
+{
+    if (sched_heap_reserve(&s->due, sched_index_count(&s->index) + 1) < 0) return -ENOMEM;
+    return sched_index_add(&s->index, inv, n, ep);
+}
+
+/* sched_unplace takes an entry out of the due heap or the dispatcher. */
 static void sched_unplace(scheduler_t *s, sched_entry_t *e)
 {
-    if (e->state == ENTRY_WAITING)
-        RB_REMOVE(sched_by_due, &s->by_due, e);
-    else if (e->state == ENTRY_DISPATCHED)
-        dispatch_cancel(s->senders, &e->item);
+    if (e->state == ENTRY_WAITING) {
+        sched_heap_remove(&s->due, e);
+    } else if (e->state == ENTRY_DISPATCHED) {
+        sched_flight_t *fl = e->at.flight;
+        dispatch_cancel(s->senders, &fl->item);
+        free(fl);
+    }
     e->state = ENTRY_NEW;
 }
 
@@ -69,17 +72,15 @@ static void sched_unplace(scheduler_t *s, sched_entry_t *e)
 static void sched_forget(scheduler_t *s, sched_entry_t *e)
 {
     sched_unplace(s, e);
-    RB_REMOVE(sched_by_inv, &s->by_inv, e);
     journal_release(s->journal, e->pos);
-    s->nentries--;
-    free(e);
+    sched_index_remove(&s->index, e);
 }
 
-/* sched_wait puts an entry in the due tree and re-arms the timer. */
+/* sched_wait puts an entry in the due heap and re-arms the timer. */
 static void sched_wait(scheduler_t *s, sched_entry_t *e)
 {
     e->state = ENTRY_WAITING;
-    RB_INSERT(sched_by_due, &s->by_due, e);
+    sched_heap_push(&s->due, e);
     sched_arm(s);
 }
 
@@ -90,10 +91,20 @@ static void sched_tick(uv_timer_t *t)
     if (daemon_draining(s->d)) return;
     int64_t now = time_now_ms();
     sched_entry_t *e;
-    while ((e = RB_MIN(sched_by_due, &s->by_due)) && e->due <= now) {
-        RB_REMOVE(sched_by_due, &s->by_due, e);
+    while ((e = sched_heap_top(&s->due)) && e->due <= now) {
+        sched_flight_t *fl = malloc(sizeof *fl);
+        if (!fl) {
+            char id[INVOCATION_ID_LEN];
+            log_error("out of memory handing %s to a sender; trying again in %d ms",
+                      sched_id_str(e, id), SCHED_OOM_RETRY_MS);
+            uv_timer_start(&s->timer, sched_tick, SCHED_OOM_RETRY_MS, 0);
+            return;
+        }
+        sched_heap_remove(&s->due, e);
+        fl->e = e;
         e->state = ENTRY_DISPATCHED;
-        dispatch_push(s->senders, &e->item);
+        e->at.flight = fl;
+        dispatch_push(s->senders, &fl->item);
     }
     sched_arm(s);
 }
@@ -101,7 +112,7 @@ static void sched_tick(uv_timer_t *t)
 /* sched_arm sets the timer to the earliest due time. */
 static void sched_arm(scheduler_t *s)
 {
-    sched_entry_t *e = RB_MIN(sched_by_due, &s->by_due);
+    sched_entry_t *e = sched_heap_top(&s->due);
     if (!e) {
         uv_timer_stop(&s->timer);
         return;
@@ -140,15 +151,16 @@ static void sched_marker(scheduler_t *s, const sched_entry_t *e)
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char id[INVOCATION_ID_LEN];
     msgpack_pack_map(&pk, 4);
     frame_pack_kv_str(&pk, REC_KIND, "d");
-    frame_pack_kv_str(&pk, PK_INVOCATION, e->inv);
+    frame_pack_kv_str(&pk, PK_INVOCATION, sched_id_str(e, id));
     frame_pack_kv_i64(&pk, PK_ATTEMPT, e->attempt);
     frame_pack_kv_u64(&pk, REC_GEN, e->gen);
     char err[256];
     journal_pos_t pos;
     if (journal_append(s->journal, sb.data, sb.size, 0, &pos, err, sizeof err) < 0)
-        log_warn("journal: done marker of %s not recorded: %s", e->inv, err);
+        log_warn("journal: done marker of %s not recorded: %s", sched_id_str(e, id), err);
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -223,17 +235,11 @@ static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *
     if (e) {
         sched_unplace(s, e);
         journal_release(s->journal, e->pos);
-    } else {
-        e = calloc(1, sizeof *e);
-        if (!e) {
-            journal_release(s->journal, pos);
-            TAILQ_INSERT_TAIL(&s->acks, a, link);
-            sched_ack_synced(a, -ENOMEM);
-            return;
-        }
-        memcpy(e->inv, inv, invlen);
-        RB_INSERT(sched_by_inv, &s->by_inv, e);
-        s->nentries++;
+    } else if (sched_add(s, inv, invlen, &e) < 0) {
+        journal_release(s->journal, pos);
+        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        sched_ack_synced(a, -ENOMEM);
+        return;
     }
     e->attempt = attempt;
     e->gen = gen;
@@ -321,8 +327,10 @@ void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
 
 void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)
 {
-    sched_entry_t *e = (sched_entry_t *)dispatch_ack(s->senders, c, seq);
-    if (!e) return; /* superseded by a newer retry, or sent again elsewhere */
+    sched_flight_t *fl = (sched_flight_t *)dispatch_ack(s->senders, c, seq);
+    if (!fl) return; /* superseded by a newer retry, or sent again elsewhere */
+    sched_entry_t *e = fl->e;
+    free(fl);
     e->state = ENTRY_NEW;
     s->stats.done++;
     sched_marker(s, e);
@@ -333,7 +341,8 @@ void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)
 static void sched_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
 {
     scheduler_t *s = ctx;
-    sched_entry_t *e = (sched_entry_t *)it;
+    sched_entry_t *e = ((sched_flight_t *)it)->e;
+    char id[INVOCATION_ID_LEN];
     void *rec = NULL;
     size_t len = 0;
     msgpack_unpacked up;
@@ -342,7 +351,7 @@ static void sched_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     if (rc < 0 || msgpack_unpack_next(&up, rec, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
         up.data.type != MSGPACK_OBJECT_MAP) {
         /* Sent as an empty job: the sender reports it failed, so it ends visibly. */
-        log_error("journal: retry record of %s unreadable (%s)", e->inv,
+        log_error("journal: retry record of %s unreadable (%s)", sched_id_str(e, id),
                   rc < 0 ? strerror(-rc) : "not msgpack");
     }
     const msgpack_object *f = &up.data;
@@ -353,7 +362,7 @@ static void sched_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     msgpack_pack_map(pk, 9);
     frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
     frame_pack_kv_u64(pk, PK_SEQ, seq);
-    frame_pack_kv_str(pk, PK_INVOCATION, e->inv);
+    frame_pack_kv_str(pk, PK_INVOCATION, sched_id_str(e, id));
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = "";
         size_t n = 0;
@@ -395,11 +404,7 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
         frame_get_i64(&up.data, REC_DUE, &due);
         if (e) {
             journal_release(s->journal, e->pos); /* superseded: journal order is time order */
-        } else if ((e = calloc(1, sizeof *e))) {
-            memcpy(e->inv, inv, invlen);
-            RB_INSERT(sched_by_inv, &s->by_inv, e);
-            s->nentries++;
-        } else {
+        } else if (sched_add(s, inv, invlen, &e) < 0) {
             msgpack_unpacked_destroy(&up);
             return -ENOMEM;
         }
@@ -420,15 +425,15 @@ static void sched_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
 {
     scheduler_t *s = arg;
     sched_entry_t *e;
-    RB_FOREACH(e, sched_by_inv, &s->by_inv)
-    if (journal_pos_segment(e->pos) <= seg) committer_move(m, &e->pos);
+    for (size_t i = 0; (e = sched_index_next(&s->index, &i));)
+        if (journal_pos_segment(e->pos) <= seg) committer_move(m, &e->pos);
 }
 
 int sched_queue_open(scheduler_t *s)
 {
     char dir[4096], err[256];
-    RB_INIT(&s->by_inv);
-    RB_INIT(&s->by_due);
+    sched_index_init(&s->index);
+    sched_heap_init(&s->due);
     s->next_gen = 1;
     TAILQ_INIT(&s->acks);
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
@@ -447,14 +452,13 @@ int sched_queue_open(scheduler_t *s)
         return rc;
     }
     sched_entry_t *e;
-    RB_FOREACH(e, sched_by_inv, &s->by_inv)
-    {
+    for (size_t i = 0; (e = sched_index_next(&s->index, &i));) {
         e->state = ENTRY_WAITING;
-        RB_INSERT(sched_by_due, &s->by_due, e);
+        sched_heap_push(&s->due, e);
     }
-    s->stats.replayed = s->nentries;
-    log_info("journal %s: %zu pending retries rebuilt in %lld ms", dir, s->nentries,
-             (long long)(time_now_ms() - t0));
+    s->stats.replayed = sched_index_count(&s->index);
+    log_info("journal %s: %zu pending retries rebuilt in %lld ms", dir,
+             sched_index_count(&s->index), (long long)(time_now_ms() - t0));
     sched_arm(s);
     rc = committer_init(&s->commit, daemon_loop(s->d), s->journal, daemon_fsync(s->d), 10);
     if (rc == 0) committer_compact_every(s->commit, 1000, 4, sched_compact_visit, s);
@@ -468,6 +472,11 @@ void sched_queue_peer_down(scheduler_t *s, conn_t *c)
     if (a->c == c) a->c = NULL;
     dispatch_remove_peer(s->senders, c);
     /* Requeued entries are back in the dispatcher's queue; nothing else to do. */
+}
+
+size_t sched_queue_pending(scheduler_t *s)
+{
+    return sched_index_count(&s->index);
 }
 
 int sched_queue_idle(scheduler_t *s)
@@ -486,14 +495,15 @@ void sched_queue_close(scheduler_t *s)
     if (s->commit) committer_close(s->commit);
     s->commit = NULL;
     if (s->timer.data) uv_close((uv_handle_t *)&s->timer, sched_timer_closed);
-    sched_entry_t *e, *next;
-    for (e = RB_MIN(sched_by_inv, &s->by_inv); e; e = next) {
-        next = RB_NEXT(sched_by_inv, &s->by_inv, e);
-        RB_REMOVE(sched_by_inv, &s->by_inv, e);
-        free(e);
+    if (s->senders) {
+        dispatch_item_t *it;
+        while ((it = dispatch_pop_any(s->senders)))
+            free(it); /* the flights */
+        dispatch_close(s->senders);
     }
-    if (s->senders) dispatch_close(s->senders);
     s->senders = NULL;
+    sched_heap_close(&s->due);
+    sched_index_close(&s->index);
     if (s->journal) journal_close(s->journal);
     s->journal = NULL;
 }

@@ -10,24 +10,9 @@
 #include "util/daemon.h"
 #include "util/dispatch.h"
 #include "util/journal.h"
+#include "sched_heap.h"
+#include "sched_index.h"
 #include "util/tree.h"
-
-typedef enum { ENTRY_NEW = 0, ENTRY_WAITING, ENTRY_DISPATCHED } entry_state_t;
-
-typedef struct sched_entry {
-    dispatch_item_t item; /* first: the dispatcher hands this pointer back */
-    RB_ENTRY(sched_entry) by_inv;
-    RB_ENTRY(sched_entry) by_due;
-    char inv[INVOCATION_ID_LEN];
-    int attempt;  /* the attempt this entry will make */
-    uint64_t gen; /* of its journal record; done markers name it */
-    entry_state_t state;
-    int64_t due; /* unix ms */
-    journal_pos_t pos;
-} sched_entry_t;
-
-RB_HEAD(sched_by_inv, sched_entry);
-RB_HEAD(sched_by_due, sched_entry);
 
 typedef struct sched_ack sched_ack_t;
 
@@ -39,9 +24,8 @@ typedef struct scheduler {
     journal_t *journal;
     committer_t *commit;
     dispatch_t *senders;
-    struct sched_by_inv by_inv;
-    struct sched_by_due by_due;
-    size_t nentries;
+    sched_index_t index; /* every pending retry */
+    sched_heap_t due;    /* those waiting for their time (ENTRY_WAITING) */
     uint64_t next_gen;
     uv_timer_t timer, prune_timer;
     int64_t log_max_age_ms; /* delivery-log pruning: records older than this go (0: never) */
@@ -65,6 +49,8 @@ void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq);
 void sched_queue_peer_down(scheduler_t *s, conn_t *c);
 /* sched_queue_idle: 1 when nothing is in flight at a sender and no reply waits (drain). */
 int sched_queue_idle(scheduler_t *s);
+/* sched_queue_pending: the number of pending retries. */
+size_t sched_queue_pending(scheduler_t *s);
 /* sched_queue_close frees everything (after a final sync). */
 void sched_queue_close(scheduler_t *s);
 
