@@ -296,7 +296,10 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
     if (!retry_next(&s->policy, (int)att, time_now_ms(), ra, &next)) {
         a->failed = 1;
         s->stats.failed++;
-        if (e) {
+        /* The last attempt, handed out by us: keep it in flight until the sender reports the
+         * failed record written (JOB_DONE); a sender killed before that gets it again from the
+         * dispatcher, so the delivery log cannot stay "retrying" forever. */
+        if (e && !(e->state == ENTRY_DISPATCHED && e->attempt == att)) {
             sched_marker(s, e);
             sched_forget(s, e);
         }
