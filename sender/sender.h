@@ -22,9 +22,11 @@ typedef struct sender sender_t;
 
 typedef struct sender_job {
     sender_t *s;
-    TAILQ_ENTRY(sender_job) all;      /* every job of this sender */
-    TAILQ_ENTRY(sender_job) link;     /* in the scheduler wait list */
-    TAILQ_ENTRY(sender_job) log_link; /* in the delivery-log batch */
+    TAILQ_ENTRY(sender_job) all;       /* every job of this sender */
+    TAILQ_ENTRY(sender_job) link;      /* in the scheduler wait list */
+    TAILQ_ENTRY(sender_job) log_link;  /* in the delivery-log batch */
+    TAILQ_ENTRY(sender_job) pend_link; /* waiting to show as pending (sender_log_pending) */
+    int in_pend;
     job_state_t state;
     conn_t *up; /* router or scheduler that sent it; NULL once gone (no JOB_DONE then) */
     uint64_t up_seq, retry_seq;
@@ -56,9 +58,9 @@ struct sender {
     http_t *http;
     conn_t *scheduler;
     uint64_t next_retry_seq;
-    struct sender_job_list jobs, waiting, to_log;
+    struct sender_job_list jobs, waiting, to_log, pend;
     size_t njobs;
-    uv_timer_t log_timer;
+    uv_timer_t log_timer, pend_timer;
     store_t *ckpt;       /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
                             automatic ones, inside our commits) */
     uv_work_t ckpt_work; /* one checkpoint at a time */
@@ -79,6 +81,13 @@ void sender_decision(sender_t *s, const msgpack_object *f);
 /* sender_log_init/flush/close: the batched delivery-log writer. */
 void sender_log_init(sender_t *s);
 void sender_log_queue(sender_t *s, sender_job_t *j);
+/* sender_log_pending: a first attempt shows in the delivery log as pending only if it is still
+ * running after SENDER_PENDING_AFTER_MS; most end sooner, and their one record is the outcome
+ * (half the SQLite writes). A job leaves this list when its outcome is queued, or when it is
+ * cancelled (sender_log_forget). */
+#define SENDER_PENDING_AFTER_MS 100
+void sender_log_pending(sender_t *s, sender_job_t *j);
+void sender_log_forget(sender_t *s, sender_job_t *j);
 void sender_log_flush(sender_t *s);
 void sender_log_close(sender_t *s);
 /* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */

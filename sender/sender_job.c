@@ -169,7 +169,7 @@ static void job_done(http_request_t *req, const http_result_t *res)
     if (res->outcome == HTTP_OUTCOME_CANCELLED) {
         /* Shutting down: not an attempt that failed. Upstream hands it out again. */
         j->up = NULL;
-        if (j->in_log_queue) TAILQ_REMOVE(&s->to_log, j, log_link);
+        sender_log_forget(s, j);
         TAILQ_REMOVE(&s->jobs, j, all);
         s->njobs--;
         job_free(j);
@@ -304,7 +304,7 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     j->req.body_len = j->body_len;
     j->req.done = job_done;
     j->req.data = j;
-    if (j->log_pending) sender_log_queue(s, j);
+    if (j->log_pending) sender_log_pending(s, j);
     if ((rc = http_submit(s->http, &j->req)) < 0) {
         snprintf(err, sizeof err, "could not start the request: %s", strerror(-rc));
         job_fail_early(s, j, err);
@@ -379,6 +379,7 @@ void sender_defer_scan(sender_t *s)
         if (http_unqueue(s->http, &j->req) < 0) continue; /* running: it ends by itself */
         j->deferred = 1;
         j->retry_after_ms = s->defer_after_ms;
+        if (j->in_pend) sender_log_queue(s, j); /* it waits at the scheduler: show pending */
         s->stats.deferred++;
         job_send_retry(s, j);
     }
@@ -393,5 +394,6 @@ void sender_free_all(sender_t *s)
     }
     TAILQ_INIT(&s->waiting);
     TAILQ_INIT(&s->to_log);
+    TAILQ_INIT(&s->pend);
     s->njobs = 0;
 }

@@ -3,6 +3,7 @@
  * checkpoints run on a worker thread, so copying pages and fsyncing never stalls the POSTs. */
 #include "sender.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -64,8 +65,11 @@ static void sender_log_tick(uv_timer_t *t)
 void sender_log_init(sender_t *s)
 {
     TAILQ_INIT(&s->to_log);
+    TAILQ_INIT(&s->pend);
     uv_timer_init(daemon_loop(s->d), &s->log_timer);
     s->log_timer.data = s;
+    uv_timer_init(daemon_loop(s->d), &s->pend_timer);
+    s->pend_timer.data = s;
     char err[256];
     int rc = store_open(&s->ckpt, daemon_db_path(s->d), err, sizeof err);
     if (rc < 0) { /* SQLite's automatic checkpoints still run, inside our commits */
@@ -76,8 +80,46 @@ void sender_log_init(sender_t *s)
     store_wal_manual(cfgwatch_store(s->cfg));
 }
 
+/* sender_log_pend_tick writes the pending rows of first attempts running for a while. */
+static void sender_log_pend_tick(uv_timer_t *t)
+{
+    sender_t *s = t->data;
+    int64_t now = time_now_ms();
+    sender_job_t *j;
+    while ((j = TAILQ_FIRST(&s->pend)) && now - j->started_at >= SENDER_PENDING_AFTER_MS)
+        sender_log_queue(s, j); /* takes it off the list; writes its pending row */
+    if (TAILQ_EMPTY(&s->pend)) uv_timer_stop(t);
+}
+
+void sender_log_pending(sender_t *s, sender_job_t *j)
+{
+    if (j->in_pend) return;
+    j->in_pend = 1;
+    TAILQ_INSERT_TAIL(&s->pend, j, pend_link); /* in start order: the oldest first */
+    if (!uv_is_active((uv_handle_t *)&s->pend_timer))
+        uv_timer_start(&s->pend_timer, sender_log_pend_tick, SENDER_PENDING_AFTER_MS / 2,
+                       SENDER_PENDING_AFTER_MS / 2);
+}
+
+void sender_log_forget(sender_t *s, sender_job_t *j)
+{
+    if (j->in_pend) {
+        TAILQ_REMOVE(&s->pend, j, pend_link);
+        j->in_pend = 0;
+    }
+    if (j->in_log_queue) {
+        TAILQ_REMOVE(&s->to_log, j, log_link);
+        j->in_log_queue = 0;
+    }
+}
+
 void sender_log_queue(sender_t *s, sender_job_t *j)
 {
+    if (j->in_pend) {
+        TAILQ_REMOVE(&s->pend, j, pend_link);
+        j->in_pend = 0;
+    }
+    if (j->log_attempt) j->log_pending = 0; /* the outcome's upsert creates the row */
     if (j->log_attempt) j->state = JOB_TO_LOG;
     if (j->in_log_queue) return; /* the queued write picks up the new flags */
     j->in_log_queue = 1;
@@ -128,6 +170,7 @@ void sender_log_close(sender_t *s)
 {
     sender_log_flush(s);
     uv_close((uv_handle_t *)&s->log_timer, sender_log_closed);
+    uv_close((uv_handle_t *)&s->pend_timer, sender_log_closed);
     if (s->ckpt_running) {
         s->ckpt_closing = 1; /* the loop runs on until the worker is back; it closes then */
     } else {

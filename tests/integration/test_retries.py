@@ -113,6 +113,24 @@ class TestRetries(PipelineTestCase):
             self.assertLessEqual(d["attempts"], 1)
         p.stop()
 
+    def test_a_slow_attempt_shows_pending(self):
+        """A first attempt still running after 100 ms shows in the delivery log as pending; one
+        that ends sooner is written once, with its outcome."""
+        p = self.pipeline(cfg=lambda port: cfg_with(
+            port,
+            webhook("wh_slow", "http://127.0.0.1:%d/slow/1500/x" % port, ["opportunity.created"]),
+            webhook("wh_fast", "http://127.0.0.1:%d/ok/y" % port, ["opportunity.created"])))
+        p.publish([created("evt_p")])
+        recs = p.wait_deliveries(lambda ds: any(d["webhook_id"] == "wh_slow" and
+                                                d["status"] == "pending" for d in ds))
+        slow = [d for d in recs if d["webhook_id"] == "wh_slow"][0]
+        self.assertEqual(slow["attempts"], 0)
+        self.assertIsNone(slow["request"])
+        recs = p.wait_deliveries(lambda ds: len(ds) == 2 and
+                                 all(d["status"] == "succeeded" for d in ds), timeout=10)
+        self.assertEqual(sorted(d["attempts"] for d in recs), [1, 1])
+        p.stop()
+
     def test_redirect_is_not_followed(self):
         p = self.pipeline(max_attempts=1, cfg=lambda port: cfg_with(port, webhook(
             "wh_rd", "http://127.0.0.1:%d/redirect/x" % port, ["opportunity.created"])))
