@@ -181,9 +181,9 @@ static void daemon_usage(const daemon_ops_t *ops, FILE *f)
     fprintf(f, "  %-26s %s\n", "--data-dir DIR",
             "data directory (default $HOOKLINE_DATA, else ./var)");
     fprintf(f, "  %-26s %s\n", "--instance NAME", "instance name, [A-Za-z0-9_-]{1,32} (default 0)");
-    if (ops->has_journal)
-        fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
-                "journal sync policy (default batch)");
+    fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
+            ops->has_journal ? "journal sync policy (default batch)"
+                             : "accepted for uniformity; this stage keeps no journal");
     if (ops->has_journal)
         fprintf(f, "  %-26s %s\n", "--segment-bytes N",
                 "journal segment size before rolling (default 67108864)");
@@ -214,7 +214,8 @@ static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
     }
     lo[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
     lo[n++] = (struct option){"instance", required_argument, NULL, OPT_INSTANCE};
-    if (ops->has_journal) lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
+    /* Every stage takes --fsync, so one supervisor template fits all; only journals use it. */
+    lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
     if (ops->has_journal)
         lo[n++] = (struct option){"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES};
     lo[n++] = (struct option){"notify-fd", required_argument, NULL, OPT_NOTIFY_FD};
