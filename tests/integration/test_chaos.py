@@ -31,6 +31,18 @@ from harness import (BIN, REPO, SCALE, Pipeline, PipelineTestCase, child_env, co
                      deadline_after, tail, transitioned, webhook)
 
 N_EVENTS = int(os.environ.get("HOOKLINE_CHAOS_EVENTS") or 20000)
+
+
+def chaos_env():
+    """chaos_env is child_env without LeakSanitizer for the supervised stages: once in a CI run
+    an ASan scheduler logged "stopped" and then sat in the exit-time leak check until s6's
+    timeout-kill (10 s) SIGKILLed it. Leaks at shutdown stay covered by every other integration
+    test (the harness stops its daemons with leak checks on); this test is about losing
+    nothing."""
+    env = child_env()
+    if "detect_leaks=1" in env.get("ASAN_OPTIONS", ""):
+        env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")
+    return env
 CHUNK = 500                    # lines per producer connection
 KILL_SECONDS = 10.0
 KILL_INTERVAL = 0.2
@@ -265,7 +277,7 @@ class S6(Supervisor):
         log = open(os.path.join(self.p.logs, "s6-svscan.log"), "ab")
         self.proc = subprocess.Popen(["s6-svscan", self.scan], cwd=self.scan,
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     env=child_env(), close_fds=True,
+                                     env=chaos_env(), close_fds=True,
                                      preexec_fn=_term_with_parent)
         log.close()
 
@@ -370,7 +382,7 @@ files = %(hook)s
         log = open(os.path.join(self.p.logs, "supervisord.out"), "ab")
         self.proc = subprocess.Popen(["supervisord", "-n", "-c", self.conf], cwd=self.p.tmp,
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     env=child_env(), close_fds=True,
+                                     env=chaos_env(), close_fds=True,
                                      preexec_fn=_term_with_parent)
         log.close()
 
