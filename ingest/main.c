@@ -13,15 +13,10 @@
 /* ingest_set_window parses --window. */
 static int ingest_set_window(void *ctx, const char *val, char *err, size_t errlen)
 {
-    ingest_t *in = ctx;
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*end || v < 1 || v > 1000000) {
-        snprintf(err, errlen, "--window: want 1..1000000, got '%s'", val);
-        return -EINVAL;
-    }
-    in->window = (unsigned)v;
-    return 0;
+    long long v;
+    int rc = daemon_option_long(val, 1, 1000000, &v, err, errlen);
+    if (rc == 0) ((ingest_t *)ctx)->window = (unsigned)v;
+    return rc;
 }
 
 /* ingest_start opens the configuration and the journal. */

@@ -14,30 +14,20 @@
 /* router_set_window parses --window. */
 static int router_set_window(void *ctx, const char *val, char *err, size_t errlen)
 {
-    router_t *r = ctx;
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*end || v < 1 || v > 1000000) {
-        snprintf(err, errlen, "--window: want 1..1000000, got '%s'", val);
-        return -EINVAL;
-    }
-    r->window = (unsigned)v;
-    return 0;
+    long long v;
+    int rc = daemon_option_long(val, 1, 1000000, &v, err, errlen);
+    if (rc == 0) ((router_t *)ctx)->window = (unsigned)v;
+    return rc;
 }
 
 /* router_set_max_body parses --max-body-bytes. */
 static int router_set_max_body(void *ctx, const char *val, char *err, size_t errlen)
 {
-    router_t *r = ctx;
-    char *end;
-    long long v = strtoll(val, &end, 10);
+    long long v;
     /* A JOB frame carries the body and must stay under the 16 MiB frame limit. */
-    if (*end || end == val || v < 1 || v > ROUTER_MAX_BODY_LIMIT) {
-        snprintf(err, errlen, "--max-body-bytes: want 1..%d, got '%s'", ROUTER_MAX_BODY_LIMIT, val);
-        return -EINVAL;
-    }
-    r->max_body = (size_t)v;
-    return 0;
+    int rc = daemon_option_long(val, 1, ROUTER_MAX_BODY_LIMIT, &v, err, errlen);
+    if (rc == 0) ((router_t *)ctx)->max_body = (size_t)v;
+    return rc;
 }
 
 /* router_start opens the configuration and connects to ingest. */

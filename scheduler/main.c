@@ -11,18 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* sched_parse_num parses a number within [lo, hi] for option name. */
+/* sched_parse_num: the skeleton's number parser (name only labels the call). */
 static int sched_parse_num(const char *name, const char *val, double lo, double hi, double *out,
                            char *err, size_t errlen)
 {
-    char *end;
-    double v = strtod(val, &end);
-    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
-        snprintf(err, errlen, "--%s: want a number from %g to %g, got '%s'", name, lo, hi, val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
+    return daemon_option_double(val, lo, hi, out, err, errlen);
 }
 
 /* sched_set_base parses --retry-base-ms. */
@@ -58,7 +51,7 @@ static int sched_set_attempts(void *ctx, const char *val, char *err, size_t errl
     double v;
     int rc = sched_parse_num("max-attempts", val, 1, 100, &v, err, errlen);
     if (rc == 0 && v != floor(v)) {
-        snprintf(err, errlen, "--max-attempts: want a whole number, got '%s'", val);
+        snprintf(err, errlen, "want a whole number, got '%s'", val);
         rc = -EINVAL;
     }
     if (rc == 0) ((scheduler_t *)ctx)->policy.max_attempts = (int)v;

@@ -15,19 +15,14 @@
 /* Descriptors kept for everything but HTTP: store, sockets to the other stages, hookctl, libuv. */
 #define SENDER_FD_RESERVE 64
 
-/* sender_parse_long parses an integer option within [lo, hi]. */
+/* sender_parse_long: daemon_option_long into a long (name only labels the call). */
 static int sender_parse_long(const char *name, const char *val, long lo, long hi, long *out,
                              char *err, size_t errlen)
 {
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (end == val || *end || v < lo || v > hi) {
-        snprintf(err, errlen, "--%s: want a whole number from %ld to %ld, got '%s'", name, lo, hi,
-                 val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
+    long long v;
+    int rc = daemon_option_long(val, lo, hi, &v, err, errlen);
+    if (rc == 0) *out = (long)v;
+    return rc;
 }
 
 /* sender_set_connect_timeout parses --connect-timeout-ms. */

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -1095,6 +1096,33 @@ static void daemon_notify_ready(daemon_t *d)
     if (w < 0) log_warn("readiness notification on fd %d: %s", d->notify_fd, strerror(errno));
     close(d->notify_fd);
     d->notify_fd = -1;
+}
+
+int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
+                       size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (end == val || *end || errno || v < lo || v > hi) {
+        snprintf(err, errlen, "want a whole number from %lld to %lld, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
+                         size_t errlen)
+{
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
+        snprintf(err, errlen, "want a number from %g to %g, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
 }
 
 int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)

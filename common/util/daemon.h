@@ -55,6 +55,14 @@ typedef struct daemon_ops {
     void (*on_close)(daemon_t *d);
 } daemon_ops_t;
 
+/* daemon_option_long and daemon_option_double parse a stage option's value (the whole string,
+ * decimal) within [lo, hi] into *out, for daemon_option_t.set. Return 0, or -EINVAL with err
+ * "want ..., got 'VAL'" (the skeleton prefixes the program and option names). */
+int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
+                       size_t errlen);
+int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
+                         size_t errlen);
+
 /* daemon_main parses argv (common flags --data-dir, --instance, --fsync, --segment-bytes,
  * --notify-fd,
  * --grace-ms, --log-level, --help, --version, plus ops->options), sets up and runs the loop.
