@@ -280,7 +280,10 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
     if (!a) return; /* the sender keeps waiting; its reconnect resends */
     a->seq = seq;
     sched_entry_t *e = sched_find(s, inv, invlen);
-    if (e && e->attempt > att + 1) { /* a stale report of an older attempt */
+    /* A stale report of an older attempt; and a deferral applies only to the attempt the entry
+     * is at (a deferred duplicate must never move an invocation back, nor replace the attempt
+     * another sender is making). */
+    if (e && (e->attempt > att + 1 || (deferred && e->attempt != att))) {
         a->next = e->due;
         TAILQ_INSERT_TAIL(&s->acks, a, link);
         committer_after(s->commit, sched_ack_synced, a);
