@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import Pipeline, config, webhook  # noqa: E402
+from benchlib import proc_kib, sched_stats  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
@@ -34,22 +35,6 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DUE_NOW = int(os.environ.get("BENCH_DUE_NOW", "10"))
 BODY = int(os.environ.get("BENCH_BODY_BYTES", "256"))
 WEBHOOK = "wh_mem"
-
-
-def proc_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def sched_stats(p):
-    rc, out, err = p.hookctl("status", "--json")
-    if not out.strip():
-        return None
-    st = json.loads(out)["stages"].get("scheduler") or []
-    return st[0]["stats"] if st else None
 
 
 def start_and_wait(p, want):

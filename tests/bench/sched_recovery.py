@@ -24,27 +24,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import Pipeline, config, created, webhook  # noqa: E402
+from benchlib import proc_kib, sched_stats  # noqa: E402
 
 N = int(os.environ.get("BENCH_INVOCATIONS", "100000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 HOOKS = 4
 DAY_MS = 86400000
-
-
-def vm_rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def sched_stats(p):
-    rc, out, err = p.hookctl("status", "--json")
-    if not out.strip():
-        return None
-    st = json.loads(out)["stages"].get("scheduler") or []
-    return st[0]["stats"] if st else None
 
 
 def journal_bytes(p, name):
@@ -85,7 +70,7 @@ def fill(p):
 
 
 def one_run(p, want):
-    before = vm_rss_kib(p.daemons["scheduler"].proc.pid)
+    before = proc_kib(p.daemons["scheduler"].proc.pid, "VmRSS")
     p.kill("scheduler", sig=signal.SIGKILL)
     t0 = time.monotonic()
     d = p.start_daemon("scheduler")  # returns at the readiness newline
@@ -98,7 +83,7 @@ def one_run(p, want):
             p.fail("restarted scheduler never showed %d pending: %r" % (want, st))
         time.sleep(0.005)
     answer = time.monotonic() - t0
-    after = vm_rss_kib(d.proc.pid)
+    after = proc_kib(d.proc.pid, "VmRSS")
     return ready, answer, before, after
 
 
