@@ -117,22 +117,72 @@ static int ingest_replay_record(void *arg, journal_pos_t pos, const void *rec, s
 typedef struct compact_state {
     uint32_t seg;
     committer_moves_t *m;
+    committer_move_t *moves;
+    size_t *order, n; /* indices of moves sorted by old position */
+    int commit;
 } compact_state_t;
 
-/* ingest_compact_one names one event's record when it lies in the segment being compacted. */
+/* ingest_compact_one names one event's record when it lies in the segments being compacted. */
 static void ingest_compact_one(void *arg, dispatch_item_t *it)
 {
     compact_state_t *cs = arg;
     ingest_event_t *ev = (ingest_event_t *)it;
-    if (journal_pos_segment(ev->pos) <= cs->seg) committer_move(cs->m, &ev->pos);
+    if (journal_pos_segment(ev->pos) <= cs->seg) committer_move(cs->m, ev->pos);
 }
 
 /* ingest_compact_visit: every event not yet acknowledged by a router is in the dispatcher. */
 static void ingest_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
 {
     ingest_t *in = arg;
-    compact_state_t cs = {seg, m};
+    compact_state_t cs = {.seg = seg, .m = m};
     dispatch_foreach(in->routers, ingest_compact_one, &cs);
+}
+
+static const committer_move_t *ingest_sort_moves;
+
+/* ingest_cmp_move orders move indices by old position (qsort). */
+static int ingest_cmp_move(const void *a, const void *b)
+{
+    journal_pos_t x = ingest_sort_moves[*(const size_t *)a].old;
+    journal_pos_t y = ingest_sort_moves[*(const size_t *)b].old;
+    return x < y ? -1 : x > y;
+}
+
+/* ingest_relocate_one marks (and on commit moves) an event whose record is being moved. */
+static void ingest_relocate_one(void *arg, dispatch_item_t *it)
+{
+    compact_state_t *cs = arg;
+    ingest_event_t *ev = (ingest_event_t *)it;
+    size_t lo = 0, hi = cs->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        journal_pos_t p = cs->moves[cs->order[mid]].old;
+        if (p == ev->pos) {
+            committer_move_t *mv = &cs->moves[cs->order[mid]];
+            mv->held = 1;
+            if (cs->commit) ev->pos = mv->new;
+            return;
+        }
+        if (p < ev->pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+}
+
+/* ingest_compact_relocate: which moved records are still events waiting for a router, and on
+ * commit their new positions. */
+static void ingest_compact_relocate(void *arg, committer_move_t *moves, size_t n, int commit)
+{
+    ingest_t *in = arg;
+    compact_state_t cs = {.moves = moves, .n = n, .commit = commit};
+    if (n == 0 || !(cs.order = malloc(n * sizeof *cs.order))) return; /* none held: none moved */
+    for (size_t i = 0; i < n; i++)
+        cs.order[i] = i;
+    ingest_sort_moves = moves;
+    qsort(cs.order, n, sizeof *cs.order, ingest_cmp_move);
+    dispatch_foreach(in->routers, ingest_relocate_one, &cs);
+    free(cs.order);
 }
 
 int ingest_queue_open(ingest_t *in)
@@ -171,7 +221,9 @@ int ingest_queue_open(ingest_t *in)
              (unsigned long long)rs.records, (unsigned long long)in->stats.replayed,
              rs.bad ? " (some unreadable records skipped)" : "");
     rc = committer_init(&in->commit, daemon_loop(in->d), in->journal, daemon_fsync(in->d), 10);
-    if (rc == 0) committer_compact_every(in->commit, 1000, 4, ingest_compact_visit, in);
+    if (rc == 0)
+        committer_compact_every(in->commit, 1000, 4, ingest_compact_visit, ingest_compact_relocate,
+                                in);
     return rc;
 }
 

@@ -20,13 +20,23 @@
 #define REC_DUE "due"
 #define REC_GEN "gen"
 
+/* A reply waiting for the journal, and (apply) the retry record it waits for: the entry takes
+ * that record only in the sync's completion, so the record it replaces is released only once
+ * its replacement is durable (journal.h). */
 struct sched_ack {
     TAILQ_ENTRY(sched_ack) link;
     scheduler_t *s;
     conn_t *c; /* NULL when the connection went away */
     uint64_t t, seq;
     int failed, redeliver;
-    int64_t next;
+    int64_t next; /* unix ms, for the reply */
+    int apply;    /* a retry record was appended: rec, pos, attempt, gen, due */
+    void *rec;    /* its bytes, appended again after a failed sync */
+    size_t reclen;
+    journal_pos_t pos;
+    int attempt;
+    uint64_t gen;
+    int64_t due; /* unix ms */
     char inv[INVOCATION_ID_LEN];
 };
 
@@ -38,6 +48,27 @@ typedef struct sched_flight {
 } sched_flight_t;
 
 #define SCHED_OOM_RETRY_MS 1000 /* after a failed allocation, try dispatching again this late */
+#define SCHED_RELEASE_BURST 512 /* due entries handed out per tick at most, */
+#define SCHED_RELEASE_TICK_MS                                                                      \
+    50                           /* then the next ones this much later (overdue after a restart)   \
+                                  */
+#define SCHED_STALL_MIN_MS 500   /* after a failed journal sync, try again this late, */
+#define SCHED_STALL_MAX_MS 10000 /* doubling up to this */
+#define SCHED_DEFER_MAX_MS 60000 /* a deferral's wait is at most this */
+#define SCHED_LOG_EVERY_MS 10000
+
+/* Due times are journaled as unix ms (they mean the same after a restart) and held in memory on
+ * the monotonic clock, so a step of the wall clock neither stalls nor fires waiting retries. */
+static int64_t sched_mono_from_wall(int64_t wall)
+{
+    return time_mono_ms() + (wall - time_now_ms());
+}
+
+/* sched_wall_from_mono: the unix ms of a monotonic due time, for replies and the log. */
+static int64_t sched_wall_from_mono(int64_t mono)
+{
+    return time_now_ms() + (mono - time_mono_ms());
+}
 
 static void sched_arm(scheduler_t *s);
 
@@ -84,14 +115,20 @@ static void sched_wait(scheduler_t *s, sched_entry_t *e)
     sched_arm(s);
 }
 
-/* sched_tick hands every due entry to the senders. */
+/* sched_tick hands due entries to the senders, a bounded number per tick (a restart after a
+ * long stop finds many overdue at once). */
 static void sched_tick(uv_timer_t *t)
 {
     scheduler_t *s = t->data;
     if (daemon_draining(s->d)) return;
-    int64_t now = time_now_ms();
+    int64_t now = time_mono_ms();
     sched_entry_t *e;
+    unsigned released = 0;
     while ((e = sched_heap_top(&s->due)) && e->due <= now) {
+        if (released++ == SCHED_RELEASE_BURST) {
+            uv_timer_start(&s->timer, sched_tick, SCHED_RELEASE_TICK_MS, 0);
+            return;
+        }
         sched_flight_t *fl = malloc(sizeof *fl);
         if (!fl) {
             char id[INVOCATION_ID_LEN];
@@ -117,7 +154,7 @@ static void sched_arm(scheduler_t *s)
         uv_timer_stop(&s->timer);
         return;
     }
-    int64_t wait = e->due - time_now_ms();
+    int64_t wait = e->due - time_mono_ms();
     uv_timer_start(&s->timer, sched_tick, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
@@ -164,19 +201,84 @@ static void sched_marker(scheduler_t *s, const sched_entry_t *e)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void sched_ack_synced(void *arg, int status);
+
+/* sched_ack_free frees a reply record. */
+static void sched_ack_free(sched_ack_t *a)
+{
+    free(a->rec);
+    free(a);
+}
+
+/* sched_stall_retry journals again, after a failed sync, what the stalled replies wait for. */
+static void sched_stall_retry(uv_timer_t *t)
+{
+    scheduler_t *s = t->data;
+    sched_ack_t *a;
+    char err[256];
+    while ((a = TAILQ_FIRST(&s->stalled))) {
+        TAILQ_REMOVE(&s->stalled, a, link);
+        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        if (a->apply &&
+            journal_append(s->journal, a->rec, a->reclen, 1, &a->pos, err, sizeof err) < 0) {
+            sched_ack_synced(a, -ENOSPC);
+            continue;
+        }
+        committer_after(s->commit, sched_ack_synced, a);
+    }
+}
+
+/* sched_stall keeps a reply whose journal sync failed (disk full): the sender keeps waiting,
+ * and the record is journaled again later, at a bounded rate, instead of the sender being cut
+ * off and resending everything many times a second. */
+static void sched_stall(scheduler_t *s, sched_ack_t *a, int status)
+{
+    unsigned long held = 0;
+    if (log_limit_pass(&s->stall_log, SCHED_LOG_EVERY_MS, &held))
+        log_error("journal sync failed for %s: %s; kept, journaled again in %u ms (%lu more "
+                  "such failures not logged)",
+                  a->inv, strerror(-status), s->stall_ms ? s->stall_ms * 2 : SCHED_STALL_MIN_MS,
+                  held);
+    TAILQ_INSERT_TAIL(&s->stalled, a, link);
+    if (uv_is_active((uv_handle_t *)&s->stall_timer)) return;
+    s->stall_ms = s->stall_ms ? s->stall_ms * 2 : SCHED_STALL_MIN_MS;
+    if (s->stall_ms > SCHED_STALL_MAX_MS) s->stall_ms = SCHED_STALL_MAX_MS;
+    uv_timer_start(&s->stall_timer, sched_stall_retry, s->stall_ms, 0);
+}
+
+/* sched_apply makes the durable retry record of a the invocation's entry, releasing the record
+ * it replaces (durable itself, so releasing it now loses nothing). Returns 0 or -ENOMEM. */
+static int sched_apply(scheduler_t *s, sched_ack_t *a)
+{
+    sched_entry_t *e = sched_find(s, a->inv, strlen(a->inv));
+    if (e) {
+        sched_unplace(s, e);
+        journal_release(s->journal, e->pos);
+    } else if (sched_add(s, a->inv, strlen(a->inv), &e) < 0) {
+        journal_release(s->journal, a->pos);
+        return -ENOMEM;
+    }
+    e->attempt = a->attempt;
+    e->gen = a->gen;
+    e->due = sched_mono_from_wall(a->due);
+    e->pos = a->pos;
+    sched_wait(s, e);
+    return 0;
+}
+
 /* sched_ack_synced replies to the sender (or hookctl) once the journal holds the decision. */
 static void sched_ack_synced(void *arg, int status)
 {
     sched_ack_t *a = arg;
     scheduler_t *s = a->s;
     TAILQ_REMOVE(&s->acks, a, link);
-    sched_entry_t *e = sched_find(s, a->inv, strlen(a->inv));
-    if (status < 0) {
-        log_error("journal sync failed for %s: %s; not acknowledged, the sender keeps it", a->inv,
-                  strerror(-status));
-        if (e && e->state == ENTRY_NEW) sched_forget(s, e);
-        if (a->c && !a->redeliver) /* the sender asks again on its next connection */
-            conn_close(a->c, "journal sync failed; retry not accepted");
+    if (status == 0 && a->apply && sched_apply(s, a) < 0) status = -ENOMEM;
+    if (status < 0 && !a->redeliver && !daemon_draining(s->d)) {
+        sched_stall(s, a, status);
+        return;
+    }
+    if (status < 0) { /* hookctl is told; a sender draining away gets it again elsewhere */
+        log_error("journal sync failed for %s: %s; not acknowledged", a->inv, strerror(-status));
         if (a->c && a->redeliver) {
             msgpack_packer *pk = conn_frame_begin(a->c);
             msgpack_pack_map(pk, 3);
@@ -185,10 +287,10 @@ static void sched_ack_synced(void *arg, int status)
             frame_pack_kv_str(pk, PK_ERROR, strerror(-status));
             conn_frame_end(a->c);
         }
-        free(a);
+        sched_ack_free(a);
         return;
     }
-    if (e && e->state == ENTRY_NEW) sched_wait(s, e);
+    s->stall_ms = 0;
     if (a->redeliver) {
         char err[256];
         if (store_delivery_mark(s->store, a->inv, DLV_PENDING, time_now_ms(), err, sizeof err) < 0)
@@ -209,44 +311,32 @@ static void sched_ack_synced(void *arg, int status)
         }
         conn_frame_end(a->c);
     }
-    free(a);
+    sched_ack_free(a);
 }
 
-/* sched_schedule journals attempt `attempt` of the job in frame f for time due, replacing any
- * earlier entry of the invocation, and replies through a once durable. */
+/* sched_schedule journals attempt `attempt` of the job in frame f for time due (unix ms); once
+ * durable it replaces any earlier entry of the invocation and a is answered. */
 static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *inv, size_t invlen,
                            int attempt, int64_t due, sched_ack_t *a)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    uint64_t gen = s->next_gen++;
-    sched_pack_record(&sb, f, attempt, due, gen);
+    a->gen = s->next_gen++;
+    a->attempt = attempt;
+    a->due = due;
+    sched_pack_record(&sb, f, attempt, due, a->gen);
     char err[256];
-    journal_pos_t pos;
-    int rc = journal_append(s->journal, sb.data, sb.size, 1, &pos, err, sizeof err);
-    msgpack_sbuffer_destroy(&sb);
+    int rc = journal_append(s->journal, sb.data, sb.size, 1, &a->pos, err, sizeof err);
+    TAILQ_INSERT_TAIL(&s->acks, a, link);
     if (rc < 0) {
         log_error("journal: retry of %.*s not recorded: %s", (int)invlen, inv, err);
-        TAILQ_INSERT_TAIL(&s->acks, a, link);
+        msgpack_sbuffer_destroy(&sb);
         sched_ack_synced(a, rc);
         return;
     }
-    sched_entry_t *e = sched_find(s, inv, invlen);
-    if (e) {
-        sched_unplace(s, e);
-        journal_release(s->journal, e->pos);
-    } else if (sched_add(s, inv, invlen, &e) < 0) {
-        journal_release(s->journal, pos);
-        TAILQ_INSERT_TAIL(&s->acks, a, link);
-        sched_ack_synced(a, -ENOMEM);
-        return;
-    }
-    e->attempt = attempt;
-    e->gen = gen;
-    e->due = due;
-    e->pos = pos;
-    e->state = ENTRY_NEW;
-    TAILQ_INSERT_TAIL(&s->acks, a, link);
+    a->apply = 1;
+    a->rec = sb.data; /* kept for a journal retry after a failed sync */
+    a->reclen = sb.size;
     committer_after(s->commit, sched_ack_synced, a);
 }
 
@@ -261,19 +351,46 @@ static sched_ack_t *sched_ack_new(scheduler_t *s, conn_t *c, const char *inv, si
     return a;
 }
 
+/* sched_job_fields_bad names the first job field of a RETRY or REDELIVER frame that is missing
+ * or empty, or returns NULL when all are there: a retry without them could only fail later with
+ * an empty webhook id in the delivery log. */
+static const char *sched_job_fields_bad(const msgpack_object *f)
+{
+    static const char *const need[] = {PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE};
+    const char *v;
+    size_t n;
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        if (frame_get_str(f, need[i], &v, &n) < 0 || n == 0) return need[i];
+    if (frame_get_str(f, PK_BODY, &v, &n) < 0) return PK_BODY;
+    return NULL;
+}
+
 void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
 {
-    const char *inv;
+    const char *inv, *bad;
     size_t invlen;
     uint64_t seq;
     int64_t att, ra = 0;
+    char why[160];
     if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
         invlen >= INVOCATION_ID_LEN || frame_get_u64(f, PK_SEQ, &seq) < 0 ||
-        frame_get_i64(f, PK_ATTEMPT, &att) < 0 || att < 1) {
-        conn_close(c, "malformed RETRY frame");
+        frame_get_i64(f, PK_ATTEMPT, &att) < 0) {
+        conn_close(c, "malformed RETRY frame (invocation, seq or attempt)");
+        return;
+    }
+    if (att < 1 || att > s->policy.max_attempts) {
+        snprintf(why, sizeof why, "malformed RETRY frame: attempt %lld outside 1..%d",
+                 (long long)att, s->policy.max_attempts);
+        conn_close(c, why);
+        return;
+    }
+    if ((bad = sched_job_fields_bad(f))) {
+        snprintf(why, sizeof why, "malformed RETRY frame: %s missing or empty", bad);
+        conn_close(c, why);
         return;
     }
     frame_get_i64(f, PK_RETRY_AFTER, &ra);
+    if (ra < 0) ra = 0; /* retry_next caps it at the schedule's longest wait */
     uint64_t deferred = 0;
     frame_get_u64(f, PK_DEFERRED, &deferred);
     sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
@@ -284,14 +401,15 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
      * is at (a deferred duplicate must never move an invocation back, nor replace the attempt
      * another sender is making). */
     if (e && (e->attempt > att + 1 || (deferred && e->attempt != att))) {
-        a->next = e->due;
+        a->next = sched_wall_from_mono(e->due);
         TAILQ_INSERT_TAIL(&s->acks, a, link);
         committer_after(s->commit, sched_ack_synced, a);
         return;
     }
     int64_t next;
     if (deferred) { /* never attempted: the same attempt, later, not counted as a failure */
-        a->next = time_now_ms() + (ra > 0 ? ra : 1000);
+        a->next =
+            time_now_ms() + (ra > 0 ? (ra < SCHED_DEFER_MAX_MS ? ra : SCHED_DEFER_MAX_MS) : 1000);
         s->stats.deferred++;
         sched_schedule(s, f, inv, invlen, (int)att, a->next, a);
         return;
@@ -317,11 +435,24 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
 
 void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
 {
-    const char *inv;
+    const char *inv, *bad;
     size_t invlen;
+    char why[160];
     if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
         invlen >= INVOCATION_ID_LEN) {
-        conn_close(c, "malformed REDELIVER frame");
+        bad = PK_INVOCATION;
+    } else {
+        bad = sched_job_fields_bad(f);
+    }
+    if (bad) { /* answered, not cut off: hookctl shows the reason */
+        snprintf(why, sizeof why, "REDELIVER refused: %s missing or empty", bad);
+        log_warn("%s", why);
+        msgpack_packer *pk = conn_frame_begin(c);
+        msgpack_pack_map(pk, 3);
+        frame_pack_kv_u64(pk, PK_TYPE, PT_REDELIVER_ACK);
+        frame_pack_kv_u64(pk, PK_OK, 0);
+        frame_pack_kv_str(pk, PK_ERROR, why);
+        conn_frame_end(c);
         return;
     }
     sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
@@ -416,7 +547,7 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
         }
         e->attempt = (int)att;
         e->gen = gen;
-        e->due = due;
+        e->due = sched_mono_from_wall(due);
         e->pos = pos;
     } else {
         if (e && e->gen == gen) sched_forget(s, e);
@@ -426,13 +557,37 @@ static int sched_replay_record(void *arg, journal_pos_t pos, const void *rec, si
     return 0;
 }
 
-/* sched_compact_visit names every pending retry whose record lies in segment seg. */
+/* sched_compact_visit names every pending retry whose record lies in segment seg or below. */
 static void sched_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
 {
     scheduler_t *s = arg;
     sched_entry_t *e;
     for (size_t i = 0; (e = sched_index_next(&s->index, &i));)
-        if (journal_pos_segment(e->pos) <= seg) committer_move(m, &e->pos);
+        if (journal_pos_segment(e->pos) <= seg) committer_move(m, e->pos);
+}
+
+/* sched_compact_relocate: which moved records are still an entry's, and on commit point the
+ * entries at their copies (found by the invocation id inside each record). */
+static void sched_compact_relocate(void *arg, committer_move_t *moves, size_t n, int commit)
+{
+    scheduler_t *s = arg;
+    for (size_t i = 0; i < n; i++) {
+        committer_move_t *mv = &moves[i];
+        msgpack_unpacked up;
+        const char *inv;
+        size_t invlen;
+        msgpack_unpacked_init(&up);
+        if (msgpack_unpack_next(&up, mv->rec, mv->len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+            up.data.type == MSGPACK_OBJECT_MAP &&
+            frame_get_str(&up.data, PK_INVOCATION, &inv, &invlen) == 0) {
+            sched_entry_t *e = sched_find(s, inv, invlen);
+            if (e && e->pos == mv->old) {
+                mv->held = 1;
+                if (commit) e->pos = mv->new;
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+    }
 }
 
 int sched_queue_open(scheduler_t *s)
@@ -442,6 +597,9 @@ int sched_queue_open(scheduler_t *s)
     sched_heap_init(&s->due);
     s->next_gen = 1;
     TAILQ_INIT(&s->acks);
+    TAILQ_INIT(&s->stalled);
+    uv_timer_init(daemon_loop(s->d), &s->stall_timer);
+    s->stall_timer.data = s;
     snprintf(dir, sizeof dir, "%s/journal", daemon_data_dir(s->d));
     int rc =
         journal_open(&s->journal, dir, "scheduler", daemon_segment_bytes(s->d), err, sizeof err);
@@ -467,7 +625,8 @@ int sched_queue_open(scheduler_t *s)
              sched_index_count(&s->index), (long long)(time_now_ms() - t0));
     sched_arm(s);
     rc = committer_init(&s->commit, daemon_loop(s->d), s->journal, daemon_fsync(s->d), 10);
-    if (rc == 0) committer_compact_every(s->commit, 1000, 4, sched_compact_visit, s);
+    if (rc == 0)
+        committer_compact_every(s->commit, 1000, 4, sched_compact_visit, sched_compact_relocate, s);
     return rc;
 }
 
@@ -475,6 +634,8 @@ void sched_queue_peer_down(scheduler_t *s, conn_t *c)
 {
     sched_ack_t *a;
     TAILQ_FOREACH(a, &s->acks, link)
+    if (a->c == c) a->c = NULL;
+    TAILQ_FOREACH(a, &s->stalled, link)
     if (a->c == c) a->c = NULL;
     dispatch_remove_peer(s->senders, c);
     /* Requeued entries are back in the dispatcher's queue; nothing else to do. */
@@ -487,7 +648,7 @@ size_t sched_queue_pending(scheduler_t *s)
 
 int sched_queue_idle(scheduler_t *s)
 {
-    return dispatch_inflight(s->senders) == 0 && TAILQ_EMPTY(&s->acks);
+    return dispatch_inflight(s->senders) == 0 && TAILQ_EMPTY(&s->acks) && TAILQ_EMPTY(&s->stalled);
 }
 
 /* sched_timer_closed: the timer lives inside scheduler_t. */
@@ -501,6 +662,12 @@ void sched_queue_close(scheduler_t *s)
     if (s->commit) committer_close(s->commit);
     s->commit = NULL;
     if (s->timer.data) uv_close((uv_handle_t *)&s->timer, sched_timer_closed);
+    if (s->stall_timer.data) uv_close((uv_handle_t *)&s->stall_timer, sched_timer_closed);
+    sched_ack_t *a;
+    while ((a = TAILQ_FIRST(&s->stalled))) { /* never journaled: the senders still hold them */
+        TAILQ_REMOVE(&s->stalled, a, link);
+        sched_ack_free(a);
+    }
     if (s->senders) {
         dispatch_item_t *it;
         while ((it = dispatch_pop_any(s->senders)))

@@ -10,6 +10,7 @@
 #include "util/daemon.h"
 #include "util/dispatch.h"
 #include "util/journal.h"
+#include "util/log.h"
 #include "sched_heap.h"
 #include "sched_index.h"
 #include "util/tree.h"
@@ -31,6 +32,10 @@ typedef struct scheduler {
     int64_t log_max_age_ms; /* delivery-log pruning: records older than this go (0: never) */
     int log_keep;           /* and at most this many per webhook are kept (0: no limit) */
     TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
+    struct sched_ack_list stalled; /* replies whose sync failed, journaled again later */
+    uv_timer_t stall_timer;
+    unsigned stall_ms; /* the current wait before journaling them again (0: none failed) */
+    log_limit_t stall_log;
     struct {
         uint64_t retries, failed, dispatched, done, redelivered, replayed, pruned, deferred;
     } stats;

@@ -27,6 +27,7 @@ typedef struct journal_seg {
     uint32_t num;
     int fd;        /* -1 until opened */
     int on_disk;   /* the file exists */
+    int sealed;    /* a write to it failed: never appended to again (see journal_rollback) */
     uint64_t size; /* bytes including buffered records */
     uint64_t good; /* bytes written (and synced when asked): what a failed sync goes back to */
     uint64_t live;
@@ -36,22 +37,36 @@ typedef struct journal_seg {
 /* Bytes appended to one segment since the last sync. */
 typedef struct journal_chunk {
     uint32_t num;
+    int fd;         /* the segment's file, opened when the chunk is taken into a batch */
     uint64_t start; /* file offset of buf[0] */
     char *buf;
     size_t len, cap;
-    uint64_t live_added;
+    uint64_t live_added, records_added;
 } journal_chunk_t;
+
+/* Buffered records taken out of the journal to be written, possibly on another thread. */
+struct journal_batch {
+    journal_chunk_t *chunks;
+    size_t nchunks;
+    const char *dir, *name; /* the journal's, for error messages */
+    int dirfd, sync_dir;    /* fsync the directory too (a segment was created) */
+    int open_rc;            /* a segment could not be opened or created when the batch was taken */
+    char open_err[4400];
+};
 
 struct journal {
     char *dir, *name;
     int dirfd, lockfd;
     size_t segment_max;
     int replayed;
-    int dir_dirty; /* a segment was created since the directory was last fsynced */
+    int dir_dirty;    /* a segment was created since the directory was last fsynced */
+    uint32_t max_num; /* the highest segment number ever used: numbers are never reused */
+    unsigned pinned;  /* journal_pin: no segment is removed while > 0 */
     journal_seg_t *segs;
     size_t nsegs, segcap;
     journal_chunk_t *chunks;
     size_t nchunks, chunkcap;
+    journal_batch_t *inflight; /* taken, being written, not yet finished */
 };
 
 /* journal_put32 stores v little-endian. */
@@ -89,6 +104,20 @@ static journal_seg_t *journal_find(journal_t *j, uint32_t num)
     return NULL;
 }
 
+/* journal_tighten takes away the permission bits outside mask (0700 for the directory, 0600 for
+ * files) that an earlier install or a hand-made copy left on what fd names, and says so. */
+static void journal_tighten(int fd, mode_t mask, const char *dir, const char *name)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (st.st_mode & 07777 & ~mask) == 0) return;
+    if (fchmod(fd, st.st_mode & mask) < 0)
+        log_warn("journal %s/%s: cannot tighten mode %04o: %s", dir, name,
+                 (unsigned)(st.st_mode & 07777), strerror(errno));
+    else
+        log_warn("journal %s/%s: mode %04o tightened to %04o", dir, name,
+                 (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & mask));
+}
+
 /* journal_seg_fd opens the segment's file on first use. Returns the fd or a negative errno. */
 static int journal_seg_fd(journal_t *j, journal_seg_t *s, int create)
 {
@@ -98,6 +127,7 @@ static int journal_seg_fd(journal_t *j, journal_seg_t *s, int create)
     int fd = openat(j->dirfd, fname, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
     if (fd < 0) return -errno;
     s->fd = fd;
+    if (!create) journal_tighten(fd, 0600, j->dir, fname);
     if (create) {
         s->on_disk = 1;
         j->dir_dirty = 1;
@@ -119,6 +149,7 @@ static journal_seg_t *journal_seg_add(journal_t *j, uint32_t num)
     memset(s, 0, sizeof *s);
     s->num = num;
     s->fd = -1;
+    if (num > j->max_num) j->max_num = num;
     return s;
 }
 
@@ -234,6 +265,8 @@ int journal_open(journal_t **jp, const char *dir, const char *name, size_t segme
         snprintf(err, errlen, "journal %s/%s is in use by another process", dir, name);
         goto fail;
     }
+    journal_tighten(j->dirfd, 0700, dir, ".");
+    journal_tighten(j->lockfd, 0600, dir, path + strlen(dir) + 1);
     if ((r = journal_scan(j, err, errlen)) < 0) goto fail;
     *jp = j;
     return 0;
@@ -400,8 +433,9 @@ int journal_replay(journal_t *j, journal_replay_cb cb, void *arg)
         }
         struct stat st;
         if (fstat(s->fd, &st) < 0) return -errno;
-        if ((r = journal_replay_seg(j, s, cb, arg, &end, &why)) < 0) return r;
+        /* set first: the owner may release records of this segment while it is replayed */
         s->size = s->good = (uint64_t)st.st_size;
+        if ((r = journal_replay_seg(j, s, cb, arg, &end, &why)) < 0) return r;
         if (!why) continue;
         if (!newest) {
             log_warn("journal %s: %s at offset %" PRIu64 ", skipping the %" PRIu64
@@ -437,6 +471,7 @@ static journal_chunk_t *journal_chunk_for(journal_t *j, journal_seg_t *s)
     journal_chunk_t *c = &j->chunks[j->nchunks++];
     memset(c, 0, sizeof *c);
     c->num = s->num;
+    c->fd = -1;
     c->start = s->size;
     return c;
 }
@@ -472,10 +507,12 @@ int journal_append(journal_t *j, const void *rec, size_t len, int live, journal_
         return len ? -EFBIG : -EINVAL;
     }
     journal_seg_t *s = j->nsegs ? &j->segs[j->nsegs - 1] : NULL;
-    int roll = s && s->size > JOURNAL_HDR_LEN &&
-               s->size + JOURNAL_REC_HDR + len > (uint64_t)j->segment_max;
+    int roll = s && (s->sealed || (s->size > JOURNAL_HDR_LEN &&
+                                   s->size + JOURNAL_REC_HDR + len > (uint64_t)j->segment_max));
     if (!s || roll) {
-        uint32_t num = s ? s->num + 1 : 1;
+        /* never a number used before in this process: a stale position must not name a record
+         * of a later segment */
+        uint32_t num = j->max_num + 1;
         if (num == UINT32_MAX) {
             snprintf(err, errlen, "journal %s/%s: segment numbers exhausted", j->dir, j->name);
             return -EFBIG;
@@ -498,6 +535,7 @@ int journal_append(journal_t *j, const void *rec, size_t len, int live, journal_
     *pos = (journal_pos_t)s->num << 32 | s->size;
     s->size += JOURNAL_REC_HDR + len;
     s->records++;
+    c->records_added++;
     if (live) {
         s->live++;
         c->live_added++;
@@ -508,15 +546,24 @@ nomem:
     return -ENOMEM;
 }
 
+/* journal_seg_busy: 1 when segment num has records buffered or being written. */
+static int journal_seg_busy(const journal_t *j, uint32_t num)
+{
+    for (size_t i = 0; i < j->nchunks; i++)
+        if (j->chunks[i].num == num) return 1;
+    for (size_t i = 0; j->inflight && i < j->inflight->nchunks; i++)
+        if (j->inflight->chunks[i].num == num) return 1;
+    return 0;
+}
+
 /* journal_gc unlinks leading segments with nothing live, never the active one nor one with
- * unwritten records. */
+ * unwritten records; nothing during replay (later segments are not counted yet) or while the
+ * journal is pinned. */
 static void journal_gc(journal_t *j)
 {
-    while (j->nsegs > 1 && j->segs[0].live == 0) {
-        for (size_t i = 0; i < j->nchunks; i++)
-            if (j->chunks[i].num == j->segs[0].num) return;
+    if (!j->replayed || j->pinned) return;
+    while (j->nsegs > 1 && j->segs[0].live == 0 && !journal_seg_busy(j, j->segs[0].num))
         journal_seg_remove(j, 0, 1);
-    }
 }
 
 /* journal_write_all writes n bytes at off, retrying short writes. Returns 0 or -errno. */
@@ -534,17 +581,20 @@ static int journal_write_all(int fd, const char *p, size_t n, uint64_t off)
     return 0;
 }
 
-/* journal_rollback drops every pending chunk after a failed sync: files go back to their good
- * size, live counts lose what the dropped records added, never-written segments disappear. */
-static void journal_rollback(journal_t *j)
+/* journal_chunks_drop takes back what n chunks added to their segments: sizes go back to the
+ * good size, files are cut there, and the segment is sealed so that no later record reuses an
+ * offset a dropped record had (a stale position then names nothing; see journal_release). */
+static void journal_chunks_drop(journal_t *j, journal_chunk_t *cs, size_t n)
 {
     char path[4200];
-    for (size_t i = 0; i < j->nchunks; i++) {
-        journal_chunk_t *c = &j->chunks[i];
+    for (size_t i = 0; i < n; i++) {
+        journal_chunk_t *c = &cs[i];
         journal_seg_t *s = journal_find(j, c->num);
         if (s) {
             s->live -= c->live_added <= s->live ? c->live_added : s->live;
+            s->records -= c->records_added <= s->records ? c->records_added : s->records;
             s->size = s->good;
+            s->sealed = 1;
             if (s->fd >= 0 && ftruncate(s->fd, (off_t)s->good) < 0) {
                 journal_seg_path(j, s->num, path, sizeof path);
                 log_error("journal %s: cannot truncate back to %" PRIu64 " bytes: %s", path,
@@ -553,117 +603,211 @@ static void journal_rollback(journal_t *j)
         }
         free(c->buf);
     }
+}
+
+/* journal_rollback drops the failed batch and every record buffered after it (they follow the
+ * failed bytes in the file): never-written segments disappear, the others are sealed. */
+static void journal_rollback(journal_t *j, journal_batch_t *b)
+{
+    journal_chunks_drop(j, b->chunks, b->nchunks);
+    journal_chunks_drop(j, j->chunks, j->nchunks);
     j->nchunks = 0;
+    j->dir_dirty |= b->sync_dir;
     for (size_t i = j->nsegs; i-- > 0;)
         if (j->segs[i].good == 0) journal_seg_remove(j, i, 1);
 }
 
+journal_batch_t *journal_batch_take(journal_t *j)
+{
+    if (j->inflight || j->nchunks == 0) return NULL;
+    journal_batch_t *b = calloc(1, sizeof *b);
+    if (!b) return NULL; /* the records stay buffered for the next try */
+    b->chunks = j->chunks;
+    b->nchunks = j->nchunks;
+    j->chunks = NULL;
+    j->nchunks = j->chunkcap = 0;
+    j->inflight = b;
+    b->dirfd = j->dirfd;
+    b->dir = j->dir;
+    b->name = j->name;
+    for (size_t i = 0; i < b->nchunks && b->open_rc == 0; i++) {
+        journal_chunk_t *c = &b->chunks[i];
+        journal_seg_t *s = journal_find(j, c->num);
+        int fd = s ? journal_seg_fd(j, s, c->start == 0) : -EIO;
+        if (fd < 0) {
+            char path[4200];
+            journal_seg_path(j, c->num, path, sizeof path);
+            b->open_rc = fd;
+            snprintf(b->open_err, sizeof b->open_err, "journal %s: open: %s", path, strerror(-fd));
+        }
+        c->fd = fd;
+    }
+    b->sync_dir = j->dir_dirty;
+    j->dir_dirty = 0;
+    return b;
+}
+
+int journal_batch_write(journal_batch_t *b, int do_fsync, char *err, size_t errlen)
+{
+    if (b->open_rc < 0) {
+        snprintf(err, errlen, "%s", b->open_err);
+        return b->open_rc;
+    }
+    for (size_t i = 0; i < b->nchunks; i++) {
+        journal_chunk_t *c = &b->chunks[i];
+        const char *what = "write";
+        int r = journal_write_all(c->fd, c->buf, c->len, c->start);
+        if (r == 0 && do_fsync && fdatasync(c->fd) < 0) {
+            r = -errno;
+            what = "fdatasync";
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "journal %s/%s-%016" PRIx32 ".jnl: %s: %s", b->dir, b->name,
+                     c->num, what, strerror(-r));
+            return r;
+        }
+    }
+    if (do_fsync && b->sync_dir && fsync(b->dirfd) < 0) {
+        int r = -errno;
+        snprintf(err, errlen, "journal %s: fsync directory: %s", b->dir, strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+void journal_batch_finish(journal_t *j, journal_batch_t *b, int status)
+{
+    if (status < 0) {
+        journal_rollback(j, b);
+    } else {
+        for (size_t i = 0; i < b->nchunks; i++) {
+            journal_chunk_t *c = &b->chunks[i];
+            journal_seg_t *s = journal_find(j, c->num);
+            if (s && c->start + c->len > s->good) s->good = c->start + c->len;
+            free(c->buf);
+        }
+    }
+    free(b->chunks);
+    free(b);
+    j->inflight = NULL;
+    journal_gc(j);
+}
+
+int journal_buffered(const journal_t *j)
+{
+    return j->nchunks > 0;
+}
+
 int journal_sync(journal_t *j, int do_fsync, char *err, size_t errlen)
 {
-    char path[4200];
-    int r = 0;
-    const char *what = "write";
-    journal_seg_t *s = NULL;
-    for (size_t i = 0; i < j->nchunks; i++) {
-        journal_chunk_t *c = &j->chunks[i];
-        s = journal_find(j, c->num);
-        if (!s) {
-            r = -EIO;
-            goto fail;
-        }
-        what = "open";
-        if ((r = journal_seg_fd(j, s, c->start == 0)) < 0) goto fail;
-        what = "write";
-        if ((r = journal_write_all(s->fd, c->buf, c->len, c->start)) < 0) goto fail;
-        what = "fdatasync";
-        if (do_fsync && fdatasync(s->fd) < 0) {
-            r = -errno;
-            goto fail;
-        }
+    if (j->inflight) {
+        snprintf(err, errlen, "journal %s/%s: sync while a batch is being written", j->dir,
+                 j->name);
+        return -EBUSY;
     }
-    s = NULL;
-    if (do_fsync && j->dir_dirty) {
-        what = "fsync directory";
-        if (fsync(j->dirfd) < 0) {
-            r = -errno;
-            goto fail;
-        }
-        j->dir_dirty = 0;
+    journal_batch_t *b = journal_batch_take(j);
+    if (!b) {
+        if (j->nchunks == 0) return 0;
+        snprintf(err, errlen, "journal %s/%s: out of memory", j->dir, j->name);
+        return -ENOMEM;
     }
-    for (size_t i = 0; i < j->nchunks; i++) {
-        journal_seg_t *cs = journal_find(j, j->chunks[i].num);
-        if (cs) cs->good = cs->size;
-        free(j->chunks[i].buf);
-    }
-    j->nchunks = 0;
-    journal_gc(j);
-    return 0;
-fail:
-    if (s)
-        journal_seg_path(j, s->num, path, sizeof path);
-    else
-        snprintf(path, sizeof path, "%s", j->dir);
-    snprintf(err, errlen, "journal %s: %s: %s", path, what, strerror(-r));
-    journal_rollback(j);
+    int r = journal_batch_write(b, do_fsync, err, errlen);
+    journal_batch_finish(j, b, r);
     return r;
 }
 
-void journal_release(journal_t *j, journal_pos_t pos)
+int journal_release(journal_t *j, journal_pos_t pos)
 {
-    journal_seg_t *s = journal_find(j, (uint32_t)(pos >> 32));
-    if (!s || s->live == 0) return;
+    journal_seg_t *s = journal_find(j, journal_pos_segment(pos));
+    uint64_t off = pos & 0xffffffffu;
+    /* Only a durable record can be released: a record not yet written, or one a failed sync
+     * dropped (its segment is gone, or sealed below its offset), is refused, so no owner can
+     * take a live count twice. */
+    if (!s || off < JOURNAL_HDR_LEN || off >= s->good || s->live == 0) {
+        log_error("journal %s/%s: release of segment %" PRIu32 " offset %" PRIu64 " refused: %s",
+                  j->dir, j->name, journal_pos_segment(pos), off,
+                  !s               ? "no such segment"
+                  : off >= s->good ? "not durable (never written, or dropped by a failed sync)"
+                                   : "nothing live in that segment");
+        return !s ? -ENOENT : -EINVAL;
+    }
     s->live--;
     journal_gc(j);
+    return 0;
+}
+
+void journal_pin(journal_t *j)
+{
+    j->pinned++;
+}
+
+void journal_unpin(journal_t *j)
+{
+    if (j->pinned && --j->pinned == 0) journal_gc(j);
+}
+
+/* journal_pread_record reads and checks the record at off of fd, which holds limit valid bytes.
+ * Returns 0 with a malloc'd copy in *rec, or a negative errno (-EBADMSG: damaged). */
+static int journal_pread_record(int fd, uint64_t off, uint64_t limit, void **rec, size_t *len)
+{
+    unsigned char hdr[JOURNAL_REC_HDR];
+    *rec = NULL;
+    *len = 0;
+    if (off + JOURNAL_REC_HDR > limit) return -ENOENT;
+    ssize_t r = pread(fd, hdr, sizeof hdr, (off_t)off);
+    if (r < 0) return -errno;
+    if (r != (ssize_t)sizeof hdr) return -EIO;
+    uint32_t n = journal_get32(hdr), crc = journal_get32(hdr + 4);
+    if (n == 0 || n > JOURNAL_RECORD_MAX || off + JOURNAL_REC_HDR + n > limit) return -EBADMSG;
+    char *out = malloc(n);
+    if (!out) return -ENOMEM;
+    size_t got = 0;
+    while (got < n) {
+        r = pread(fd, out + got, n - got, (off_t)(off + JOURNAL_REC_HDR + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            free(out);
+            return -e;
+        }
+        got += (size_t)r;
+    }
+    if (crc32c(0, out, n) != crc) {
+        free(out);
+        return -EBADMSG;
+    }
+    *rec = out;
+    *len = n;
+    return 0;
 }
 
 int journal_read(journal_t *j, journal_pos_t pos, void **rec, size_t *len)
 {
     uint32_t num = (uint32_t)(pos >> 32);
     uint64_t off = pos & 0xffffffffu;
-    unsigned char hdr[JOURNAL_REC_HDR];
     journal_seg_t *s = journal_find(j, num);
     *rec = NULL;
     *len = 0;
     if (!s || off < JOURNAL_HDR_LEN || off + JOURNAL_REC_HDR > s->size) return -ENOENT;
-    const unsigned char *p = NULL;
-    if (off >= s->good) { /* still in memory */
-        for (size_t i = 0; i < j->nchunks; i++) {
-            journal_chunk_t *c = &j->chunks[i];
-            if (c->num == num && off >= c->start && off + JOURNAL_REC_HDR <= c->start + c->len)
-                p = (const unsigned char *)c->buf + (off - c->start);
-        }
-        if (!p) return -ENOENT;
-        memcpy(hdr, p, sizeof hdr);
-    } else {
+    if (off < s->good) {
         int fd = journal_seg_fd(j, s, 0);
         if (fd < 0) return fd;
-        ssize_t r = pread(fd, hdr, sizeof hdr, (off_t)off);
-        if (r < 0) return -errno;
-        if (r != (ssize_t)sizeof hdr) return -EIO;
+        return journal_pread_record(fd, off, s->good, rec, len);
     }
-    uint32_t n = journal_get32(hdr), crc = journal_get32(hdr + 4);
+    /* still in memory: buffered, or in the batch being written */
+    const unsigned char *p = NULL;
+    for (size_t i = 0; i < j->nchunks + (j->inflight ? j->inflight->nchunks : 0); i++) {
+        journal_chunk_t *c = i < j->nchunks ? &j->chunks[i] : &j->inflight->chunks[i - j->nchunks];
+        if (c->num == num && off >= c->start && off + JOURNAL_REC_HDR <= c->start + c->len)
+            p = (const unsigned char *)c->buf + (off - c->start);
+    }
+    if (!p) return -ENOENT;
+    uint32_t n = journal_get32(p), crc = journal_get32(p + 4);
     if (n == 0 || n > JOURNAL_RECORD_MAX || off + JOURNAL_REC_HDR + n > s->size) return -EBADMSG;
+    if (crc32c(0, p + JOURNAL_REC_HDR, n) != crc) return -EBADMSG;
     char *out = malloc(n);
     if (!out) return -ENOMEM;
-    if (p) {
-        memcpy(out, p + JOURNAL_REC_HDR, n);
-    } else {
-        size_t got = 0;
-        while (got < n) {
-            ssize_t r = pread(s->fd, out + got, n - got, (off_t)(off + JOURNAL_REC_HDR + got));
-            if (r < 0 && errno == EINTR) continue;
-            if (r <= 0) {
-                int e = r < 0 ? errno : EIO;
-                free(out);
-                return -e;
-            }
-            got += (size_t)r;
-        }
-    }
-    if (crc32c(0, out, n) != crc) {
-        free(out);
-        return -EBADMSG;
-    }
+    memcpy(out, p + JOURNAL_REC_HDR, n);
     *rec = out;
     *len = n;
     return 0;
@@ -683,6 +827,7 @@ int journal_unappend(journal_t *j, journal_pos_t pos, int live)
         c->len = (size_t)(off - c->start);
         s->size = off;
         s->records--;
+        c->records_added--;
         if (live) {
             s->live--;
             c->live_added--;
@@ -705,20 +850,24 @@ int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg)
     return 1;
 }
 
-int journal_move(journal_t *j, journal_pos_t pos, journal_pos_t *newpos, char *err, size_t errlen)
+int journal_copy_prepare(journal_t *j, journal_copy_t *c)
 {
-    void *rec;
-    size_t len;
-    int rc = journal_read(j, pos, &rec, &len);
-    if (rc < 0) {
-        snprintf(err, errlen,
-                 "journal %s: cannot read record at segment %" PRIu32 " offset %llu: %s", j->name,
-                 journal_pos_segment(pos), (unsigned long long)(pos & 0xffffffffu), strerror(-rc));
-        return rc;
-    }
-    rc = journal_append(j, rec, len, 1, newpos, err, errlen);
-    free(rec);
-    return rc;
+    journal_seg_t *s = journal_find(j, journal_pos_segment(c->pos));
+    c->off = c->pos & 0xffffffffu;
+    c->rec = NULL;
+    c->len = 0;
+    c->rc = -ENOENT;
+    if (!s || c->off < JOURNAL_HDR_LEN || c->off >= s->good) return -ENOENT;
+    int fd = journal_seg_fd(j, s, 0);
+    if (fd < 0) return c->rc = fd;
+    c->fd = fd;
+    c->limit = s->good;
+    return c->rc = 0;
+}
+
+void journal_copy_read(journal_copy_t *c)
+{
+    if (c->rc == 0) c->rc = journal_pread_record(c->fd, c->off, c->limit, &c->rec, &c->len);
 }
 
 void journal_get_stats(journal_t *j, journal_stats_t *st)
@@ -737,6 +886,13 @@ void journal_close(journal_t *j)
     for (size_t i = 0; i < j->nchunks; i++)
         free(j->chunks[i].buf);
     free(j->chunks);
+    if (j->inflight) { /* never finished: as after a crash, what it held may or may not be on disk
+                        */
+        for (size_t i = 0; i < j->inflight->nchunks; i++)
+            free(j->inflight->chunks[i].buf);
+        free(j->inflight->chunks);
+        free(j->inflight);
+    }
     for (size_t i = 0; i < j->nsegs; i++)
         if (j->segs[i].fd >= 0) close(j->segs[i].fd);
     free(j->segs);

@@ -29,7 +29,7 @@ int journal_open(journal_t **jp, const char *dir, const char *name, size_t segme
 typedef int (*journal_replay_cb)(void *arg, journal_pos_t pos, const void *rec, size_t len);
 int journal_replay(journal_t *j, journal_replay_cb cb, void *arg);
 
-/* journal_append buffers one record (written out by journal_flush or journal_sync) and returns
+/* journal_append buffers one record (written out by a batch, see below) and returns
  * its position. A record appended with live=1 counts toward its segment's live count; markers
  * (acks) are appended with live=0. Rolls to a new segment when the current one is full.
  * Returns 0 or a negative errno (-ENOSPC, -EFBIG, -EIO) with err filled. */
@@ -41,15 +41,45 @@ int journal_append(journal_t *j, const void *rec, size_t len, int live, journal_
  * the newest record or was already written. */
 int journal_unappend(journal_t *j, journal_pos_t pos, int live);
 
-/* journal_sync writes buffered records and, when do_fsync, fdatasyncs (and the directory after a
- * segment was created). Returns 0 or a negative errno with err filled; on error the buffered
- * records are dropped from the buffer and the file is truncated back to its last synced size, so
- * callers must treat everything appended since the last successful sync as not written. */
+/* Writing buffered records, in three steps so that the write and fdatasync can run on another
+ * thread (committer.c) while the loop goes on appending:
+ *   journal_batch_take (loop thread) detaches everything buffered into a batch, opening or
+ *     creating the segment files it goes to; NULL when nothing is buffered, a batch is already
+ *     out, or memory ran short (the records then stay buffered). At most one batch is out.
+ *   journal_batch_write (any thread) writes the batch and, when do_fsync, fdatasyncs every file
+ *     it touched and the directory after a segment was created. It touches nothing but the
+ *     batch. Returns 0 or a negative errno with err filled.
+ *   journal_batch_finish (loop thread) takes the result and frees the batch. On success its
+ *     records are durable: they can be released and read from disk. On failure the batch AND
+ *     every record appended after it was taken are dropped: files are cut back to what was
+ *     durable, each segment touched is sealed (later records go to a new segment, so a position
+ *     of a dropped record is never reused) and journal_release refuses those positions. */
+typedef struct journal_batch journal_batch_t;
+journal_batch_t *journal_batch_take(journal_t *j);
+int journal_batch_write(journal_batch_t *b, int do_fsync, char *err, size_t errlen);
+void journal_batch_finish(journal_t *j, journal_batch_t *b, int status);
+
+/* journal_buffered: 1 when records are buffered, not yet taken into a batch. */
+int journal_buffered(const journal_t *j);
+
+/* journal_sync is the three steps above in one call, on the calling thread (tests, tools,
+ * shutdown). Returns 0 (also when nothing was buffered), -EBUSY while a batch is out, or the
+ * write's negative errno, after which everything appended since the last successful sync is
+ * gone, as journal_batch_finish says. */
 int journal_sync(journal_t *j, int do_fsync, char *err, size_t errlen);
 
-/* journal_release marks one live record at pos dead. Segments are unlinked oldest first, once
- * they and every older segment have no live records and are not the segment being written. */
-void journal_release(journal_t *j, journal_pos_t pos);
+/* journal_release marks one durable live record at pos dead. Segments are unlinked oldest
+ * first, once they and every older segment have no live records and are not being written (and
+ * never during replay, or while the journal is pinned). A position that is not durable (not yet
+ * written, or dropped by a failed sync) or names no segment is refused with a logged error:
+ * -EINVAL or -ENOENT, and nothing changes. So a record that supersedes another must free the
+ * old one only once it is durable itself, in its sync's completion. */
+int journal_release(journal_t *j, journal_pos_t pos);
+
+/* journal_pin / journal_unpin: while pinned, no segment is removed (a compaction reads old
+ * segments from another thread). Pins nest. */
+void journal_pin(journal_t *j);
+void journal_unpin(journal_t *j);
 
 /* journal_read reads back one record at pos (for payloads kept on disk). Returns 0 with a
  * malloc'd copy in *rec (caller frees) or a negative errno. */
@@ -62,17 +92,27 @@ static inline uint32_t journal_pos_segment(journal_pos_t pos)
 }
 
 /* Compaction. A record that stays live pins its segment (and every newer one) on disk; the
- * owner moves the live records of the oldest segments forward so they can be deleted:
- *   journal_compact_candidate() names, when more than keep segments exist, the newest of the
- *   leading segments that are at most half live: every record at or below it is to move;
- *   journal_move() appends a live copy of each of the owner's records in it;
- *   journal_sync() makes the copies durable; only then the owner releases the old positions
- *   and keeps the new ones (never release before the sync: a crash would lose the record).
- * journal_compact_candidate returns 1 with *seg set, or 0 when nothing needs moving. */
+ * owner moves the live records of the oldest segments forward so they can be deleted
+ * (committer.c runs it): journal_compact_candidate() names, when more than keep segments exist,
+ * the newest of the leading segments that are at most half live, every record at or below it to
+ * move; each is read back (journal_copy_prepare on the loop, journal_copy_read on any thread,
+ * with the journal pinned), appended again, and only once the copy is durable is the old
+ * position released. journal_compact_candidate returns 1 with *seg set, or 0. */
 int journal_compact_candidate(journal_t *j, size_t keep, uint32_t *seg);
-/* journal_move appends a live copy of the record at pos and returns its position in *newpos.
- * Returns 0 or a negative errno with err. */
-int journal_move(journal_t *j, journal_pos_t pos, journal_pos_t *newpos, char *err, size_t errlen);
+
+typedef struct journal_copy {
+    journal_pos_t pos; /* in: the record to copy */
+    int fd;            /* journal_copy_prepare: its file, valid bytes and offset */
+    uint64_t limit, off;
+    void *rec; /* journal_copy_read: a malloc'd copy of the payload (the caller frees) */
+    size_t len;
+    int rc; /* 0, or why it could not be read (-ENOENT: not durable, -EBADMSG: damaged) */
+} journal_copy_t;
+/* journal_copy_prepare (loop thread) checks that c->pos is a durable record and notes its file.
+ * Returns 0 or a negative errno (also left in c->rc). */
+int journal_copy_prepare(journal_t *j, journal_copy_t *c);
+/* journal_copy_read (any thread, journal pinned) reads and checks the record prepared in c. */
+void journal_copy_read(journal_copy_t *c);
 
 /* Figures for status and tests. */
 typedef struct journal_stats {

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX 4096
@@ -57,4 +58,19 @@ void log_msg(log_level_t lvl, const char *fmt, ...)
         off += (size_t)w;
     }
     errno = saved;
+}
+
+int log_limit_pass(log_limit_t *l, unsigned interval_ms, unsigned long *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now < l->next_ms) {
+        l->suppressed++;
+        return 0;
+    }
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->next_ms = now + interval_ms;
+    return 1;
 }

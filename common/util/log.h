@@ -14,6 +14,17 @@ int log_level_parse(const char *s);
  */
 void log_msg(log_level_t lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A limit for a line that a lasting fault would repeat many times a second (a full disk). */
+typedef struct log_limit {
+    long long next_ms;        /* monotonic time before which lines are held back */
+    unsigned long suppressed; /* held back since the last line written */
+} log_limit_t;
+
+/* log_limit_pass returns 1 when a line may be written now (at most one per interval_ms), with
+ * *suppressed set to how many were held back before it (the caller says so in its line), or 0
+ * when this one is to be held back (and counted). */
+int log_limit_pass(log_limit_t *l, unsigned interval_ms, unsigned long *suppressed);
+
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -6,6 +6,13 @@
 #include <stdio.h>
 #include <time.h>
 
+int64_t time_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t time_now_ms(void)
 {
     struct timespec ts;

@@ -75,6 +75,30 @@ def one_hook(port, path, wid="wh_c", events=("opportunity.created",)):
                                           list(events))])
 
 
+def mount_small_journal(test, p, size):
+    """mount_small_journal mounts a tmpfs of size on p's journal directory (a disk that fills
+    up), unmounted at the test's cleanup once the stages using it are stopped. Returns the
+    directory."""
+    jdir = os.path.join(p.data, "journal")
+    os.makedirs(jdir, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
+                        jdir], capture_output=True, text=True)
+    if r.returncode != 0:
+        test.fail("cannot mount a %s tmpfs on %s (this test needs root and mount(2); it "
+                  "must not be skipped): %s" % (size, jdir, r.stderr.strip()))
+
+    def unmount():
+        for d in p.daemons.values():  # their files live on it
+            if d.running():
+                d.proc.kill()
+                d.proc.wait()
+        if subprocess.run(["umount", jdir], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", jdir], capture_output=True)
+
+    test.addCleanup(unmount)
+    return jdir
+
+
 class Producer(threading.Thread):
     """Producer speaks the raw JSON Lines protocol on run/ingest.sock (docs/PROTOCOL.md) from a
     thread: it writes the lines while reading the replies in order, so it knows exactly which
@@ -266,24 +290,7 @@ class TestCrash(PipelineTestCase):
     # --- a full disk ---
 
     def _mount_small_journal(self, p, size):
-        jdir = os.path.join(p.data, "journal")
-        os.makedirs(jdir, exist_ok=True)
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size, "tmpfs",
-                            jdir], capture_output=True, text=True)
-        if r.returncode != 0:
-            self.fail("cannot mount a %s tmpfs on %s (this test needs root and mount(2); it "
-                      "must not be skipped): %s" % (size, jdir, r.stderr.strip()))
-
-        def unmount():
-            for d in p.daemons.values():  # their files live on it
-                if d.running():
-                    d.proc.kill()
-                    d.proc.wait()
-            if subprocess.run(["umount", jdir], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", jdir], capture_output=True)
-
-        self.addCleanup(unmount)
-        return jdir
+        return mount_small_journal(self, p, size)
 
     def test_disk_full_refuses_clearly_loses_nothing(self):
         p = self.pipeline(start=False)

@@ -1,5 +1,6 @@
 /* test_committer.c - group commit on a real loop and journal: always, batch and off each write
- * before calling back, in registration order; failures reach every waiter; close is clean. */
+ * (on the worker thread) before calling back, in registration order; failures reach every
+ * waiter and seal the segment; compaction moves records off the loop; close is clean. */
 #include "check.h"
 #include "util/committer.h"
 #include "util/journal.h"
@@ -74,6 +75,13 @@ static void on_kick(uv_timer_t *h)
     CHECK_INT(t->n, 0); /* nothing runs before the batch ends */
 }
 
+/* run_until runs the loop until *n reaches want (or 2000 iterations of at most 5 ms each). */
+static void run_until(uv_loop_t *loop, const int *n, int want)
+{
+    for (int i = 0; i < 2000 && *n < want; i++)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
 /* on_closed is the kick timer's close callback. */
 static void on_closed(uv_handle_t *h) {}
 
@@ -113,11 +121,8 @@ static void test_policy(const char *name, fsync_policy_t pol, unsigned batch_ms)
     setup(&t, name, pol, batch_ms);
     t.rearm = 1;
     uv_timer_start(&t.kick, on_kick, 0, 0);
-    /* always/off: the batch ends in the iteration that filled it */
-    if (pol != FSYNC_BATCH) {
-        uv_run(&t.loop, UV_RUN_ONCE);
-        CHECK_INT(t.n, 3);
-    }
+    run_until(&t.loop, &t.n, 3);
+    CHECK_INT(t.n, 3);
     uv_run(&t.loop, UV_RUN_DEFAULT);
     CHECK_INT(t.n, 4);
     for (int i = 0; i < 3; i++) {
@@ -142,6 +147,10 @@ static void test_flush_and_close(void)
     ws[1] = (waiter_t){&t, 1};
     committer_after(t.c, on_commit, &ws[1]);
     committer_flush_now(t.c);
+    CHECK_INT(t.n, 0); /* never from the call itself */
+    uint64_t t0 = uv_hrtime();
+    run_until(&t.loop, &t.n, 1);
+    CHECK(uv_hrtime() - t0 < 30000000000ull); /* long before the 60 s window */
     CHECK_INT(t.n, 1);
     CHECK_INT(t.status[0], 0);
     CHECK_INT(t.size_at_cb[0], 8 + 11);
@@ -173,12 +182,22 @@ static void test_failure(void)
         ws[i] = (waiter_t){&t, i};
         committer_after(t.c, on_commit, &ws[i]);
     }
+    journal_pos_t failed_pos = pos;
     uv_run(&t.loop, UV_RUN_DEFAULT);
     setrlimit(RLIMIT_FSIZE, &old);
     CHECK_INT(t.n, 2);
     CHECK_INT(t.status[0], -EFBIG);
     CHECK_INT(t.status[1], -EFBIG);
     CHECK_INT(t.order[1], 2);
+    /* the dropped record cannot be released; the next record is durable, in a new segment */
+    CHECK(journal_release(t.j, failed_pos) < 0);
+    CHECK_INT(journal_append(t.j, "after", 5, 1, &pos, err, sizeof err), 0);
+    CHECK(journal_pos_segment(pos) > journal_pos_segment(failed_pos));
+    ws[3] = (waiter_t){&t, 3};
+    committer_after(t.c, on_commit, &ws[3]);
+    run_until(&t.loop, &t.n, 3);
+    CHECK_INT(t.status[2], 0);
+    CHECK_INT(journal_release(t.j, pos), 0);
     teardown(&t);
 }
 
@@ -191,7 +210,9 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 /* The compaction test's owner: a few long-lived records among many that die. */
 typedef struct keeper {
     journal_pos_t pos[4];
-    int moved_calls;
+    int moved_calls, relocated;
+    int drop_during_read; /* release keeper 0 while its record is being read */
+    journal_t *j;
 } keeper_t;
 
 /* keeper_visit names the keeper's records in the segments being compacted. */
@@ -200,7 +221,26 @@ static void keeper_visit(void *arg, uint32_t upto, committer_moves_t *m)
     keeper_t *k = arg;
     k->moved_calls++;
     for (int i = 0; i < 4; i++)
-        if (journal_pos_segment(k->pos[i]) <= upto) committer_move(m, &k->pos[i]);
+        if (k->pos[i] && journal_pos_segment(k->pos[i]) <= upto) committer_move(m, k->pos[i]);
+    if (k->drop_during_read) { /* its owner lets it go before the copy is written */
+        CHECK_INT(journal_release(k->j, k->pos[0]), 0);
+        k->pos[0] = 0;
+    }
+}
+
+/* keeper_relocate answers which records it still holds, and moves them on commit. */
+static void keeper_relocate(void *arg, committer_move_t *moves, size_t n, int commit)
+{
+    keeper_t *k = arg;
+    for (size_t i = 0; i < n; i++)
+        for (int x = 0; x < 4; x++)
+            if (k->pos[x] && k->pos[x] == moves[i].old) {
+                moves[i].held = 1;
+                if (commit) {
+                    k->pos[x] = moves[i].new;
+                    k->relocated++;
+                }
+            }
 }
 
 /* count_records counts replayed records whose payload starts with "keep". */
@@ -208,6 +248,31 @@ static int count_keep(void *arg, journal_pos_t pos, const void *rec, size_t len)
 {
     if (len >= 4 && memcmp(rec, "keep", 4) == 0) ++*(int *)arg;
     return 0;
+}
+
+/* keeper_fill makes the keeper c's compaction owner and writes 4 keepers spread over the first
+ * segments of j among 200 records that die once durable. */
+static void keeper_fill(journal_t *j, committer_t *c, keeper_t *k)
+{
+    char rec[200];
+    journal_pos_t drops[204];
+    int ndrops = 0;
+    k->j = j;
+    committer_compact_every(c, 60000, 2, keeper_visit, keeper_relocate, k);
+    for (int i = 0; i < 204; i++) {
+        journal_pos_t pos;
+        int keep = i % 50 == 0 && i / 50 < 4;
+        snprintf(rec, sizeof rec, "%s %d %0150d", keep ? "keep" : "drop", i, 0);
+        CHECK_INT(journal_append(j, rec, strlen(rec), 1, &pos, err, sizeof err), 0);
+        if (keep)
+            k->pos[i / 50] = pos;
+        else
+            drops[ndrops++] = pos;
+    }
+    CHECK(journal_release(j, drops[0]) < 0); /* not durable yet: refused */
+    CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
+    for (int i = 0; i < ndrops; i++)
+        CHECK_INT(journal_release(j, drops[i]), 0);
 }
 
 /* test_compaction: live records pinning old segments are moved forward; the old segments go,
@@ -218,30 +283,20 @@ static void test_compaction(void)
     journal_t *j;
     committer_t *c;
     keeper_t k = {0};
-    char rec[200];
     CHECK_INT(uv_loop_init(&loop), 0);
     CHECK_INT(journal_open(&j, dir, "compact", 4096, err, sizeof err), 0);
     CHECK_INT(journal_replay(j, noop, NULL), 0);
     CHECK_INT(committer_init(&c, &loop, j, FSYNC_ALWAYS, 0), 0);
-    committer_compact_every(c, 60000, 2, keeper_visit, &k);
-    /* 4 keepers spread over the first segments, 200 records that die right away */
-    for (int i = 0; i < 204; i++) {
-        journal_pos_t pos;
-        int keep = i % 50 == 0 && i / 50 < 4;
-        snprintf(rec, sizeof rec, "%s %d %0150d", keep ? "keep" : "drop", i, 0);
-        CHECK_INT(journal_append(j, rec, strlen(rec), 1, &pos, err, sizeof err), 0);
-        if (keep)
-            k.pos[i / 50] = pos;
-        else
-            journal_release(j, pos);
-    }
-    CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
+    keeper_fill(j, c, &k);
     journal_stats_t st;
     journal_get_stats(j, &st);
     CHECK(st.segments > 6);
     uint64_t before = st.segments;
     int moved = committer_compact_now(c);
-    CHECK_INT(moved, 4); /* every keeper sits in a sparse segment older than the newest */
+    CHECK_INT(moved, 4);       /* every keeper sits in a sparse segment older than the newest */
+    CHECK_INT(k.relocated, 0); /* the reads run on the worker; nothing moves before the sync */
+    run_until(&loop, &k.relocated, 4);
+    CHECK_INT(k.relocated, 4);
     journal_get_stats(j, &st);
     CHECK(st.segments < before);
     CHECK_INT(st.live_records, 4);
@@ -263,6 +318,38 @@ static void test_compaction(void)
     journal_close(j);
 }
 
+/* test_compaction_release_during_read: a record its owner lets go while the compaction reads it
+ * is not copied, so a replay cannot bring it back. */
+static void test_compaction_release_during_read(void)
+{
+    uv_loop_t loop;
+    journal_t *j;
+    committer_t *c;
+    keeper_t k = {0};
+    CHECK_INT(uv_loop_init(&loop), 0);
+    CHECK_INT(journal_open(&j, dir, "compact2", 4096, err, sizeof err), 0);
+    CHECK_INT(journal_replay(j, noop, NULL), 0);
+    CHECK_INT(committer_init(&c, &loop, j, FSYNC_BATCH, 5), 0);
+    keeper_fill(j, c, &k);
+    CHECK(k.relocated == 0);
+    k.drop_during_read = 1;
+    CHECK_INT(committer_compact_now(c), 4);
+    run_until(&loop, &k.relocated, 3);
+    CHECK_INT(k.relocated, 3);
+    journal_stats_t st;
+    journal_get_stats(j, &st);
+    CHECK_INT(st.live_records, 3);
+    committer_close(c);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT(uv_loop_close(&loop), 0);
+    journal_close(j);
+    int found = 0;
+    CHECK_INT(journal_open(&j, dir, "compact2", 4096, err, sizeof err), 0);
+    CHECK_INT(journal_replay(j, count_keep, &found), 0);
+    CHECK_INT(found, 3);
+    journal_close(j);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/hl-committer-XXXXXX");
@@ -276,6 +363,7 @@ int main(void)
     test_flush_and_close();
     test_failure();
     test_compaction();
+    test_compaction_release_during_read();
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     CHECK_INT(file_size(dir), -1);
     return check_done("committer");

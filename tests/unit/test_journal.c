@@ -289,8 +289,14 @@ static void test_failed_write(void)
     CHECK_INT(st.live_records, 2);
     CHECK_INT(st.bytes, good);
     setrlimit(RLIMIT_FSIZE, &old);
+    CHECK(journal_release(j, pos) < 0); /* dropped by the failed sync: refused */
+    journal_get_stats(j, &st);
+    CHECK_INT(st.live_records, 2);
     CHECK_INT(journal_append(j, big, sizeof big, 1, &pos, err, sizeof err), 0);
-    CHECK_INT(pos & 0xffffffff, good); /* the failed record's place is reused */
+    /* the failed segment is sealed: the record goes to a new one, so no stale position of the
+     * dropped record can ever name it */
+    CHECK_INT(pos >> 32, 2);
+    CHECK_INT(pos & 0xffffffff, 8);
     CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
     j = reopen(j, 0, &s, log, sizeof log);
     CHECK_STR(log, "");
@@ -309,37 +315,38 @@ static void test_segments(void)
     const char *rec20 = "0123456789abcdefghij"; /* 8 + 20 bytes: two fit in 64 after the header */
 
     j = reopen(NULL, 64, &s, log, sizeof log);
-    CHECK_INT(s.n, 3); /* segment 1 from the earlier tests, now too full to take more */
+    CHECK_INT(s.n, 3); /* segments 1 and 2 from the earlier tests, too full to take more */
     for (int i = 0; i < 3; i++)
-        journal_release(j, s.pos[i]);
-    CHECK_INT(file_size(seg_path(1)) > 0, 1); /* the active segment is never deleted */
+        CHECK_INT(journal_release(j, s.pos[i]), 0);
+    CHECK_INT(file_size(seg_path(1)), -1);
+    CHECK_INT(file_size(seg_path(2)) > 0, 1); /* the active segment is never deleted */
     for (int i = 0; i < 6; i++)
         p[i] = append_str(j, rec20, 1);
-    CHECK_INT(p[0] >> 32, 2);
-    CHECK_INT(p[1] >> 32, 2);
-    CHECK_INT(p[2] >> 32, 3);
-    CHECK_INT(p[5] >> 32, 4);
+    CHECK_INT(p[0] >> 32, 3);
+    CHECK_INT(p[1] >> 32, 3);
+    CHECK_INT(p[2] >> 32, 4);
+    CHECK_INT(p[5] >> 32, 5);
     CHECK_INT(p[3] & 0xffffffff, 8 + 28);
     CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
-    CHECK_INT(file_size(seg_path(1)), -1); /* no longer active and nothing live: gone */
-    CHECK_INT(file_size(seg_path(2)), 64);
-    CHECK_INT(file_size(seg_path(4)), 64);
+    CHECK_INT(file_size(seg_path(2)), -1); /* no longer active and nothing live: gone */
+    CHECK_INT(file_size(seg_path(3)), 64);
+    CHECK_INT(file_size(seg_path(5)), 64);
     journal_get_stats(j, &st);
     CHECK_INT(st.segments, 3);
     CHECK_INT(st.live_records, 6);
 
-    /* segment 3 empties first but waits for segment 2 */
+    /* segment 4 empties first but waits for segment 3 */
     journal_release(j, p[2]);
     journal_release(j, p[3]);
-    CHECK_INT(file_size(seg_path(3)), 64);
+    CHECK_INT(file_size(seg_path(4)), 64);
     journal_release(j, p[0]);
-    CHECK_INT(file_size(seg_path(2)), 64);
+    CHECK_INT(file_size(seg_path(3)), 64);
     journal_release(j, p[1]);
-    CHECK_INT(file_size(seg_path(2)), -1);
     CHECK_INT(file_size(seg_path(3)), -1);
+    CHECK_INT(file_size(seg_path(4)), -1);
     journal_release(j, p[4]);
     journal_release(j, p[5]);
-    CHECK_INT(file_size(seg_path(4)), 64); /* active */
+    CHECK_INT(file_size(seg_path(5)), 64); /* active */
     journal_get_stats(j, &st);
     CHECK_INT(st.segments, 1);
     CHECK_INT(st.live_records, 0);
@@ -350,53 +357,53 @@ static void test_segments(void)
     lim = old;
     lim.rlim_cur = 40;
     CHECK_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    p[6] = append_str(j, "this record rolls to segment five", 1);
-    CHECK_INT(p[6] >> 32, 5);
+    p[6] = append_str(j, "this record rolls to segment six", 1);
+    CHECK_INT(p[6] >> 32, 6);
     CHECK_INT(journal_sync(j, 1, err, sizeof err), -EFBIG);
-    CHECK_INT(file_size(seg_path(5)), -1);
+    CHECK_INT(file_size(seg_path(6)), -1);
     journal_get_stats(j, &st);
     CHECK_INT(st.segments, 1);
     setrlimit(RLIMIT_FSIZE, &old);
-    p[6] = append_str(j, "this record rolls to segment five", 1);
-    CHECK_INT(p[6] >> 32, 5);
+    p[6] = append_str(j, "this record goes to segment seven", 1);
+    CHECK_INT(p[6] >> 32, 7); /* a number once used is never used again */
     CHECK_INT(journal_sync(j, 1, err, sizeof err), 0);
-    CHECK_INT(file_size(seg_path(5)), 8 + 8 + 33);
-    CHECK_INT(file_size(seg_path(4)), -1); /* nothing live, no longer active */
+    CHECK_INT(file_size(seg_path(7)), 8 + 8 + 33);
+    CHECK_INT(file_size(seg_path(5)), -1); /* nothing live, no longer active */
 
     /* replay after reopen sees only segment five's record */
     j = reopen(j, 64, &s, log, sizeof log);
     CHECK_INT(s.n, 1);
-    CHECK_STR(s.rec[0], "this record rolls to segment five");
+    CHECK_STR(s.rec[0], "this record goes to segment seven");
     void *rec;
     size_t len;
     CHECK_INT(journal_read(j, p[6], &rec, &len), 0);
-    CHECK(len == 33 && memcmp(rec, "this record rolls to segment five", 33) == 0);
+    CHECK(len == 33 && memcmp(rec, "this record goes to segment seven", 33) == 0);
     free(rec);
     journal_close(j);
 
     /* a newest segment left without its header (crash while creating) is removed */
-    int fd = open(seg_path(6), O_WRONLY | O_CREAT, 0600);
+    int fd = open(seg_path(8), O_WRONLY | O_CREAT, 0600);
     CHECK(write(fd, "HLJ", 3) == 3);
     close(fd);
     j = reopen(NULL, 64, &s, log, sizeof log);
     CHECK_INT(s.n, 1);
     CHECK(strstr(log, "missing segment header") != NULL);
-    CHECK_INT(file_size(seg_path(6)), -1);
+    CHECK_INT(file_size(seg_path(8)), -1);
 
     /* a newest segment with a foreign header is moved aside, not trusted and not deleted */
     journal_close(j);
-    fd = open(seg_path(7), O_WRONLY | O_CREAT, 0600);
+    fd = open(seg_path(9), O_WRONLY | O_CREAT, 0600);
     CHECK(write(fd, "GARBAGE!0123456789", 18) == 18);
     close(fd);
     j = reopen(NULL, 64, &s, log, sizeof log);
     CHECK_INT(s.n, 1);
     CHECK(strstr(log, "bad segment header") != NULL);
-    CHECK_INT(file_size(seg_path(7)), -1);
+    CHECK_INT(file_size(seg_path(9)), -1);
     char aside[160];
-    snprintf(aside, sizeof aside, "%s.corrupt", seg_path(7));
+    snprintf(aside, sizeof aside, "%s.corrupt", seg_path(9));
     CHECK_INT(file_size(aside), 18);
     p[7] = append_str(j, "next", 1);
-    CHECK_INT(p[7] >> 32, 5); /* segment 5 is newest again and has room */
+    CHECK_INT(p[7] >> 32, 7); /* segment 7 is newest again and has room */
     journal_close(j);
 }
 
