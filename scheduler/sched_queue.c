@@ -138,6 +138,10 @@ static void sched_tick(uv_timer_t *t)
             return;
         }
         sched_heap_remove(&s->due, e);
+        char id[INVOCATION_ID_LEN];
+        sched_id_str(e, id);
+        memset(&fl->item, 0, sizeof fl->item);
+        fl->item.key = dispatch_key(id, strlen(id)); /* the sender that may hold a copy */
         fl->e = e;
         e->state = ENTRY_DISPATCHED;
         e->at.flight = fl;

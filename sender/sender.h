@@ -26,6 +26,8 @@ typedef struct sender_job {
     TAILQ_ENTRY(sender_job) link;      /* in the scheduler wait list */
     TAILQ_ENTRY(sender_job) log_link;  /* in the delivery-log batch */
     TAILQ_ENTRY(sender_job) pend_link; /* waiting to show as pending (sender_log_pending) */
+    RB_ENTRY(sender_job) by_inv;       /* in the dedupe index by (inv, attempt) */
+    int indexed;
     int in_pend;
     job_state_t state;
     conn_t *up; /* router or scheduler that sent it; NULL once gone (no JOB_DONE then) */
@@ -59,6 +61,7 @@ struct sender {
     conn_t *scheduler;
     uint64_t next_retry_seq;
     struct sender_job_list jobs, waiting, to_log, pend;
+    struct sender_dedupe *dedupe; /* sender_dedupe.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
     store_t *ckpt;       /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
@@ -68,6 +71,7 @@ struct sender {
     char ckpt_err[256];
     struct {
         uint64_t jobs, succeeded, failed_attempts, gave_up, log_batches, disabled_410, deferred;
+        uint64_t deduped; /* copies of a job answered without a second request */
     } stats;
 };
 
@@ -95,6 +99,18 @@ void sender_job_finish(sender_t *s, sender_job_t *j);
 /* sender_defer_scan hands every job queued longer than --defer-after-ms behind its saturated
  * endpoint to the scheduler, so upstream windows (and every other endpoint) keep moving. */
 void sender_defer_scan(sender_t *s);
+/* Copies of jobs (sender_dedupe.c). sender_dedupe_add indexes a new job by (invocation,
+ * attempt) and sender_dedupe_remove takes it out before it is freed; sender_dedupe_orphan
+ * returns the indexed job of that attempt whose upstream went away (the copy's upstream adopts
+ * it), or NULL; sender_dedupe_succeeded remembers an attempt that succeeded here and
+ * sender_dedupe_recent says whether one at or after attempt did; sender_dedupe_close frees. */
+void sender_dedupe_add(sender_t *s, sender_job_t *j);
+void sender_dedupe_remove(sender_t *s, sender_job_t *j);
+sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt);
+void sender_dedupe_succeeded(sender_t *s, const char *inv, int attempt);
+int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
+void sender_dedupe_close(sender_t *s);
+
 /* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */
 void sender_free_all(sender_t *s);
 

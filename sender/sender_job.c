@@ -1,6 +1,7 @@
 /* sender_job.c - one attempt of one invocation: headers built at send time (credentials and
  * signature from the current configuration), the POST, the result turned into a delivery-log
  * record, and a failure handed to the scheduler for its decision. */
+#include "domain/payload.h"
 #include "domain/proto.h"
 #include "sender.h"
 #include "util/frame.h"
@@ -35,6 +36,9 @@ static void job_free(sender_job_t *j)
 
 void sender_job_finish(sender_t *s, sender_job_t *j)
 {
+    if (j->rec.status == DLV_SUCCEEDED && j->log_attempt && j->inv)
+        sender_dedupe_succeeded(s, j->inv, j->attempt);
+    sender_dedupe_remove(s, j);
     if (j->up) {
         msgpack_packer *pk = conn_frame_begin(j->up);
         msgpack_pack_map(pk, 2);
@@ -263,6 +267,30 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         return;
     }
     frame_get_i64(f, PK_CREATED, &ca);
+    const char *inv;
+    size_t invlen;
+    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) == 0 && invlen < INVOCATION_ID_LEN) {
+        char id[INVOCATION_ID_LEN];
+        memcpy(id, inv, invlen);
+        id[invlen] = 0;
+        sender_job_t *twin = sender_dedupe_orphan(s, id, (int)att);
+        /* from a router: the scheduler's copies may be redeliveries, which must be sent */
+        int done_here = c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
+        if (twin || done_here) {
+            s->stats.deduped++;
+            if (twin) { /* it answers this upstream when it ends */
+                twin->up = c;
+                twin->up_seq = seq;
+                return;
+            }
+            msgpack_packer *pk = conn_frame_begin(c);
+            msgpack_pack_map(pk, 2);
+            frame_pack_kv_u64(pk, PK_TYPE, PT_JOB_DONE);
+            frame_pack_kv_u64(pk, PK_SEQ, seq);
+            conn_frame_end(c);
+            return;
+        }
+    }
     sender_job_t *j = calloc(1, sizeof *j);
     if (!j) { /* upstream hands it out again when we reconnect */
         conn_close(c, "out of memory taking a job");
@@ -282,6 +310,7 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     TAILQ_INSERT_TAIL(&s->jobs, j, all);
     s->njobs++;
     s->stats.jobs++;
+    if (j->inv) sender_dedupe_add(s, j);
     if (!j->inv || !j->webhook_id || !j->event_id || !j->event_type || !j->body) {
         log_error("JOB frame from %s lacks fields or memory ran out; dropped", conn_name(c));
         j->up = NULL;
@@ -323,11 +352,19 @@ void sender_scheduler_up(sender_t *s, conn_t *c)
 
 void sender_upstream_down(sender_t *s, conn_t *c)
 {
-    sender_job_t *j;
+    sender_job_t *j, *next;
     int was_scheduler = s->scheduler == c;
     if (was_scheduler) s->scheduler = NULL;
-    TAILQ_FOREACH(j, &s->jobs, all)
-    {
+    for (j = TAILQ_FIRST(&s->jobs); j; j = next) {
+        next = TAILQ_NEXT(j, all);
+        /* Queued behind its endpoint, not started: upstream hands it out again (it re-queues
+         * what this connection held), so sending it here too would only make a duplicate. */
+        if (j->up == c && j->state == JOB_ATTEMPTING && http_unqueue(s->http, &j->req) == 0) {
+            sender_log_forget(s, j);
+            j->up = NULL;
+            sender_job_finish(s, j);
+            continue;
+        }
         if (j->up == c) j->up = NULL;
         if (was_scheduler && j->state == JOB_AWAIT_DECISION) {
             j->state = JOB_TO_SCHEDULER; /* ask again once a scheduler is back */
@@ -392,6 +429,7 @@ void sender_free_all(sender_t *s)
         TAILQ_REMOVE(&s->jobs, j, all);
         job_free(j);
     }
+    sender_dedupe_close(s);
     TAILQ_INIT(&s->waiting);
     TAILQ_INIT(&s->to_log);
     TAILQ_INIT(&s->pend);

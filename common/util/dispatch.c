@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 TAILQ_HEAD(dispatch_list, dispatch_item);
 
 typedef struct dispatch_peer {
     TAILQ_ENTRY(dispatch_peer) link;
     conn_t *conn;
+    uint64_t name_hash; /* of the peer's name ("sender.1"): stable across its reconnects */
     struct dispatch_list inflight;
     unsigned n;
 } dispatch_peer_t;
@@ -75,6 +77,8 @@ int dispatch_add_peer(dispatch_t *d, conn_t *c)
     dispatch_peer_t *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
     p->conn = c;
+    const char *name = conn_name(c);
+    p->name_hash = dispatch_key(name, strlen(name));
     TAILQ_INIT(&p->inflight);
     TAILQ_INSERT_TAIL(&d->peers, p, link);
     d->npeers++;
@@ -110,12 +114,45 @@ void dispatch_remove_peer(dispatch_t *d, conn_t *c)
     dispatch_pump(d);
 }
 
-/* dispatch_pick returns the peer with the fewest items in flight and room left, or NULL. */
-static dispatch_peer_t *dispatch_pick(dispatch_t *d)
+uint64_t dispatch_key(const char *id, size_t len)
 {
-    dispatch_peer_t *p, *best = NULL;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* dispatch_score ranks a peer for a key (rendezvous hashing: every sender of the same key
+ * ranks the peers alike, and a peer leaving moves only its own keys). */
+static uint64_t dispatch_score(uint64_t key, uint64_t peer)
+{
+    uint64_t x = key ^ (peer * 0x9e3779b97f4a7c15ull);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+/* dispatch_pick returns the peer for it: for a keyed item the best-ranked peer if it has room,
+ * otherwise (and for an unkeyed one) the peer with the fewest items in flight and room left;
+ * NULL when every window is full. */
+static dispatch_peer_t *dispatch_pick(dispatch_t *d, const dispatch_item_t *it)
+{
+    dispatch_peer_t *p, *best = NULL, *ranked = NULL;
+    uint64_t top = 0;
     TAILQ_FOREACH(p, &d->peers, link)
-    if (p->n < d->window && (!best || p->n < best->n)) best = p;
+    {
+        if (it->key) {
+            uint64_t sc = dispatch_score(it->key, p->name_hash);
+            if (!ranked || sc > top) {
+                ranked = p;
+                top = sc;
+            }
+        }
+        if (p->n < d->window && (!best || p->n < best->n)) best = p;
+    }
+    if (ranked && ranked->n < d->window) return ranked;
     return best;
 }
 
@@ -123,7 +160,7 @@ void dispatch_pump(dispatch_t *d)
 {
     dispatch_item_t *it;
     dispatch_peer_t *p;
-    while ((it = TAILQ_FIRST(&d->queue)) && (p = dispatch_pick(d))) {
+    while ((it = TAILQ_FIRST(&d->queue)) && (p = dispatch_pick(d, it))) {
         TAILQ_REMOVE(&d->queue, it, link);
         d->nqueued--;
         it->seq = d->next_seq++;

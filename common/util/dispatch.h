@@ -15,7 +15,13 @@ typedef struct dispatch_item {
     RB_ENTRY(dispatch_item) node;    /* in the by-seq tree while in flight */
     uint64_t seq;                    /* tag of the frame in flight, echoed by the ack */
     struct dispatch_peer *peer;      /* NULL while queued */
+    uint64_t key; /* affinity (dispatch_key): the same key goes to the same peer while that peer
+                     is up and has room, so a copy sent again lands where the first one is;
+                     0: the least loaded peer */
 } dispatch_item_t;
+
+/* dispatch_key hashes an id (an invocation id) into an item key (never 0). */
+uint64_t dispatch_key(const char *id, size_t len);
 
 typedef struct dispatch dispatch_t;
 

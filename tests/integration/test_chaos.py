@@ -59,6 +59,7 @@ SENDER_ARGS = ["--allow-target", "127.0.0.0/8"]
 # Settling is bound by throughput (~250,000 requests, mostly after the kills), ~60 s on two
 # cores: the limit is generous, and a run where nothing reaches the receiver for STALL_TIMEOUT
 # while pairs are unsettled fails at once.
+DUPLICATE_BOUND_PCT = 5.0      # duplicate requests, % of unique (invocation, attempt) requests
 SETTLE_TIMEOUT = 150.0         # seconds after the last kill (times SCALE)
 STALL_TIMEOUT = 30.0           # (times SCALE)
 
@@ -578,6 +579,7 @@ class ReceiverTally:
         self.ok = {}
         self.attempts = {}
         self.paths = {}
+        self.per_attempt = {}  # (invocation id, attempt) -> requests
         self.total = 0
         self.no_id = 0
 
@@ -611,6 +613,7 @@ class ReceiverTally:
             except ValueError:
                 att = -1
             self.attempts.setdefault(inv, set()).add(att)
+            self.per_attempt[(inv, att)] = self.per_attempt.get((inv, att), 0) + 1
             self.paths.setdefault(inv, set()).add(r["path"])
 
     def close(self):
@@ -759,6 +762,10 @@ class TestChaos(unittest.TestCase):
         failed6 = [inv for inv in pairs if records.get(inv, {}).get("status") == "failed"
                    and records[inv].get("attempts") == MAX_ATTEMPTS]
         dups = sum(tally.ok[inv] - 1 for inv in delivered)
+        # a duplicate request: the same attempt of the same invocation sent again
+        dup_requests = sum(n - 1 for n in tally.per_attempt.values())
+        unique_requests = len(tally.per_attempt)
+        dup_pct = 100.0 * dup_requests / unique_requests if unique_requests else 0.0
         unknown = [inv for inv in tally.requests if inv not in pairs]
         by_kind = lambda ids, k: sum(1 for i in ids if kind[i] == k)  # noqa: E731
         t_end = time.monotonic()
@@ -776,6 +783,8 @@ class TestChaos(unittest.TestCase):
                by_kind(failed6, "flaky")),
             "  duplicates              %d (2xx requests beyond the first per delivered pair)"
             % dups,
+            "  duplicate requests      %d = %.2f %% of %d unique (invocation, attempt) requests "
+            "(bound %.0f %%)" % (dup_requests, dup_pct, unique_requests, DUPLICATE_BOUND_PCT),
             "  requests at receiver    %d (%d with an unknown webhook-id, %d without)"
             % (tally.total, len(unknown), tally.no_id),
             "  kills                   %d (%s; %d picks found the instance down)"
@@ -802,6 +811,8 @@ class TestChaos(unittest.TestCase):
                          self.describe(problems, pairs, tally, records) + "\n" +
                          self.stage_figures(p)))
         self.assertEqual(stray, {}, "invocations moved back to pending/retrying after settling")
+        self.assertLessEqual(dup_pct, DUPLICATE_BOUND_PCT,
+                             "duplicates come from more than what was in flight at the kills")
         self.assertEqual(unknown[:10], [], "requests whose webhook-id is no accepted pair")
         wrong_path = [inv for inv in pairs if tally.paths.get(inv, set())
                       - {WEBHOOKS[pairs[inv][1]][0]}]

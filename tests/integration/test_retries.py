@@ -139,3 +139,22 @@ class TestRetries(PipelineTestCase):
         self.assertEqual(recs[0]["response"]["status"], 302)
         self.assertEqual(len(p.received()), 1)  # the Location (port 9) was never asked
         p.stop()
+
+    def test_calm_run_sends_no_duplicates(self):
+        # No stage dies: every attempt of every invocation reaches the receiver exactly once,
+        # with 2 routers and 2 senders sharing the work (the contract: a calm run sends none).
+        p = self.pipeline(routers=2, senders=2, cfg=lambda port: cfg_with(
+            port, webhook("wh_ok", "http://127.0.0.1:%d/ok/x" % port, ["opportunity.created"]),
+            webhook("wh_fl", "http://127.0.0.1:%d/flaky/2/x" % port, ["opportunity.created"])))
+        n = 300
+        p.publish([created("evt_calm%03d" % i) for i in range(n)])
+        p.wait_deliveries(lambda ds: len(ds) == 2 * n and
+                          all(d["status"] == "succeeded" for d in ds), timeout=60)
+        seen = {}
+        for r in p.received():
+            k = (r["h"]["webhook-id"], r["h"]["x-webhook-attempt"])
+            seen[k] = seen.get(k, 0) + 1
+        dups = {k: v for k, v in seen.items() if v > 1}
+        self.assertEqual(dups, {}, "attempts sent more than once in a calm run")
+        self.assertEqual(len(seen), n + 3 * n)  # ok: 1 attempt each; flaky: 3 each
+        p.stop()
