@@ -28,10 +28,10 @@ int guard_add_cidr(guard_t *g, const char *cidr, char *err, size_t errlen);
 /* guard_allows says whether a connection to sa may be opened: 1 when an allowed range holds the
  * address, or when the address is neither one of the host's own (any interface, read at this
  * call if they changed since the last) nor in a refused special-purpose range; 0 otherwise,
- * also for non-IP families and when the host's addresses cannot be read. IPv4-mapped,
- * IPv4-compatible, NAT64 (64:ff9b::/96) and 6to4 (2002::/16) IPv6 addresses are judged by the
- * IPv4 address they embed. g may be NULL (no allowed ranges; the host's addresses are read on
- * every call). The port is ignored. */
+ * also for non-IP families and when the host's addresses cannot be read. IPv4-mapped and NAT64
+ * (64:ff9b::/96) IPv6 addresses are judged as the IPv4 address they embed; IPv4-compatible
+ * (::/96), 6to4 (2002::/16) and Teredo (2001::/32) ones are refused whole. g may be NULL (no
+ * allowed ranges; the host's addresses are read on every call). The port is ignored. */
 int guard_allows(const guard_t *g, const struct sockaddr *sa);
 
 #endif
