@@ -2,6 +2,8 @@
  * delivery log, written in batches through cached statements. WAL, so readers never block. */
 #include "domain/store.h"
 
+#include "util/fsmode.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -236,6 +238,23 @@ out:
     return store_tx_end(s, 1, err, errlen);
 }
 
+/* store_tighten_wal: make an existing -wal and -shm of path 0600 (left looser by an older
+ * hookline, or by hand); 0 or a negative errno with err. */
+static int store_tighten_wal(const char *path, char *err, size_t errlen)
+{
+    static const char *const suffix[] = {"-wal", "-shm"};
+    char side[4096];
+    for (int i = 0; i < 2; i++) {
+        if ((size_t)snprintf(side, sizeof side, "%s%s", path, suffix[i]) >= sizeof side) {
+            snprintf(err, errlen, "%s%s: path too long", path, suffix[i]);
+            return -ENAMETOOLONG;
+        }
+        int rc = fsmode_tighten_file(side, err, errlen);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 int store_open(store_t **sp, const char *path, char *err, size_t errlen)
 {
     const char *base = strrchr(path, '/');
@@ -256,6 +275,11 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         return rc;
     }
     close(fd);
+    /* An older file may be looser; SQLite gives new -wal/-shm files the database's mode. */
+    if ((rc = fsmode_tighten_file(path, err, errlen)) < 0) {
+        free(s);
+        return rc;
+    }
     rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         rc = store_fail(s, err, errlen, rc, "open");
@@ -271,7 +295,8 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         (rc = store_prepare(s, sql_pending, 1, &s->st_pending, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_record, 1, &s->st_record, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_mark, 1, &s->st_mark, err, errlen)) < 0 ||
-        (rc = store_prepare(s, sql_get, 1, &s->st_get, err, errlen)) < 0) {
+        (rc = store_prepare(s, sql_get, 1, &s->st_get, err, errlen)) < 0 ||
+        (rc = store_tighten_wal(path, err, errlen)) < 0) {
         store_close(s);
         return rc;
     }
