@@ -4,6 +4,7 @@
 #include "util/journal.h"
 
 #include "util/crc32c.h"
+#include "util/fsmode.h"
 #include "util/log.h"
 
 #include <dirent.h>
@@ -104,20 +105,6 @@ static journal_seg_t *journal_find(journal_t *j, uint32_t num)
     return NULL;
 }
 
-/* journal_tighten takes away the permission bits outside mask (0700 for the directory, 0600 for
- * files) that an earlier install or a hand-made copy left on what fd names, and says so. */
-static void journal_tighten(int fd, mode_t mask, const char *dir, const char *name)
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0 || (st.st_mode & 07777 & ~mask) == 0) return;
-    if (fchmod(fd, st.st_mode & mask) < 0)
-        log_warn("journal %s/%s: cannot tighten mode %04o: %s", dir, name,
-                 (unsigned)(st.st_mode & 07777), strerror(errno));
-    else
-        log_warn("journal %s/%s: mode %04o tightened to %04o", dir, name,
-                 (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & mask));
-}
-
 /* journal_seg_fd opens the segment's file on first use. Returns the fd or a negative errno. */
 static int journal_seg_fd(journal_t *j, journal_seg_t *s, int create)
 {
@@ -127,7 +114,6 @@ static int journal_seg_fd(journal_t *j, journal_seg_t *s, int create)
     int fd = openat(j->dirfd, fname, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0600);
     if (fd < 0) return -errno;
     s->fd = fd;
-    if (!create) journal_tighten(fd, 0600, j->dir, fname);
     if (create) {
         s->on_disk = 1;
         j->dir_dirty = 1;
@@ -219,6 +205,9 @@ static int journal_scan(journal_t *j, char *err, size_t errlen)
             return -ENOMEM;
         }
         s->on_disk = 1;
+        char path[4400], why[4500];
+        snprintf(path, sizeof path, "%s/%s", j->dir, n);
+        if (fsmode_tighten_file(path, why, sizeof why) < 0) log_warn("%s", why);
     }
     closedir(d);
     if (j->nsegs > 1) qsort(j->segs, j->nsegs, sizeof *j->segs, journal_cmp_seg);
@@ -265,8 +254,9 @@ int journal_open(journal_t **jp, const char *dir, const char *name, size_t segme
         snprintf(err, errlen, "journal %s/%s is in use by another process", dir, name);
         goto fail;
     }
-    journal_tighten(j->dirfd, 0700, dir, ".");
-    journal_tighten(j->lockfd, 0600, dir, path + strlen(dir) + 1);
+    /* an earlier install or a hand-made copy may have left them readable by others */
+    if (fsmode_tighten_dir(dir, err, errlen) < 0 || fsmode_tighten_file(path, err, errlen) < 0)
+        log_warn("%s", err);
     if ((r = journal_scan(j, err, errlen)) < 0) goto fail;
     *jp = j;
     return 0;
