@@ -1,17 +1,16 @@
 /* daemon.h - the one skeleton every stage runs on: options, data dir, libuv loop, signals,
- * listening and connecting Unix sockets, framed peers with a versioned handshake, batched
- * writes, readiness, status replies, graceful stop. A stage fills daemon_ops_t and calls
- * daemon_main(); it never copies this plumbing. */
+ * listening and connecting Unix sockets, readiness, status replies, graceful stop. A stage
+ * fills daemon_ops_t and calls daemon_main(); it never copies this plumbing. Connections
+ * (framing, handshake, batched writes) are in util/conn.h, included here. */
 #ifndef HL_DAEMON_H
 #define HL_DAEMON_H
+
+#include "util/conn.h" /* conn_t and what stages call on a connection */
 
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-
-typedef struct daemon daemon_t;
-typedef struct conn conn_t;
 
 typedef enum { FSYNC_ALWAYS = 0, FSYNC_BATCH, FSYNC_OFF } fsync_policy_t;
 
@@ -90,31 +89,5 @@ void daemon_stop_when_idle(daemon_t *d, int (*idle)(daemon_t *d));
  * and retrying refused or dropped connections with backoff (50 ms doubling to 1 s), forever.
  * on_peer_up/on_peer_down report each connection. Returns 0 or a negative errno. */
 int daemon_connect(daemon_t *d, const char *pattern);
-
-/* --- connections --- */
-
-/* conn_frame_begin starts a frame in c's output buffer and returns a packer for its map;
- * conn_frame_end closes it. Output is written in one uv_write per loop iteration (batched). */
-msgpack_packer *conn_frame_begin(conn_t *c);
-void conn_frame_end(conn_t *c);
-/* conn_write_raw queues raw bytes (producer replies), batched the same way. */
-void conn_write_raw(conn_t *c, const char *data, size_t n);
-/* conn_close logs reason (when not NULL) and closes; on_peer_down follows. Idempotent. */
-void conn_close(conn_t *c, const char *reason);
-/* conn_hold keeps a raw stream open after EOF until the stage calls conn_close (which still
- * writes out queued output before closing). */
-void conn_hold(conn_t *c);
-/* conn_pause/conn_resume stop and restart reading (backpressure). */
-void conn_pause(conn_t *c);
-void conn_resume(conn_t *c);
-size_t conn_out_pending(conn_t *c); /* bytes queued but not yet written */
-int conn_is_outbound(conn_t *c);
-int conn_is_raw(conn_t *c);
-const char *conn_peer_stage(conn_t *c);    /* from the handshake; "" for raw streams */
-const char *conn_peer_instance(conn_t *c); /* from the handshake */
-const char *conn_name(conn_t *c);          /* for logs: "router.1", "producer#7" */
-void *conn_data(conn_t *c);
-void conn_set_data(conn_t *c, void *data);
-daemon_t *conn_daemon(conn_t *c);
 
 #endif
