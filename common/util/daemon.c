@@ -34,11 +34,13 @@ struct daemon {
     uv_loop_t loop;
     char *data_dir, *run_dir, *db_path, *sock_path;
     char instance[DAEMON_INSTANCE_MAX + 1];
-    fsync_policy_t fsync;
+    const char *data_dir_arg; /* --data-dir, NULL when not given */
+    int fsync;                /* fsync_policy_t */
     size_t segment_bytes;
-    log_level_t log_level;
+    int log_level; /* log_level_t */
     int notify_fd;
-    uint64_t grace_ms, started_ns;
+    int64_t grace_ms;
+    uint64_t started_ns;
     int draining, stopping, bound, listener_init, started;
     int nopen; /* our own handles not yet through their close callback */
     uv_pipe_t listener;
@@ -62,18 +64,6 @@ static char *daemon_strdupf(const char *fmt, ...)
     if (vasprintf(&s, fmt, ap) < 0) s = NULL;
     va_end(ap);
     return s;
-}
-
-/* daemon_parse_u64: strict decimal parse; 0 or -EINVAL. */
-static int daemon_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-') return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 /* daemon_instance_valid: [A-Za-z0-9_-]{1,32}. */
@@ -105,177 +95,263 @@ static void daemon_free(daemon_t *d)
 
 /* --- options --- */
 
-enum {
-    OPT_DATA_DIR = 256,
-    OPT_INSTANCE,
-    OPT_FSYNC,
-    OPT_NOTIFY_FD,
-    OPT_GRACE_MS,
-    OPT_SEGMENT_BYTES,
-    OPT_LOG_LEVEL,
-    OPT_HELP,
-    OPT_VERSION,
-    OPT_STAGE = 1024, /* + index into ops->options */
+/* daemon_set_instance: --instance NAME. */
+static int daemon_set_instance(void *ctx, const char *val, char *err, size_t errlen)
+{
+    daemon_t *d = ctx;
+    if (!daemon_instance_valid(val)) {
+        snprintf(err, errlen, "want 1..32 of [A-Za-z0-9_-], got '%s'", val);
+        return -EINVAL;
+    }
+    snprintf(d->instance, sizeof d->instance, "%s", val);
+    return 0;
+}
+
+/* daemon_set_notify_fd: --notify-fd N, which must be open. */
+static int daemon_set_notify_fd(void *ctx, const char *val, char *err, size_t errlen)
+{
+    daemon_t *d = ctx;
+    long long v;
+    if (daemon_option_long(val, 0, INT32_MAX, &v, err, errlen) < 0) return -EINVAL;
+    if (fcntl((int)v, F_GETFD) < 0) {
+        snprintf(err, errlen, "want an open file descriptor, got '%s'", val);
+        return -EINVAL;
+    }
+    d->notify_fd = (int)v;
+    return 0;
+}
+
+/* The options every stage takes, rows into daemon_t. */
+static const daemon_option_t daemon_common_options[] = {
+    DAEMON_OPTION_STRING("data-dir", "DIR", NULL, daemon_t, data_dir_arg,
+                         "data directory (default $HOOKLINE_DATA, else ./var)"),
+    DAEMON_OPTION_CALL("instance", "NAME", "0", daemon_set_instance,
+                       "instance name, [A-Za-z0-9_-]{1,32}"),
+    /* Every stage takes --fsync, so one supervisor template fits all; only journals use it. */
+    {.name = "fsync",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "always|batch|off", /* the order of fsync_policy_t */
+     .def = "batch",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, fsync, int),
+     .help = "journal sync policy",
+     .flags = DAEMON_OPTF_JOURNAL},
+    {.name = "fsync",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "always|batch|off",
+     .def = "batch",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, fsync, int),
+     .help = "accepted for uniformity; this stage keeps no journal",
+     .flags = DAEMON_OPTF_NO_JOURNAL},
+    {.name = "segment-bytes",
+     .arg = "N",
+     .type = DAEMON_OPT_SIZE,
+     .def = "67108864",
+     .lo = 4096,
+     .hi = 1u << 30,
+     .offset = DAEMON_OPTION_FIELD(daemon_t, segment_bytes, size_t),
+     .help = "journal segment size before rolling",
+     .flags = DAEMON_OPTF_JOURNAL},
+    DAEMON_OPTION_CALL("notify-fd", "N", NULL, daemon_set_notify_fd,
+                       "write a newline to fd N when ready (s6)"),
+    DAEMON_OPTION_INT64("grace-ms", "N", "5000", 0, UINT32_MAX, daemon_t, grace_ms,
+                        "drain deadline after SIGTERM"),
+    {.name = "log-level",
+     .arg = "LEVEL",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "debug|info|warn|error", /* the order of log_level_t */
+     .def = "info",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, log_level, int),
+     .help = "debug|info|warn|error"},
+    DAEMON_OPTION_END,
 };
 
-/* daemon_usage prints --help text for the common and the stage's options. */
+/* daemon_opt_applies: the row is for this stage (journal-only rows, and their opposites). */
+static int daemon_opt_applies(const daemon_option_t *o, const daemon_ops_t *ops)
+{
+    if ((o->flags & DAEMON_OPTF_JOURNAL) && !ops->has_journal) return 0;
+    if ((o->flags & DAEMON_OPTF_NO_JOURNAL) && ops->has_journal) return 0;
+    return 1;
+}
+
+/* daemon_opt_choice: index of val in a "a|b|c" list, or -1. */
+static int daemon_opt_choice(const char *choices, const char *val)
+{
+    size_t n = strlen(val);
+    int i = 0;
+    for (const char *p = choices;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, val, n) == 0) return i;
+        if (!bar) return -1;
+        p = bar + 1;
+    }
+}
+
+/* daemon_opt_set parses val (NULL for a flag) into the row's field of base. 0, or -EINVAL with
+ * err saying what was wanted. */
+static int daemon_opt_set(const daemon_option_t *o, void *base, const char *val, char *err,
+                          size_t errlen)
+{
+    char *field = (char *)base + o->offset;
+    long long v = 0;
+    double x;
+    switch (o->type) {
+    case DAEMON_OPT_INT:
+    case DAEMON_OPT_UINT:
+    case DAEMON_OPT_LONG:
+    case DAEMON_OPT_INT64:
+    case DAEMON_OPT_SIZE:
+        if (daemon_option_long(val, (long long)o->lo, (long long)o->hi, &v, err, errlen) < 0)
+            return -EINVAL;
+        if (o->type == DAEMON_OPT_INT) *(int *)field = (int)v;
+        if (o->type == DAEMON_OPT_UINT) *(unsigned *)field = (unsigned)v;
+        if (o->type == DAEMON_OPT_LONG) *(long *)field = (long)v;
+        if (o->type == DAEMON_OPT_INT64) *(int64_t *)field = (int64_t)v;
+        if (o->type == DAEMON_OPT_SIZE) *(size_t *)field = (size_t)v;
+        return 0;
+    case DAEMON_OPT_DOUBLE:
+        if (daemon_option_double(val, o->lo, o->hi, &x, err, errlen) < 0) return -EINVAL;
+        *(double *)field = x;
+        return 0;
+    case DAEMON_OPT_STRING:
+        *(const char **)field = val;
+        return 0;
+    case DAEMON_OPT_FLAG:
+        *(int *)field = 1;
+        return 0;
+    case DAEMON_OPT_CHOICE: {
+        int i = daemon_opt_choice(o->choices, val);
+        if (i < 0) {
+            snprintf(err, errlen, "want one of %s, got '%s'", o->choices, val);
+            return -EINVAL;
+        }
+        *(int *)field = i;
+        return 0;
+    }
+    case DAEMON_OPT_CALL:
+        err[0] = 0;
+        if (o->set(base, val, err, errlen) == 0) return 0;
+        if (!err[0]) snprintf(err, errlen, "invalid value '%s'", val);
+        return -EINVAL;
+    case DAEMON_OPT_END:
+        break;
+    }
+    snprintf(err, errlen, "option type %d unknown to the skeleton", (int)o->type);
+    return -EINVAL;
+}
+
+/* daemon_usage_rows prints one --help line per row of t that applies to the stage. */
+static void daemon_usage_rows(const daemon_option_t *t, const daemon_ops_t *ops, FILE *f)
+{
+    for (const daemon_option_t *o = t; o && o->name; o++) {
+        if (!daemon_opt_applies(o, ops)) continue;
+        char left[128];
+        const char *arg = o->type == DAEMON_OPT_CHOICE && !o->arg ? o->choices : o->arg;
+        if (o->type == DAEMON_OPT_FLAG) arg = NULL;
+        snprintf(left, sizeof left, "--%s%s%s", o->name, arg ? " " : "", arg ? arg : "");
+        fprintf(f, "  %-26s %s", left, o->help ? o->help : "");
+        if (o->def && o->type != DAEMON_OPT_FLAG) fprintf(f, " (default %s)", o->def);
+        fputc('\n', f);
+    }
+}
+
+/* daemon_usage prints --help: the summary, then the common and the stage's rows. */
 static void daemon_usage(const daemon_ops_t *ops, FILE *f)
 {
     fprintf(f, "usage: %s [OPTIONS]\n", ops->program);
     if (ops->summary) fprintf(f, "%s\n", ops->summary);
     fprintf(f, "\noptions:\n");
-    fprintf(f, "  %-26s %s\n", "--data-dir DIR",
-            "data directory (default $HOOKLINE_DATA, else ./var)");
-    fprintf(f, "  %-26s %s\n", "--instance NAME", "instance name, [A-Za-z0-9_-]{1,32} (default 0)");
-    fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
-            ops->has_journal ? "journal sync policy (default batch)"
-                             : "accepted for uniformity; this stage keeps no journal");
-    if (ops->has_journal)
-        fprintf(f, "  %-26s %s\n", "--segment-bytes N",
-                "journal segment size before rolling (default 67108864)");
-    fprintf(f, "  %-26s %s\n", "--notify-fd N", "write a newline to fd N when ready (s6)");
-    fprintf(f, "  %-26s %s\n", "--grace-ms N", "drain deadline after SIGTERM (default 5000)");
-    fprintf(f, "  %-26s %s\n", "--log-level LEVEL", "debug|info|warn|error (default info)");
+    daemon_usage_rows(daemon_common_options, ops, f);
     fprintf(f, "  %-26s %s\n", "--help", "print this help and exit");
     fprintf(f, "  %-26s %s\n", "--version", "print the version and exit");
-    for (const daemon_option_t *o = ops->options; o && o->name; o++) {
-        char left[128];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-26s %s\n", left, o->help ? o->help : "");
-    }
+    daemon_usage_rows(ops->options, ops, f);
 }
 
-/* daemon_parse handles argv; returns 0 to go on, or 1 with *status when main should return. */
+/* One option getopt knows: its row and the struct the row writes into. */
+typedef struct daemon_opt_ref {
+    const daemon_option_t *row;
+    void *base;
+} daemon_opt_ref_t;
+
+#define DAEMON_OPT_HELP 1
+#define DAEMON_OPT_VERSION 2
+#define DAEMON_OPT_ROW 16 /* + index into the refs */
+
+/* daemon_parse applies the defaults of every row, then argv; returns 0 to go on, or 1 with
+ * *status when main should return. */
 static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
 {
     const daemon_ops_t *ops = d->ops;
-    size_t nstage = 0, n = 0;
-    while (ops->options && ops->options[nstage].name)
-        nstage++;
-    struct option *lo = calloc(nstage + 9, sizeof *lo);
-    if (!lo) {
+    const daemon_option_t *tables[2] = {daemon_common_options, ops->options};
+    void *bases[2] = {d, d->ctx};
+    size_t nrows = 0, n = 0, nlong = 0;
+    char err[256];
+    for (int k = 0; k < 2; k++)
+        for (const daemon_option_t *o = tables[k]; o && o->name; o++)
+            nrows++;
+    daemon_opt_ref_t *refs = calloc(nrows + 1, sizeof *refs);
+    struct option *lo = calloc(nrows + 3, sizeof *lo);
+    if (!refs || !lo) {
         fprintf(stderr, "%s: out of memory\n", ops->program);
+        free(refs);
+        free(lo);
         *status = 1;
         return 1;
     }
-    lo[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
-    lo[n++] = (struct option){"instance", required_argument, NULL, OPT_INSTANCE};
-    /* Every stage takes --fsync, so one supervisor template fits all; only journals use it. */
-    lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
-    if (ops->has_journal)
-        lo[n++] = (struct option){"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES};
-    lo[n++] = (struct option){"notify-fd", required_argument, NULL, OPT_NOTIFY_FD};
-    lo[n++] = (struct option){"grace-ms", required_argument, NULL, OPT_GRACE_MS};
-    lo[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG_LEVEL};
-    lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
-    lo[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
-    for (size_t i = 0; i < nstage; i++)
-        lo[n++] = (struct option){ops->options[i].name,
-                                  ops->options[i].arg ? required_argument : no_argument, NULL,
-                                  OPT_STAGE + (int)i};
+    *status = 1;
+    for (int k = 0; k < 2; k++)
+        for (const daemon_option_t *o = tables[k]; o && o->name; o++) {
+            if (!daemon_opt_applies(o, ops)) continue;
+            if (o->def && o->type != DAEMON_OPT_FLAG &&
+                daemon_opt_set(o, bases[k], o->def, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: --%s: bad default: %s\n", ops->program, o->name, err);
+                goto done;
+            }
+            refs[n] = (daemon_opt_ref_t){o, bases[k]};
+            lo[nlong++] = (struct option){
+                o->name, o->type == DAEMON_OPT_FLAG ? no_argument : required_argument, NULL,
+                DAEMON_OPT_ROW + (int)n};
+            n++;
+        }
+    lo[nlong++] = (struct option){"help", no_argument, NULL, DAEMON_OPT_HELP};
+    lo[nlong++] = (struct option){"version", no_argument, NULL, DAEMON_OPT_VERSION};
 
-    const char *data_dir = NULL;
-    int opt, done = 0;
+    int opt;
     *status = 2;
     optind = 0; /* full GNU getopt reset: daemon_main may run more than once per process */
-    while (!done && (opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        uint64_t v;
-        char err[256] = "";
-        switch (opt) {
-        case OPT_DATA_DIR:
-            data_dir = optarg;
-            break;
-        case OPT_INSTANCE:
-            if (!daemon_instance_valid(optarg)) {
-                fprintf(stderr, "%s: --instance %s: want 1..32 of [A-Za-z0-9_-]\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            snprintf(d->instance, sizeof d->instance, "%s", optarg);
-            break;
-        case OPT_FSYNC:
-            if (strcmp(optarg, "always") == 0)
-                d->fsync = FSYNC_ALWAYS;
-            else if (strcmp(optarg, "batch") == 0)
-                d->fsync = FSYNC_BATCH;
-            else if (strcmp(optarg, "off") == 0)
-                d->fsync = FSYNC_OFF;
-            else {
-                fprintf(stderr, "%s: --fsync %s: want always, batch or off\n", ops->program,
-                        optarg);
-                done = 1;
-            }
-            break;
-        case OPT_NOTIFY_FD:
-            if (daemon_parse_u64(optarg, &v) < 0 || v > INT32_MAX || fcntl((int)v, F_GETFD) < 0) {
-                fprintf(stderr, "%s: --notify-fd %s: not an open file descriptor\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            d->notify_fd = (int)v;
-            break;
-        case OPT_SEGMENT_BYTES:
-            if (daemon_parse_u64(optarg, &v) < 0 || v < 4096 || v > (1u << 30)) {
-                fprintf(stderr, "%s: --segment-bytes %s: want 4096..1073741824\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            d->segment_bytes = (size_t)v;
-            break;
-        case OPT_GRACE_MS:
-            if (daemon_parse_u64(optarg, &v) < 0 || v > UINT32_MAX) {
-                fprintf(stderr, "%s: --grace-ms %s: want milliseconds\n", ops->program, optarg);
-                done = 1;
-                break;
-            }
-            d->grace_ms = v;
-            break;
-        case OPT_LOG_LEVEL: {
-            int lvl = log_level_parse(optarg);
-            if (lvl < 0) {
-                fprintf(stderr, "%s: --log-level %s: want debug, info, warn or error\n",
-                        ops->program, optarg);
-                done = 1;
-                break;
-            }
-            d->log_level = (log_level_t)lvl;
-            break;
-        }
-        case 'h':
-        case OPT_HELP:
+    opterr = 0; /* we say what was wrong, naming the flag */
+    while ((opt = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        if (opt == 'h' || opt == DAEMON_OPT_HELP) {
             daemon_usage(ops, stdout);
             *status = 0;
-            done = 1;
-            break;
-        case OPT_VERSION:
+            goto done;
+        }
+        if (opt == DAEMON_OPT_VERSION) {
             printf("hookline %s\n", HOOKLINE_VERSION);
             *status = 0;
-            done = 1;
-            break;
-        default:
-            if (opt >= OPT_STAGE && (size_t)(opt - OPT_STAGE) < nstage) {
-                const daemon_option_t *o = &ops->options[opt - OPT_STAGE];
-                if (o->set && o->set(d->ctx, o->arg ? optarg : NULL, err, sizeof err) < 0) {
-                    fprintf(stderr, "%s: --%s: %s\n", ops->program, o->name,
-                            err[0] ? err : "invalid value");
-                    done = 1;
-                }
-                break;
-            }
-            fprintf(stderr, "%s: try --help\n", ops->program); /* getopt said what was wrong */
-            done = 1;
-            break;
+            goto done;
         }
+        if (opt >= DAEMON_OPT_ROW && (size_t)(opt - DAEMON_OPT_ROW) < n) {
+            const daemon_opt_ref_t *r = &refs[opt - DAEMON_OPT_ROW];
+            const char *val = r->row->type == DAEMON_OPT_FLAG ? NULL : optarg;
+            if (daemon_opt_set(r->row, r->base, val, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: --%s: %s\n", ops->program, r->row->name, err);
+                goto done;
+            }
+            continue;
+        }
+        const char *what = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (opt == ':')
+            fprintf(stderr, "%s: %s needs a value (try --help)\n", ops->program, what);
+        else
+            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", ops->program, what);
+        goto done;
     }
-    free(lo);
-    if (done) return 1;
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (try --help)\n", ops->program, argv[optind]);
-        return 1;
+        goto done;
     }
+    const char *data_dir = d->data_dir_arg;
     if (!data_dir) data_dir = getenv("HOOKLINE_DATA");
     if (!data_dir || !*data_dir) data_dir = "./var";
     d->data_dir = strdup(data_dir);
@@ -284,8 +360,42 @@ static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
     if (!d->data_dir || !d->run_dir || !d->db_path) {
         fprintf(stderr, "%s: out of memory\n", ops->program);
         *status = 1;
-        return 1;
+        goto done;
     }
+    *status = 0;
+    free(refs);
+    free(lo);
+    return 0;
+done:
+    free(refs);
+    free(lo);
+    return 1;
+}
+
+int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
+                       size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (end == val || *end || errno || v < lo || v > hi) {
+        snprintf(err, errlen, "want a whole number from %lld to %lld, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
+                         size_t errlen)
+{
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
+        snprintf(err, errlen, "want a number from %g to %g, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
     return 0;
 }
 
@@ -484,7 +594,7 @@ static void daemon_on_prepare(uv_prepare_t *p)
 static void daemon_on_grace(uv_timer_t *t)
 {
     daemon_t *d = t->data;
-    log_warn("grace period of %" PRIu64 " ms over: stopping with work in flight", d->grace_ms);
+    log_warn("grace period of %" PRId64 " ms over: stopping with work in flight", d->grace_ms);
     daemon_stop(d);
 }
 
@@ -499,8 +609,8 @@ static void daemon_on_signal(uv_signal_t *s, int signum)
         return;
     }
     d->draining = 1;
-    log_info("signal %d: draining (grace %" PRIu64 " ms)", signum, d->grace_ms);
-    uv_timer_start(&d->grace, daemon_on_grace, d->grace_ms, 0);
+    log_info("signal %d: draining (grace %" PRId64 " ms)", signum, d->grace_ms);
+    uv_timer_start(&d->grace, daemon_on_grace, (uint64_t)d->grace_ms, 0);
     if (d->ops->on_drain)
         d->ops->on_drain(d);
     else
@@ -599,33 +709,6 @@ static void daemon_notify_ready(daemon_t *d)
     d->notify_fd = -1;
 }
 
-int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
-                       size_t errlen)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(val, &end, 10);
-    if (end == val || *end || errno || v < lo || v > hi) {
-        snprintf(err, errlen, "want a whole number from %lld to %lld, got '%s'", lo, hi, val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
-                         size_t errlen)
-{
-    char *end;
-    double v = strtod(val, &end);
-    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
-        snprintf(err, errlen, "want a number from %g to %g, got '%s'", lo, hi, val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -637,18 +720,13 @@ int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
     d->ops = ops;
     d->ctx = ctx;
     d->notify_fd = -1;
-    d->grace_ms = 5000;
-    d->fsync = FSYNC_BATCH;
-    d->segment_bytes = 64u << 20;
-    d->log_level = LOG_LVL_INFO;
-    snprintf(d->instance, sizeof d->instance, "0");
     int status;
     if (daemon_parse(d, argc, argv, &status)) {
         d->notify_fd = -1; /* not ours to close */
         daemon_free(d);
         return status;
     }
-    log_init(ops->program, d->instance, d->log_level);
+    log_init(ops->program, d->instance, (log_level_t)d->log_level);
     if (daemon_make_dirs(d) < 0) {
         daemon_free(d);
         return 1;
@@ -723,7 +801,7 @@ size_t daemon_segment_bytes(daemon_t *d)
 
 fsync_policy_t daemon_fsync(daemon_t *d)
 {
-    return d->fsync;
+    return (fsync_policy_t)d->fsync;
 }
 
 int daemon_draining(daemon_t *d)
