@@ -1,5 +1,6 @@
 /* conn.c - one connection of a daemon: the pipe, sniffing framed from raw streams, the HELLO
- * handshake, frame decoding with pause/resume, batched writes and the close sequence. */
+ * handshake, frame decoding with pause/resume, batched writes, heartbeats with the peer
+ * timeout, and the close sequence. */
 #include "util/conn.h"
 #include "util/frame.h"
 #include "util/log.h"
@@ -11,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define CONN_READ_BUF 65536
+#define CONN_TICK_MIN_MS 10
+#define CONN_TICK_MAX_MS 500
 
 /* One uv_write in flight: owns the buffer swapped out of the connection. */
 typedef struct conn_write {
@@ -32,7 +36,11 @@ struct conn {
     void *closed_arg;
     unsigned id;
     int outbound, connected, sniffed, raw, up, closing, paused, reading, eof, hold, broken;
-    int redispatch; /* resumed with frames still buffered: dispatch them before polling */
+    int redispatch;      /* resumed with frames still buffered: dispatch them before polling */
+    int speaks_hb;       /* the peer's hello had hb: it sends heartbeats, so its silence means */
+    uint64_t peer_hb_ms; /* its hb: send it something at least every peer_hb_ms / 4 */
+    uint64_t last_rx, last_tx; /* loop time of the last bytes read, and handed to a write */
+    int64_t peer_pid;
     frame_decoder_t dec;
     msgpack_sbuffer out;
     msgpack_packer pk;
@@ -47,24 +55,33 @@ struct conn_hub {
     size_t nconns;
     unsigned next_id;
     int stopping;
+    uv_timer_t tick; /* heartbeats and the peer timeout */
+    int tick_open;   /* initialized and not yet through its close callback */
+    uint64_t tick_ms, last_tick;
     char rbuf[CONN_READ_BUF]; /* every read lands here; input is consumed before the next */
 };
 
 static void conn_shut(conn_t *c);
 static void conn_start_read(conn_t *c);
 
+static void conn_tick_arm(conn_hub_t *h, uint64_t interval_ms);
+
 int conn_hub_init(conn_hub_t **hp, const conn_hub_cfg_t *cfg)
 {
     conn_hub_t *h = calloc(1, sizeof *h);
     if (!h) return -ENOMEM;
     h->cfg = *cfg;
+    uv_timer_init(h->cfg.loop, &h->tick);
+    h->tick.data = h;
+    h->tick_open = 1;
+    if (h->cfg.peer_timeout_ms) conn_tick_arm(h, h->cfg.peer_timeout_ms);
     *hp = h;
     return 0;
 }
 
 size_t conn_hub_open(conn_hub_t *h)
 {
-    return h ? h->nconns : 0;
+    return h ? h->nconns + (size_t)h->tick_open : 0;
 }
 
 void conn_hub_free(conn_hub_t *h)
@@ -170,6 +187,7 @@ static void conn_flush(conn_t *c)
     msgpack_sbuffer_init(&c->out); /* c->pk keeps pointing at c->out */
     uv_buf_t b = uv_buf_init(w->sb.data, (unsigned)w->sb.size);
     c->inflight += w->sb.size;
+    c->last_tx = uv_now(c->hub->cfg.loop);
     int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_on_write);
     if (r < 0) {
         c->inflight -= w->sb.size;
@@ -223,12 +241,13 @@ static void conn_send_hello(conn_t *c)
 {
     conn_hub_t *h = c->hub;
     msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     frame_pack_kv_u64(pk, PK_TYPE, PT_HELLO);
     frame_pack_kv_u64(pk, PK_VERSION, PROTO_VERSION);
     frame_pack_kv_str(pk, PK_STAGE, h->cfg.stage);
     frame_pack_kv_str(pk, PK_INSTANCE, h->cfg.instance);
     frame_pack_kv_i64(pk, PK_PID, (int64_t)getpid());
+    frame_pack_kv_u64(pk, PK_HEARTBEAT, h->cfg.peer_timeout_ms);
     conn_frame_end(c);
 }
 
@@ -255,12 +274,21 @@ static void conn_on_hello(conn_t *c, const msgpack_object *o)
         conn_fail(c, "hello without a valid instance name");
         return;
     }
+    int r = frame_get_u64(o, PK_HEARTBEAT, &c->peer_hb_ms);
+    if (r == -EINVAL) {
+        conn_fail(c, "hello with a heartbeat interval that is not a number");
+        return;
+    }
+    c->speaks_hb = r == 0;
+    if (frame_get_i64(o, PK_PID, &c->peer_pid) < 0) c->peer_pid = 0;
     memcpy(c->peer_stage, s, n);
     c->peer_stage[n] = 0;
     memcpy(c->peer_instance, inst, ninst);
     c->peer_instance[ninst] = 0;
     snprintf(c->name, sizeof c->name, "%s.%s", c->peer_stage, c->peer_instance);
     c->up = 1;
+    c->last_rx = uv_now(h->cfg.loop);
+    if (c->peer_hb_ms) conn_tick_arm(h, c->peer_hb_ms);
     if (conn_is_quiet(c))
         log_debug("%s: peer up", c->name);
     else
@@ -286,6 +314,8 @@ static void conn_on_frame(conn_t *c, const msgpack_object *o)
     }
     if (t == PT_HELLO)
         log_debug("%s: ignoring a second hello", c->name);
+    else if (t == PT_HEARTBEAT)
+        return; /* it did its job by arriving: last_rx moved when it was read */
     else if (h->cfg.on_frame)
         h->cfg.on_frame(h->cfg.d, c, t, o);
     else
@@ -351,6 +381,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_fail(c, "read: %s", uv_strerror((int)n));
         return;
     }
+    c->last_rx = uv_now(h->cfg.loop);
     if (!c->sniffed) {
         c->sniffed = 1;
         if (buf->base[0] == 0) {
@@ -430,6 +461,83 @@ int conn_dial(conn_hub_t *h, const char *path, const char *name,
     return 0;
 }
 
+/* --- liveness ---
+ *
+ * Every stage says in its HELLO how long it waits for a silent peer (hb, --peer-timeout-ms).
+ * Each side sends a HEARTBEAT whenever it has written nothing to a peer for a quarter of that
+ * peer's hb, from its own timer, so a peer whose loop runs is never silent for long even when
+ * its work is slow (HTTP requests in flight, a long SQLite write) or when it stopped reading us
+ * (backpressure). Any bytes count as life, not only acks. A peer silent for our timeout is
+ * closed at once, without waiting for our queued writes (a stopped peer never reads them), so
+ * the stage's on_peer_down hands its unacknowledged work to others. Not judged: connections we
+ * paused (their bytes wait unread), connections with bytes waiting in the socket (our loop was
+ * late, not the peer), and every connection on a tick that comes late by more than a quarter of
+ * the timeout (our own loop was blocked or the process stopped: its own silence, not theirs). */
+
+/* conn_unread: bytes waiting in c's socket that we have not read yet (0 when unknown). */
+static int conn_unread(conn_t *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0 || ioctl(fd, FIONREAD, &n) < 0) return 0;
+    return n;
+}
+
+/* conn_send_heartbeat queues a HEARTBEAT (written with the next batch). */
+static void conn_send_heartbeat(conn_t *c)
+{
+    msgpack_packer *pk = conn_frame_begin(c);
+    msgpack_pack_map(pk, 1);
+    frame_pack_kv_u64(pk, PK_TYPE, PT_HEARTBEAT);
+    conn_frame_end(c);
+}
+
+/* conn_on_tick sends the heartbeats that are due and closes peers silent for too long. */
+static void conn_on_tick(uv_timer_t *timer)
+{
+    conn_hub_t *h = timer->data;
+    uint64_t now = uv_now(h->cfg.loop), timeout = h->cfg.peer_timeout_ms;
+    uint64_t late = now - h->last_tick > h->tick_ms ? now - h->last_tick - h->tick_ms : 0;
+    int blind = timeout && late > timeout / 4;
+    h->last_tick = now;
+    if (blind)
+        log_warn("event loop ran %" PRIu64 " ms late: not timing out peers on this tick", late);
+    for (conn_t *c = h->conns; c; c = c->next) {
+        if (!c->up || c->closing || c->raw) continue;
+        if (c->peer_hb_ms && now - c->last_tx >= c->peer_hb_ms / 4) conn_send_heartbeat(c);
+        if (!timeout || !c->speaks_hb || c->paused) continue;
+        if (blind) {
+            c->last_rx = now; /* start counting again from here */
+            continue;
+        }
+        if (now - c->last_rx < timeout) continue;
+        if (conn_unread(c) > 0) {
+            c->last_rx = now; /* it did send: we were slow to read */
+            continue;
+        }
+        char pid[32] = "";
+        if (c->peer_pid > 0) snprintf(pid, sizeof pid, " (pid %" PRId64 ")", c->peer_pid);
+        log_warn("%s: closing: peer%s sent nothing, not even a heartbeat, for %" PRIu64
+                 " ms (--peer-timeout-ms %" PRIu64 ")",
+                 c->name, pid, now - c->last_rx, timeout);
+        c->broken = 1; /* close now: its socket may never take what we still have queued */
+        conn_shut(c);
+    }
+}
+
+/* conn_tick_arm makes the tick run often enough for a timeout or heartbeat interval of ms: an
+ * eighth of it, within [10 ms, 500 ms]. The tick only ever speeds up. */
+static void conn_tick_arm(conn_hub_t *h, uint64_t ms)
+{
+    uint64_t every = ms / 8;
+    if (every < CONN_TICK_MIN_MS) every = CONN_TICK_MIN_MS;
+    if (every > CONN_TICK_MAX_MS) every = CONN_TICK_MAX_MS;
+    if (h->stopping || (h->tick_ms && h->tick_ms <= every)) return;
+    h->tick_ms = every;
+    h->last_tick = uv_now(h->cfg.loop);
+    uv_timer_start(&h->tick, conn_on_tick, every, every);
+}
+
 void conn_hub_prepare(conn_hub_t *h)
 {
     for (conn_t *c = h->conns; c; c = c->next)
@@ -441,10 +549,19 @@ void conn_hub_prepare(conn_hub_t *h)
         if (!c->closing && c->out.size) conn_flush(c);
 }
 
+/* conn_tick_closed: the tick timer lives inside the hub. */
+static void conn_tick_closed(uv_handle_t *handle)
+{
+    conn_hub_t *h = handle->data;
+    h->tick_open = 0;
+}
+
 void conn_hub_stop(conn_hub_t *h)
 {
     if (h->stopping) return;
     h->stopping = 1;
+    if (h->tick_open && !uv_is_closing((uv_handle_t *)&h->tick))
+        uv_close((uv_handle_t *)&h->tick, conn_tick_closed);
     for (conn_t *c = h->conns; c; c = c->next)
         if (!c->closing) conn_flush(c); /* last frames go out before the close */
     for (conn_t *c = h->conns; c; c = c->next) {
@@ -502,6 +619,7 @@ void conn_resume(conn_t *c)
     if (!c->paused) return;
     c->paused = 0;
     if (c->closing) return;
+    c->last_rx = uv_now(c->hub->cfg.loop); /* its silence while we did not read says nothing */
     conn_start_read(c);
     if (!c->raw) c->redispatch = 1; /* frames decoded while paused wait in the decoder */
 }

@@ -49,6 +49,10 @@ typedef struct conn_hub_cfg {
     const char *stage; /* our HELLO: stage and instance (kept as pointers, not copied) */
     const char *instance;
     int raw_input; /* inbound streams whose first byte is not 0x00 go to on_raw */
+    /* Liveness: a peer that speaks heartbeats (its HELLO has hb) and sent nothing for this
+     * long is closed (0: never); we advertise it in our HELLO so peers send heartbeats often
+     * enough. Connections we stopped reading (conn_pause) are not judged. */
+    uint64_t peer_timeout_ms;
     /* The callbacks, as in daemon_ops_t; on_frame also gets STATUS (the daemon answers it). */
     void (*on_up)(daemon_t *d, conn_t *c);
     void (*on_frame)(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *frame);

@@ -40,6 +40,7 @@ struct daemon {
     int log_level; /* log_level_t */
     int notify_fd;
     int64_t grace_ms;
+    int64_t peer_timeout_ms; /* --peer-timeout-ms, for the connection hub */
     uint64_t started_ns;
     int draining, stopping, bound, listener_init, started;
     int nopen; /* our own handles not yet through their close callback */
@@ -155,6 +156,9 @@ static const daemon_option_t daemon_common_options[] = {
                        "write a newline to fd N when ready (s6)"),
     DAEMON_OPTION_INT64("grace-ms", "N", "5000", 0, UINT32_MAX, daemon_t, grace_ms,
                         "drain deadline after SIGTERM"),
+    DAEMON_OPTION_INT64("peer-timeout-ms", "N", "5000", 0, 3600000, daemon_t, peer_timeout_ms,
+                        "close a stage peer that sent nothing, not even a heartbeat, for this "
+                        "long, so its unacknowledged work goes to other instances; 0: never"),
     {.name = "log-level",
      .arg = "LEVEL",
      .type = DAEMON_OPT_CHOICE,
@@ -659,6 +663,7 @@ static int daemon_init_handles(daemon_t *d)
                          .stage = d->ops->stage,
                          .instance = d->instance,
                          .raw_input = d->ops->raw_input,
+                         .peer_timeout_ms = (uint64_t)d->peer_timeout_ms,
                          .on_up = d->ops->on_peer_up,
                          .on_frame = daemon_on_frame,
                          .on_down = d->ops->on_peer_down,

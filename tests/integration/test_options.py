@@ -33,7 +33,8 @@ EXPECTED = [
     ("ingest", "--window N", "4096"),
 ] + [(stage, flag, default) for stage in PROGRAMS for flag, default in (
     ("--data-dir DIR", "$HOOKLINE_DATA, else ./var"), ("--instance NAME", "0"), ("--fsync always|batch|off", "batch"),
-    ("--notify-fd N", None), ("--grace-ms N", "5000"), ("--log-level LEVEL", "info"),
+    ("--notify-fd N", None), ("--grace-ms N", "5000"), ("--peer-timeout-ms N", "5000"),
+    ("--log-level LEVEL", "info"),
     ("--help", None), ("--version", None))] + [
     ("ingest", "--segment-bytes N", "67108864"),
     ("scheduler", "--segment-bytes N", "67108864"),
@@ -58,6 +59,8 @@ BAD = [
     ("router", ["--max-body-bytes", "16777216"], "--max-body-bytes: want a whole number from 1 "
      "to 15728640, got '16777216'"),
     ("router", ["--segment-bytes", "8192"], "unknown option '--segment-bytes'"),
+    ("sender", ["--peer-timeout-ms", "-1"], "--peer-timeout-ms: want a whole number from 0 to "
+     "3600000, got '-1'"),
     ("ingest", ["--window", "0"], "--window: want a whole number from 1 to 1000000, got '0'"),
     ("ingest", ["--fsync", "sometimes"], "--fsync: want one of always|batch|off, got "
      "'sometimes'"),

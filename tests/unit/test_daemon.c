@@ -22,7 +22,8 @@
 
 #define T_ECHO 50
 #define T_ECHO_REPLY 51
-#define T_PAUSE 60
+#define T_PAUSE 60 /* x: pause reading for x ms (default 30) */
+#define T_BLOCK 61 /* x: block the event loop for x ms */
 
 /* The test stage's state; each daemon runs in its own forked child. */
 typedef struct tctx {
@@ -111,15 +112,25 @@ static void tstage_on_peer_down(daemon_t *d, conn_t *c)
 /* tstage_on_frame echoes T_ECHO frames and pauses reading on T_PAUSE. */
 static void tstage_on_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *o)
 {
-    if (t == T_PAUSE) {
-        conn_pause(c);
-        g_ctx.paused = c;
-        uv_timer_start(&g_ctx.timer, tstage_on_timer, 30, 0);
-        return;
-    }
     const char *x = "";
     size_t n = 0;
     frame_get_str(o, "x", &x, &n);
+    if (t == T_PAUSE) {
+        conn_pause(c);
+        g_ctx.paused = c;
+        uv_timer_start(&g_ctx.timer, tstage_on_timer, n ? strtoul(x, NULL, 10) : 30, 0);
+        return;
+    }
+    if (t == T_BLOCK) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)strtoul(x, NULL, 10) * 1000000};
+        while (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        return;
+    }
     msgpack_packer *pk = conn_frame_begin(c);
     msgpack_pack_map(pk, 2);
     frame_pack_kv_u64(pk, PK_TYPE, T_ECHO_REPLY);
@@ -675,7 +686,7 @@ static void test_echo(void)
         frame_begin(&sb, &pk, &mark);
         msgpack_pack_map(&pk, 4);
         frame_pack_kv_u64(&pk, PK_TYPE, PT_HELLO);
-        frame_pack_kv_u64(&pk, PK_VERSION, 2);
+        frame_pack_kv_u64(&pk, PK_VERSION, PROTO_VERSION + 1);
         frame_pack_kv_str(&pk, PK_STAGE, "future");
         frame_pack_kv_str(&pk, PK_INSTANCE, "0");
         frame_end(&sb, mark);
@@ -716,6 +727,162 @@ static void test_echo(void)
     CHECK_INT(wait_exit(pid, 5000), 0);
     CHECK(stat(path, &st) < 0 && errno == ENOENT);
     free((void *)path);
+}
+
+/* hb_connect opens a framed connection to path as a peer that speaks heartbeats: its hello
+ * says hb (how often, over 4, the daemon must send it something; 0: never). Checks the daemon's
+ * hello advertises want_hb. Returns 0 with *cl. */
+static int hb_connect(const char *path, uint64_t hb, uint64_t want_hb, client_t *cl)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_object o;
+    size_t mark;
+    char err[256];
+    uint64_t t = 0, v = 0;
+    int fd = raw_connect(path);
+    if (fd < 0) return -1;
+    memset(cl, 0, sizeof *cl);
+    cl->fd = fd;
+    frame_decoder_init(&cl->dec, 0);
+    msgpack_sbuffer_init(&sb);
+    frame_begin(&sb, &pk, &mark);
+    msgpack_pack_map(&pk, 5);
+    frame_pack_kv_u64(&pk, PK_TYPE, PT_HELLO);
+    frame_pack_kv_u64(&pk, PK_VERSION, PROTO_VERSION);
+    frame_pack_kv_str(&pk, PK_STAGE, "hbtest");
+    frame_pack_kv_str(&pk, PK_INSTANCE, "0");
+    frame_pack_kv_u64(&pk, PK_HEARTBEAT, hb);
+    frame_end(&sb, mark);
+    int r = client_send(cl, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0 || client_recv(cl, &o, 2000, err, sizeof err) != 1 ||
+        frame_get_u64(&o, PK_TYPE, &t) < 0 || t != PT_HELLO ||
+        frame_get_u64(&o, PK_HEARTBEAT, &v) < 0 || v != want_hb) {
+        client_close(cl);
+        return -1;
+    }
+    return 0;
+}
+
+/* recv_skip_hb is client_recv that counts and skips HEARTBEAT frames. */
+static int recv_skip_hb(client_t *cl, msgpack_object *o, int timeout_ms, int *nhb)
+{
+    char err[256];
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        int r = client_recv(cl, o, left > 0 ? left : 0, err, sizeof err);
+        uint64_t t = 0;
+        if (r != 1 || frame_get_u64(o, PK_TYPE, &t) < 0 || t != PT_HEARTBEAT) return r;
+        if (nhb) (*nhb)++;
+    }
+}
+
+/* echo_ok sends an ECHO of x on cl and checks the reply (skipping heartbeats). */
+static int echo_ok(client_t *cl, const char *x)
+{
+    msgpack_object o;
+    char *got;
+    if (send_frame(cl, T_ECHO, x) < 0 || recv_skip_hb(cl, &o, 2000, NULL) != 1) return 0;
+    int ok = (got = frame_dup_str(&o, "x")) && strcmp(got, x) == 0;
+    free(got);
+    return ok;
+}
+
+/* test_liveness: --peer-timeout-ms on one daemon, driven by hand-made peers: a silent peer is
+ * closed after the timeout; one that sends heartbeats stays, and gets heartbeats as often as
+ * its hello asked; hookctl-like peers (no hb) are never judged nor sent heartbeats; a
+ * connection the stage paused is not judged; nor is anyone after the daemon's own loop was
+ * blocked. Then two daemons: SIGSTOP of the peer drops it, SIGCONT brings it back. */
+static void test_liveness(void)
+{
+    const char *args[] = {"--peer-timeout-ms", "300", NULL};
+    pid_t pid = start(&echo_ops, args);
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    char *path = strdup(sock_path("echo.sock"));
+    client_t cl;
+    msgpack_object o;
+    char err[256];
+
+    /* silent: closed after about 300 ms (a tick is 37 ms), not before */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    int64_t t0 = now_ms();
+    CHECK_INT(recv_skip_hb(&cl, &o, 3000, NULL), -ECONNRESET);
+    int64_t took = now_ms() - t0;
+    CHECK(took >= 280 && took < 1500);
+    client_close(&cl);
+
+    /* heartbeats every 50 ms keep it for 1 s; it sends us one at least every 100 / 4 ms (plus
+     * a tick) while it has nothing else to say */
+    CHECK_INT(hb_connect(path, 100, 300, &cl), 0);
+    int nhb = 0;
+    t0 = now_ms();
+    while (now_ms() - t0 < 1000) {
+        CHECK_INT(send_frame(&cl, PT_HEARTBEAT, NULL), 0);
+        CHECK_INT(recv_skip_hb(&cl, &o, 50, &nhb), 0); /* nothing but heartbeats */
+    }
+    CHECK(nhb >= 15);
+    CHECK(echo_ok(&cl, "still here"));
+    client_close(&cl);
+
+    /* a peer that does not speak heartbeats (hookctl) gets none and is never closed for it */
+    CHECK_INT(client_connect(&cl, path, 2000, err, sizeof err), 0);
+    CHECK_INT(client_recv(&cl, &o, 700, err, sizeof err), 0);
+    CHECK(echo_ok(&cl, "ctl"));
+    client_close(&cl);
+
+    /* the stage paused reading for 700 ms: our silence meanwhile is not held against us */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    CHECK_INT(send_frame(&cl, T_PAUSE, "700"), 0);
+    CHECK_INT(recv_skip_hb(&cl, &o, 850, NULL), 0); /* not closed */
+    CHECK(echo_ok(&cl, "after a long pause"));
+    client_close(&cl);
+
+    /* the daemon's own loop blocked for 800 ms: nobody is timed out on the late tick */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    CHECK_INT(send_frame(&cl, T_BLOCK, "800"), 0);
+    CHECK(echo_ok(&cl, "while blocked")); /* answered once the block is over */
+    poll(NULL, 0, 50);
+    CHECK(echo_ok(&cl, "after the block"));
+    /* and silence after that is judged again */
+    CHECK_INT(recv_skip_hb(&cl, &o, 3000, NULL), -ECONNRESET);
+    client_close(&cl);
+
+    /* two daemons: a stopped peer is dropped after the timeout and reconnected after SIGCONT */
+    const char *conn_args[] = {"--instance",        "lv",  "--connect", "peer.sock",
+                               "--peer-timeout-ms", "300", NULL};
+    const char *peer_args[] = {"--peer-timeout-ms", "300", NULL};
+    pid_t cpid = start(&conn_ops, conn_args);
+    pid_t peer = start(&peer_ops, peer_args);
+    CHECK(cpid > 0 && peer > 0);
+    char cpath[512];
+    snprintf(cpath, sizeof cpath, "%s", sock_path("conn.lv.sock"));
+    CHECK_INT(wait_ups(cpath, 1, 5000), 1);
+    /* both loops run: a second's worth of timeouts passes without a drop */
+    poll(NULL, 0, 1000);
+    status_t s;
+    CHECK_INT(get_status(cpath, &s), 0);
+    CHECK_INT(s.downs, 0);
+    CHECK_INT(s.ups, 1);
+    t0 = now_ms();
+    CHECK_INT(kill(peer, SIGSTOP), 0);
+    while (now_ms() - t0 < 3000 && (get_status(cpath, &s) < 0 || s.downs < 1))
+        poll(NULL, 0, 20);
+    CHECK_INT(s.downs, 1);
+    took = now_ms() - t0;
+    CHECK(took >= 280 && took < 2000);
+    CHECK_INT(kill(peer, SIGCONT), 0);
+    CHECK_INT(wait_ups(cpath, 2, 5000), 2);
+    kill(peer, SIGTERM);
+    CHECK_INT(wait_exit(peer, 5000), 0);
+    kill(cpid, SIGTERM);
+    CHECK_INT(wait_exit(cpid, 5000), 0);
+
+    kill(pid, SIGTERM);
+    CHECK_INT(wait_exit(pid, 5000), 0);
+    free(path);
 }
 
 /* test_stale_socket: a socket file nobody listens on is replaced. */
@@ -806,6 +973,7 @@ int main(void)
     test_echo();
     test_stale_socket();
     test_connect();
+    test_liveness();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
     CHECK_INT(system(cmd), 0);
