@@ -872,7 +872,10 @@ static void test_liveness(void)
         poll(NULL, 0, 20);
     CHECK_INT(s.downs, 1);
     took = now_ms() - t0;
-    CHECK(took >= 280 && took < 2000);
+    /* its last heartbeat came up to 300 / 4 ms plus a tick (37 ms) before the SIGSTOP */
+    if (took < 150 || took >= 2000)
+        fprintf(stderr, "  stopped peer dropped after %lld ms\n", (long long)took);
+    CHECK(took >= 150 && took < 2000);
     CHECK_INT(kill(peer, SIGCONT), 0);
     CHECK_INT(wait_ups(cpath, 2, 5000), 2);
     kill(peer, SIGTERM);
