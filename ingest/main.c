@@ -10,15 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ingest_set_window parses --window. */
-static int ingest_set_window(void *ctx, const char *val, char *err, size_t errlen)
-{
-    long long v;
-    int rc = daemon_option_long(val, 1, 1000000, &v, err, errlen);
-    if (rc == 0) ((ingest_t *)ctx)->window = (unsigned)v;
-    return rc;
-}
-
 /* ingest_start opens the configuration and the journal. */
 static int ingest_start(daemon_t *d)
 {
@@ -108,10 +99,11 @@ static void ingest_close(daemon_t *d)
     cfgwatch_close(in->cfg);
 }
 
+/* The options of hook-ingest, one row each (daemon.h); the skeleton parses, checks, prints. */
 static const daemon_option_t ingest_options[] = {
-    {"window", "N", "events in flight per router before waiting for acknowledgements (4096)",
-     ingest_set_window},
-    {NULL, NULL, NULL, NULL},
+    DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, ingest_t, window,
+                       "events in flight per router before waiting for acknowledgements"),
+    DAEMON_OPTION_END,
 };
 
 static const daemon_ops_t ingest_ops = {
@@ -134,6 +126,6 @@ static const daemon_ops_t ingest_ops = {
 
 int main(int argc, char **argv)
 {
-    static ingest_t in = {.window = 4096};
+    static ingest_t in; /* options are filled in by daemon_main from ingest_options */
     return daemon_main(argc, argv, &ingest_ops, &in);
 }

@@ -11,25 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* router_set_window parses --window. */
-static int router_set_window(void *ctx, const char *val, char *err, size_t errlen)
-{
-    long long v;
-    int rc = daemon_option_long(val, 1, 1000000, &v, err, errlen);
-    if (rc == 0) ((router_t *)ctx)->window = (unsigned)v;
-    return rc;
-}
-
-/* router_set_max_body parses --max-body-bytes. */
-static int router_set_max_body(void *ctx, const char *val, char *err, size_t errlen)
-{
-    long long v;
-    /* A JOB frame carries the body and must stay under the 16 MiB frame limit. */
-    int rc = daemon_option_long(val, 1, ROUTER_MAX_BODY_LIMIT, &v, err, errlen);
-    if (rc == 0) ((router_t *)ctx)->max_body = (size_t)v;
-    return rc;
-}
-
 /* router_start opens the configuration and connects to ingest. */
 static int router_start(daemon_t *d)
 {
@@ -129,13 +110,17 @@ static void router_close(daemon_t *d)
     cfgwatch_close(r->cfg);
 }
 
+/* The options of hook-router, one row each (daemon.h); the skeleton parses, checks, prints. */
 static const daemon_option_t router_options[] = {
-    {"window", "N", "jobs in flight per sender before waiting for acknowledgements (4096)",
-     router_set_window},
-    {"max-body-bytes", "N",
-     "largest body built for one webhook; a larger one is recorded failed, never sent (262144)",
-     router_set_max_body},
-    {NULL, NULL, NULL, NULL},
+    DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, router_t, window,
+                       "jobs in flight per sender before waiting for acknowledgements"),
+    /* 262144 is ROUTER_MAX_BODY_DEFAULT; a JOB frame carries the body and must stay under the
+     * 16 MiB frame limit. */
+    DAEMON_OPTION_SIZE("max-body-bytes", "N", "262144", 1, ROUTER_MAX_BODY_LIMIT, router_t,
+                       max_body,
+                       "largest body built for one webhook; a larger one is recorded failed, "
+                       "never sent"),
+    DAEMON_OPTION_END,
 };
 
 static const daemon_ops_t router_ops = {
@@ -155,6 +140,6 @@ static const daemon_ops_t router_ops = {
 
 int main(int argc, char **argv)
 {
-    static router_t r = {.window = 4096, .max_body = ROUTER_MAX_BODY_DEFAULT};
+    static router_t r; /* options are filled in by daemon_main from router_options */
     return daemon_main(argc, argv, &router_ops, &r);
 }

@@ -11,77 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* sched_parse_num: the skeleton's number parser (name only labels the call). */
-static int sched_parse_num(const char *name, const char *val, double lo, double hi, double *out,
-                           char *err, size_t errlen)
-{
-    return daemon_option_double(val, lo, hi, out, err, errlen);
-}
-
-/* sched_set_base parses --retry-base-ms. */
-static int sched_set_base(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("retry-base-ms", val, 0, 86400000.0 * 7, &v, err, errlen);
-    if (rc == 0) ((scheduler_t *)ctx)->policy.base_ms = (int64_t)v;
-    return rc;
-}
-
-/* sched_set_factor parses --retry-factor. */
-static int sched_set_factor(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("retry-factor", val, 1, 100, &v, err, errlen);
-    if (rc == 0) ((scheduler_t *)ctx)->policy.factor = v;
-    return rc;
-}
-
-/* sched_set_jitter parses --retry-jitter. */
-static int sched_set_jitter(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("retry-jitter", val, 0, 1, &v, err, errlen);
-    if (rc == 0) ((scheduler_t *)ctx)->policy.jitter = v;
-    return rc;
-}
-
-/* sched_set_attempts parses --max-attempts. */
-static int sched_set_attempts(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("max-attempts", val, 1, 100, &v, err, errlen);
-    if (rc == 0 && v != floor(v)) {
-        snprintf(err, errlen, "want a whole number, got '%s'", val);
-        rc = -EINVAL;
-    }
-    if (rc == 0) ((scheduler_t *)ctx)->policy.max_attempts = (int)v;
-    return rc;
-}
-
-/* sched_set_window parses --window. */
-static int sched_set_window(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("window", val, 1, 1000000, &v, err, errlen);
-    if (rc == 0) ((scheduler_t *)ctx)->window = (unsigned)v;
-    return rc;
-}
-
-/* sched_set_log_age parses --log-max-age-days. */
+/* sched_set_log_age parses --log-max-age-days (days, fractions allowed) into milliseconds. */
 static int sched_set_log_age(void *ctx, const char *val, char *err, size_t errlen)
 {
     double v;
-    int rc = sched_parse_num("log-max-age-days", val, 0, 36500, &v, err, errlen);
+    int rc = daemon_option_double(val, 0, 36500, &v, err, errlen);
     if (rc == 0) ((scheduler_t *)ctx)->log_max_age_ms = (int64_t)(v * 86400000.0);
-    return rc;
-}
-
-/* sched_set_log_keep parses --log-keep. */
-static int sched_set_log_keep(void *ctx, const char *val, char *err, size_t errlen)
-{
-    double v;
-    int rc = sched_parse_num("log-keep", val, 0, 1e9, &v, err, errlen);
-    if (rc == 0) ((scheduler_t *)ctx)->log_keep = (int)v;
     return rc;
 }
 
@@ -199,17 +134,24 @@ static void sched_close(daemon_t *d)
     if (s->store) store_close(s->store);
 }
 
+/* The options of hook-scheduler, one row each (daemon.h); the skeleton parses, checks, prints.
+ * The retry defaults are RETRY_POLICY_DEFAULT's (and the contract's). */
 static const daemon_option_t sched_options[] = {
-    {"retry-base-ms", "N", "wait before the first retry (30000)", sched_set_base},
-    {"retry-factor", "F", "growth of each further wait (4)", sched_set_factor},
-    {"retry-jitter", "FRACTION", "random spread of each wait, +-fraction (0.1)", sched_set_jitter},
-    {"max-attempts", "N", "attempts in all before an invocation fails (6)", sched_set_attempts},
-    {"window", "N", "retries in flight per sender (4096)", sched_set_window},
-    {"log-max-age-days", "D", "prune delivery-log records older than this (30; 0: never)",
-     sched_set_log_age},
-    {"log-keep", "N", "keep at most this many finished records per webhook (10000; 0: all)",
-     sched_set_log_keep},
-    {NULL, NULL, NULL, NULL},
+    DAEMON_OPTION_INT64("retry-base-ms", "N", "30000", 0, 86400000.0 * 7, scheduler_t,
+                        policy.base_ms, "wait before the first retry"),
+    DAEMON_OPTION_DOUBLE("retry-factor", "F", "4", 1, 100, scheduler_t, policy.factor,
+                         "growth of each further wait"),
+    DAEMON_OPTION_DOUBLE("retry-jitter", "FRACTION", "0.1", 0, 1, scheduler_t, policy.jitter,
+                         "random spread of each wait, +-fraction"),
+    DAEMON_OPTION_INT("max-attempts", "N", "6", 1, 100, scheduler_t, policy.max_attempts,
+                      "attempts in all before an invocation fails"),
+    DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, scheduler_t, window,
+                       "retries in flight per sender"),
+    DAEMON_OPTION_CALL("log-max-age-days", "D", "30", sched_set_log_age,
+                       "prune delivery-log records older than this; 0: never"),
+    DAEMON_OPTION_INT("log-keep", "N", "10000", 0, 1e9, scheduler_t, log_keep,
+                      "keep at most this many finished records per webhook; 0: all"),
+    DAEMON_OPTION_END,
 };
 
 static const daemon_ops_t sched_ops = {
@@ -230,9 +172,6 @@ static const daemon_ops_t sched_ops = {
 
 int main(int argc, char **argv)
 {
-    static scheduler_t s = {.policy = RETRY_POLICY_DEFAULT,
-                            .window = 4096,
-                            .log_max_age_ms = 30 * 86400000LL,
-                            .log_keep = 10000};
+    static scheduler_t s; /* options are filled in by daemon_main from sched_options */
     return daemon_main(argc, argv, &sched_ops, &s);
 }

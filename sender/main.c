@@ -15,52 +15,7 @@
 /* Descriptors kept for everything but HTTP: store, sockets to the other stages, hookctl, libuv. */
 #define SENDER_FD_RESERVE 64
 
-/* sender_parse_long: daemon_option_long into a long (name only labels the call). */
-static int sender_parse_long(const char *name, const char *val, long lo, long hi, long *out,
-                             char *err, size_t errlen)
-{
-    long long v;
-    int rc = daemon_option_long(val, lo, hi, &v, err, errlen);
-    if (rc == 0) *out = (long)v;
-    return rc;
-}
-
-/* sender_set_connect_timeout parses --connect-timeout-ms. */
-static int sender_set_connect_timeout(void *ctx, const char *val, char *err, size_t errlen)
-{
-    sender_t *s = ctx;
-    return sender_parse_long("connect-timeout-ms", val, 1, 600000, &s->http_cfg.connect_timeout_ms,
-                             err, errlen);
-}
-
-/* sender_set_timeout parses --timeout-ms. */
-static int sender_set_timeout(void *ctx, const char *val, char *err, size_t errlen)
-{
-    sender_t *s = ctx;
-    return sender_parse_long("timeout-ms", val, 1, 3600000, &s->http_cfg.timeout_ms, err, errlen);
-}
-
-/* sender_set_max_inflight parses --max-inflight. */
-static int sender_set_max_inflight(void *ctx, const char *val, char *err, size_t errlen)
-{
-    sender_t *s = ctx;
-    long v;
-    int rc = sender_parse_long("max-inflight", val, 1, 100000, &v, err, errlen);
-    if (rc == 0) s->http_cfg.max_inflight = (int)v;
-    return rc;
-}
-
-/* sender_set_per_endpoint parses --max-per-endpoint. */
-static int sender_set_per_endpoint(void *ctx, const char *val, char *err, size_t errlen)
-{
-    sender_t *s = ctx;
-    long v;
-    int rc = sender_parse_long("max-per-endpoint", val, 1, 100000, &v, err, errlen);
-    if (rc == 0) s->http_cfg.max_per_endpoint = (int)v;
-    return rc;
-}
-
-/* sender_set_allow parses one --allow-target CIDR. */
+/* sender_set_allow parses one --allow-target CIDR (repeatable: each adds a range). */
 static int sender_set_allow(void *ctx, const char *val, char *err, size_t errlen)
 {
     sender_t *s = ctx;
@@ -72,20 +27,6 @@ static int sender_set_allow(void *ctx, const char *val, char *err, size_t errlen
         }
     }
     return guard_add_cidr(s->guard, val, err, errlen);
-}
-
-/* sender_set_ca parses --ca-file. */
-static int sender_set_ca(void *ctx, const char *val, char *err, size_t errlen)
-{
-    ((sender_t *)ctx)->http_cfg.ca_file = val;
-    return 0;
-}
-
-/* sender_set_disable_410 sets --disable-on-410. */
-static int sender_set_disable_410(void *ctx, const char *val, char *err, size_t errlen)
-{
-    ((sender_t *)ctx)->disable_on_410 = 1;
-    return 0;
 }
 
 /* sender_fit_fds makes room for every socket the HTTP engine may hold at once (transfers
@@ -117,15 +58,6 @@ static void sender_fit_fds(sender_t *s)
              "cached connections",
              (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, c->max_inflight,
              c->max_connects);
-}
-
-/* sender_set_defer parses --defer-after-ms. */
-static int sender_set_defer(void *ctx, const char *val, char *err, size_t errlen)
-{
-    long v;
-    int rc = sender_parse_long("defer-after-ms", val, 0, 3600000, &v, err, errlen);
-    if (rc == 0) ((sender_t *)ctx)->defer_after_ms = v;
-    return rc;
 }
 
 /* sender_defer_tick looks for jobs stuck behind a saturated endpoint. */
@@ -255,24 +187,28 @@ static void sender_close(daemon_t *d)
     cfgwatch_close(s->cfg);
 }
 
+/* The options of hook-sender, one row each (daemon.h); the skeleton parses, checks, prints. */
 static const daemon_option_t sender_options[] = {
-    {"connect-timeout-ms", "N", "connect (and TLS handshake) timeout (5000)",
-     sender_set_connect_timeout},
-    {"timeout-ms", "N", "whole-request timeout (15000)", sender_set_timeout},
-    {"allow-target", "CIDR", "allow connecting into this otherwise refused range (repeatable)",
-     sender_set_allow},
-    {"max-inflight", "N", "requests running at once (512)", sender_set_max_inflight},
-    {"max-per-endpoint", "N", "requests running at once per endpoint (16)",
-     sender_set_per_endpoint},
-    {"ca-file", "PEM", "trust these CA certificates instead of the system's", sender_set_ca},
-    {"disable-on-410", NULL,
-     "a 410 Gone answer disables the webhook and fails the invocation (off: retried)",
-     sender_set_disable_410},
-    {"defer-after-ms", "N",
-     "a job queued this long behind its saturated endpoint waits at the scheduler instead, so "
-     "one slow endpoint cannot hold back the others (2000; 0: never)",
-     sender_set_defer},
-    {NULL, NULL, NULL, NULL},
+    DAEMON_OPTION_LONG("connect-timeout-ms", "N", "5000", 1, 600000, sender_t,
+                       http_cfg.connect_timeout_ms, "connect (and TLS handshake) timeout"),
+    DAEMON_OPTION_LONG("timeout-ms", "N", "15000", 1, 3600000, sender_t, http_cfg.timeout_ms,
+                       "whole-request timeout"),
+    DAEMON_OPTION_CALL("allow-target", "CIDR", NULL, sender_set_allow,
+                       "allow connecting into this otherwise refused range (repeatable)"),
+    DAEMON_OPTION_INT("max-inflight", "N", "512", 1, 100000, sender_t, http_cfg.max_inflight,
+                      "requests running at once"),
+    DAEMON_OPTION_INT("max-per-endpoint", "N", "16", 1, 100000, sender_t, http_cfg.max_per_endpoint,
+                      "requests running at once per endpoint"),
+    DAEMON_OPTION_STRING("ca-file", "PEM", NULL, sender_t, http_cfg.ca_file,
+                         "trust these CA certificates instead of the system's"),
+    DAEMON_OPTION_FLAG("disable-on-410", sender_t, disable_on_410,
+                       "a 410 Gone answer disables the webhook and fails the invocation (off: "
+                       "retried)"),
+    DAEMON_OPTION_INT64("defer-after-ms", "N", "2000", 0, 3600000, sender_t, defer_after_ms,
+                        "a job queued this long behind its saturated endpoint waits at the "
+                        "scheduler instead, so one slow endpoint cannot hold back the others; 0: "
+                        "never"),
+    DAEMON_OPTION_END,
 };
 
 static const daemon_ops_t sender_ops = {
@@ -292,7 +228,7 @@ static const daemon_ops_t sender_ops = {
 
 int main(int argc, char **argv)
 {
-    static sender_t s = {.defer_after_ms = 2000};
+    static sender_t s; /* options are filled in by daemon_main from sender_options */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = daemon_main(argc, argv, &sender_ops, &s);
     if (s.guard) guard_close(s.guard);

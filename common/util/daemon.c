@@ -1,16 +1,15 @@
 /* daemon.c - the skeleton every stage runs on: options, data and run dirs, the libuv loop,
- * signals and graceful stop, the listening socket, outbound connects with backoff, framed peers
- * with the hello handshake, batched writes, readiness and status replies. */
+ * signals and graceful stop, the listening socket, readiness and status replies. Connections
+ * are conn.c's, outbound dialling is dial.c's. */
 #include "util/daemon.h"
+#include "util/dial.h"
 #include "util/frame.h"
 #include "util/log.h"
 #include "util/wire.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -27,45 +26,7 @@
 #define HOOKLINE_VERSION "0.0.0"
 #endif
 
-#define DAEMON_SCAN_MS 200
-#define DAEMON_BACKOFF_MIN_MS 50
-#define DAEMON_BACKOFF_MAX_MS 1000
-#define DAEMON_READ_BUF 65536
 #define DAEMON_INSTANCE_MAX 32
-
-/* One socket path found by daemon_connect's scan, with its connection and retry state. */
-typedef struct daemon_target {
-    struct daemon_target *next;
-    char *path;
-    conn_t *conn; /* connecting or connected, NULL while waiting to retry */
-    uint64_t backoff_ms, next_try;
-    unsigned seen; /* scan generation that last saw the file */
-} daemon_target_t;
-
-/* One uv_write in flight: owns the buffer swapped out of the connection. */
-typedef struct daemon_write {
-    uv_write_t req;
-    conn_t *conn;
-    msgpack_sbuffer sb;
-} daemon_write_t;
-
-struct conn {
-    daemon_t *d;
-    uv_pipe_t pipe;
-    uv_connect_t connect_req;
-    uv_shutdown_t shutdown_req;
-    conn_t *prev, *next;
-    daemon_target_t *target; /* outbound only */
-    unsigned id;
-    int outbound, connected, sniffed, raw, up, closing, paused, reading, eof, hold, broken;
-    int redispatch; /* resumed with frames still buffered: dispatch them before polling */
-    frame_decoder_t dec;
-    msgpack_sbuffer out;
-    msgpack_packer pk;
-    size_t mark, inflight;
-    char peer_stage[32], peer_instance[64], name[128];
-    void *data;
-};
 
 struct daemon {
     const daemon_ops_t *ops;
@@ -73,30 +34,24 @@ struct daemon {
     uv_loop_t loop;
     char *data_dir, *run_dir, *db_path, *sock_path;
     char instance[DAEMON_INSTANCE_MAX + 1];
-    fsync_policy_t fsync;
+    const char *data_dir_arg; /* --data-dir, NULL when not given */
+    int fsync;                /* fsync_policy_t */
     size_t segment_bytes;
-    log_level_t log_level;
+    int log_level; /* log_level_t */
     int notify_fd;
-    uint64_t grace_ms, started_ns;
+    int64_t grace_ms;
+    int64_t peer_timeout_ms; /* --peer-timeout-ms, for the connection hub */
+    uint64_t started_ns;
     int draining, stopping, bound, listener_init, started;
     int nopen; /* our own handles not yet through their close callback */
     uv_pipe_t listener;
     uv_signal_t sigterm, sigint;
-    uv_timer_t grace, connect_timer, idle_timer;
+    uv_timer_t grace, idle_timer;
     uv_prepare_t flusher;
     int (*idle)(daemon_t *d); /* daemon_stop_when_idle's test */
-    conn_t *conns;
-    unsigned next_id, scan_gen;
-    char **patterns;
-    size_t npatterns;
-    daemon_target_t *targets;
-    uint64_t next_scan;
-    char rbuf[DAEMON_READ_BUF];
+    conn_hub_t *hub;
+    dial_t *dial; /* made once the listening socket exists */
 };
-
-static void conn_shut(conn_t *c);
-static void conn_dispatch(conn_t *c);
-static void daemon_connect_arm(daemon_t *d);
 
 /* --- small helpers --- */
 
@@ -110,18 +65,6 @@ static char *daemon_strdupf(const char *fmt, ...)
     if (vasprintf(&s, fmt, ap) < 0) s = NULL;
     va_end(ap);
     return s;
-}
-
-/* daemon_parse_u64: strict decimal parse; 0 or -EINVAL. */
-static int daemon_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-') return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end) return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 /* daemon_instance_valid: [A-Za-z0-9_-]{1,32}. */
@@ -145,192 +88,274 @@ static void daemon_free(daemon_t *d)
     free(d->run_dir);
     free(d->db_path);
     free(d->sock_path);
-    for (size_t i = 0; i < d->npatterns; i++)
-        free(d->patterns[i]);
-    free(d->patterns);
-    while (d->targets) {
-        daemon_target_t *t = d->targets;
-        d->targets = t->next;
-        free(t->path);
-        free(t);
-    }
+    dial_free(d->dial);
+    conn_hub_free(d->hub);
     if (d->notify_fd >= 0) close(d->notify_fd);
     free(d);
 }
 
 /* --- options --- */
 
-enum {
-    OPT_DATA_DIR = 256,
-    OPT_INSTANCE,
-    OPT_FSYNC,
-    OPT_NOTIFY_FD,
-    OPT_GRACE_MS,
-    OPT_SEGMENT_BYTES,
-    OPT_LOG_LEVEL,
-    OPT_HELP,
-    OPT_VERSION,
-    OPT_STAGE = 1024, /* + index into ops->options */
+/* daemon_set_instance: --instance NAME. */
+static int daemon_set_instance(void *ctx, const char *val, char *err, size_t errlen)
+{
+    daemon_t *d = ctx;
+    if (!daemon_instance_valid(val)) {
+        snprintf(err, errlen, "want 1..32 of [A-Za-z0-9_-], got '%s'", val);
+        return -EINVAL;
+    }
+    snprintf(d->instance, sizeof d->instance, "%s", val);
+    return 0;
+}
+
+/* daemon_set_notify_fd: --notify-fd N, which must be open. */
+static int daemon_set_notify_fd(void *ctx, const char *val, char *err, size_t errlen)
+{
+    daemon_t *d = ctx;
+    long long v;
+    if (daemon_option_long(val, 0, INT32_MAX, &v, err, errlen) < 0) return -EINVAL;
+    if (fcntl((int)v, F_GETFD) < 0) {
+        snprintf(err, errlen, "want an open file descriptor, got '%s'", val);
+        return -EINVAL;
+    }
+    d->notify_fd = (int)v;
+    return 0;
+}
+
+/* The options every stage takes, rows into daemon_t. */
+static const daemon_option_t daemon_common_options[] = {
+    DAEMON_OPTION_STRING("data-dir", "DIR", NULL, daemon_t, data_dir_arg,
+                         "data directory (default $HOOKLINE_DATA, else ./var)"),
+    DAEMON_OPTION_CALL("instance", "NAME", "0", daemon_set_instance,
+                       "instance name, [A-Za-z0-9_-]{1,32}"),
+    /* Every stage takes --fsync, so one supervisor template fits all; only journals use it. */
+    {.name = "fsync",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "always|batch|off", /* the order of fsync_policy_t */
+     .def = "batch",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, fsync, int),
+     .help = "journal sync policy",
+     .flags = DAEMON_OPTF_JOURNAL},
+    {.name = "fsync",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "always|batch|off",
+     .def = "batch",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, fsync, int),
+     .help = "accepted for uniformity; this stage keeps no journal",
+     .flags = DAEMON_OPTF_NO_JOURNAL},
+    {.name = "segment-bytes",
+     .arg = "N",
+     .type = DAEMON_OPT_SIZE,
+     .def = "67108864",
+     .lo = 4096,
+     .hi = 1u << 30,
+     .offset = DAEMON_OPTION_FIELD(daemon_t, segment_bytes, size_t),
+     .help = "journal segment size before rolling",
+     .flags = DAEMON_OPTF_JOURNAL},
+    DAEMON_OPTION_CALL("notify-fd", "N", NULL, daemon_set_notify_fd,
+                       "write a newline to fd N when ready (s6)"),
+    DAEMON_OPTION_INT64("grace-ms", "N", "5000", 0, UINT32_MAX, daemon_t, grace_ms,
+                        "drain deadline after SIGTERM"),
+    DAEMON_OPTION_INT64("peer-timeout-ms", "N", "5000", 0, 3600000, daemon_t, peer_timeout_ms,
+                        "close a stage peer that sent nothing, not even a heartbeat, for this "
+                        "long, so its unacknowledged work goes to other instances; 0: never"),
+    {.name = "log-level",
+     .arg = "LEVEL",
+     .type = DAEMON_OPT_CHOICE,
+     .choices = "debug|info|warn|error", /* the order of log_level_t */
+     .def = "info",
+     .offset = DAEMON_OPTION_FIELD(daemon_t, log_level, int),
+     .help = "debug|info|warn|error"},
+    DAEMON_OPTION_END,
 };
 
-/* daemon_usage prints --help text for the common and the stage's options. */
+/* daemon_opt_applies: the row is for this stage (journal-only rows, and their opposites). */
+static int daemon_opt_applies(const daemon_option_t *o, const daemon_ops_t *ops)
+{
+    if ((o->flags & DAEMON_OPTF_JOURNAL) && !ops->has_journal) return 0;
+    if ((o->flags & DAEMON_OPTF_NO_JOURNAL) && ops->has_journal) return 0;
+    return 1;
+}
+
+/* daemon_opt_choice: index of val in a "a|b|c" list, or -1. */
+static int daemon_opt_choice(const char *choices, const char *val)
+{
+    size_t n = strlen(val);
+    int i = 0;
+    for (const char *p = choices;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, val, n) == 0) return i;
+        if (!bar) return -1;
+        p = bar + 1;
+    }
+}
+
+/* daemon_opt_set parses val (NULL for a flag) into the row's field of base. 0, or -EINVAL with
+ * err saying what was wanted. */
+static int daemon_opt_set(const daemon_option_t *o, void *base, const char *val, char *err,
+                          size_t errlen)
+{
+    char *field = (char *)base + o->offset;
+    long long v = 0;
+    double x;
+    switch (o->type) {
+    case DAEMON_OPT_INT:
+    case DAEMON_OPT_UINT:
+    case DAEMON_OPT_LONG:
+    case DAEMON_OPT_INT64:
+    case DAEMON_OPT_SIZE:
+        if (daemon_option_long(val, (long long)o->lo, (long long)o->hi, &v, err, errlen) < 0)
+            return -EINVAL;
+        if (o->type == DAEMON_OPT_INT) *(int *)field = (int)v;
+        if (o->type == DAEMON_OPT_UINT) *(unsigned *)field = (unsigned)v;
+        if (o->type == DAEMON_OPT_LONG) *(long *)field = (long)v;
+        if (o->type == DAEMON_OPT_INT64) *(int64_t *)field = (int64_t)v;
+        if (o->type == DAEMON_OPT_SIZE) *(size_t *)field = (size_t)v;
+        return 0;
+    case DAEMON_OPT_DOUBLE:
+        if (daemon_option_double(val, o->lo, o->hi, &x, err, errlen) < 0) return -EINVAL;
+        *(double *)field = x;
+        return 0;
+    case DAEMON_OPT_STRING:
+        *(const char **)field = val;
+        return 0;
+    case DAEMON_OPT_FLAG:
+        *(int *)field = 1;
+        return 0;
+    case DAEMON_OPT_CHOICE: {
+        int i = daemon_opt_choice(o->choices, val);
+        if (i < 0) {
+            snprintf(err, errlen, "want one of %s, got '%s'", o->choices, val);
+            return -EINVAL;
+        }
+        *(int *)field = i;
+        return 0;
+    }
+    case DAEMON_OPT_CALL:
+        err[0] = 0;
+        if (o->set(base, val, err, errlen) == 0) return 0;
+        if (!err[0]) snprintf(err, errlen, "invalid value '%s'", val);
+        return -EINVAL;
+    case DAEMON_OPT_END:
+        break;
+    }
+    snprintf(err, errlen, "option type %d unknown to the skeleton", (int)o->type);
+    return -EINVAL;
+}
+
+/* daemon_usage_rows prints one --help line per row of t that applies to the stage. */
+static void daemon_usage_rows(const daemon_option_t *t, const daemon_ops_t *ops, FILE *f)
+{
+    for (const daemon_option_t *o = t; o && o->name; o++) {
+        if (!daemon_opt_applies(o, ops)) continue;
+        char left[128];
+        const char *arg = o->type == DAEMON_OPT_CHOICE && !o->arg ? o->choices : o->arg;
+        if (o->type == DAEMON_OPT_FLAG) arg = NULL;
+        snprintf(left, sizeof left, "--%s%s%s", o->name, arg ? " " : "", arg ? arg : "");
+        fprintf(f, "  %-26s %s", left, o->help ? o->help : "");
+        if (o->def && o->type != DAEMON_OPT_FLAG) fprintf(f, " (default %s)", o->def);
+        fputc('\n', f);
+    }
+}
+
+/* daemon_usage prints --help: the summary, then the common and the stage's rows. */
 static void daemon_usage(const daemon_ops_t *ops, FILE *f)
 {
     fprintf(f, "usage: %s [OPTIONS]\n", ops->program);
     if (ops->summary) fprintf(f, "%s\n", ops->summary);
     fprintf(f, "\noptions:\n");
-    fprintf(f, "  %-26s %s\n", "--data-dir DIR",
-            "data directory (default $HOOKLINE_DATA, else ./var)");
-    fprintf(f, "  %-26s %s\n", "--instance NAME", "instance name, [A-Za-z0-9_-]{1,32} (default 0)");
-    fprintf(f, "  %-26s %s\n", "--fsync always|batch|off",
-            ops->has_journal ? "journal sync policy (default batch)"
-                             : "accepted for uniformity; this stage keeps no journal");
-    if (ops->has_journal)
-        fprintf(f, "  %-26s %s\n", "--segment-bytes N",
-                "journal segment size before rolling (default 67108864)");
-    fprintf(f, "  %-26s %s\n", "--notify-fd N", "write a newline to fd N when ready (s6)");
-    fprintf(f, "  %-26s %s\n", "--grace-ms N", "drain deadline after SIGTERM (default 5000)");
-    fprintf(f, "  %-26s %s\n", "--log-level LEVEL", "debug|info|warn|error (default info)");
+    daemon_usage_rows(daemon_common_options, ops, f);
     fprintf(f, "  %-26s %s\n", "--help", "print this help and exit");
     fprintf(f, "  %-26s %s\n", "--version", "print the version and exit");
-    for (const daemon_option_t *o = ops->options; o && o->name; o++) {
-        char left[128];
-        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        fprintf(f, "  %-26s %s\n", left, o->help ? o->help : "");
-    }
+    daemon_usage_rows(ops->options, ops, f);
 }
 
-/* daemon_parse handles argv; returns 0 to go on, or 1 with *status when main should return. */
+/* One option getopt knows: its row and the struct the row writes into. */
+typedef struct daemon_opt_ref {
+    const daemon_option_t *row;
+    void *base;
+} daemon_opt_ref_t;
+
+#define DAEMON_OPT_HELP 1
+#define DAEMON_OPT_VERSION 2
+#define DAEMON_OPT_ROW 16 /* + index into the refs */
+
+/* daemon_parse applies the defaults of every row, then argv; returns 0 to go on, or 1 with
+ * *status when main should return. */
 static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
 {
     const daemon_ops_t *ops = d->ops;
-    size_t nstage = 0, n = 0;
-    while (ops->options && ops->options[nstage].name)
-        nstage++;
-    struct option *lo = calloc(nstage + 9, sizeof *lo);
-    if (!lo) {
+    const daemon_option_t *tables[2] = {daemon_common_options, ops->options};
+    void *bases[2] = {d, d->ctx};
+    size_t nrows = 0, n = 0, nlong = 0;
+    char err[256];
+    for (int k = 0; k < 2; k++)
+        for (const daemon_option_t *o = tables[k]; o && o->name; o++)
+            nrows++;
+    daemon_opt_ref_t *refs = calloc(nrows + 1, sizeof *refs);
+    struct option *lo = calloc(nrows + 3, sizeof *lo);
+    if (!refs || !lo) {
         fprintf(stderr, "%s: out of memory\n", ops->program);
+        free(refs);
+        free(lo);
         *status = 1;
         return 1;
     }
-    lo[n++] = (struct option){"data-dir", required_argument, NULL, OPT_DATA_DIR};
-    lo[n++] = (struct option){"instance", required_argument, NULL, OPT_INSTANCE};
-    /* Every stage takes --fsync, so one supervisor template fits all; only journals use it. */
-    lo[n++] = (struct option){"fsync", required_argument, NULL, OPT_FSYNC};
-    if (ops->has_journal)
-        lo[n++] = (struct option){"segment-bytes", required_argument, NULL, OPT_SEGMENT_BYTES};
-    lo[n++] = (struct option){"notify-fd", required_argument, NULL, OPT_NOTIFY_FD};
-    lo[n++] = (struct option){"grace-ms", required_argument, NULL, OPT_GRACE_MS};
-    lo[n++] = (struct option){"log-level", required_argument, NULL, OPT_LOG_LEVEL};
-    lo[n++] = (struct option){"help", no_argument, NULL, OPT_HELP};
-    lo[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
-    for (size_t i = 0; i < nstage; i++)
-        lo[n++] = (struct option){ops->options[i].name,
-                                  ops->options[i].arg ? required_argument : no_argument, NULL,
-                                  OPT_STAGE + (int)i};
+    *status = 1;
+    for (int k = 0; k < 2; k++)
+        for (const daemon_option_t *o = tables[k]; o && o->name; o++) {
+            if (!daemon_opt_applies(o, ops)) continue;
+            if (o->def && o->type != DAEMON_OPT_FLAG &&
+                daemon_opt_set(o, bases[k], o->def, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: --%s: bad default: %s\n", ops->program, o->name, err);
+                goto done;
+            }
+            refs[n] = (daemon_opt_ref_t){o, bases[k]};
+            lo[nlong++] = (struct option){
+                o->name, o->type == DAEMON_OPT_FLAG ? no_argument : required_argument, NULL,
+                DAEMON_OPT_ROW + (int)n};
+            n++;
+        }
+    lo[nlong++] = (struct option){"help", no_argument, NULL, DAEMON_OPT_HELP};
+    lo[nlong++] = (struct option){"version", no_argument, NULL, DAEMON_OPT_VERSION};
 
-    const char *data_dir = NULL;
-    int opt, done = 0;
+    int opt;
     *status = 2;
     optind = 0; /* full GNU getopt reset: daemon_main may run more than once per process */
-    while (!done && (opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        uint64_t v;
-        char err[256] = "";
-        switch (opt) {
-        case OPT_DATA_DIR:
-            data_dir = optarg;
-            break;
-        case OPT_INSTANCE:
-            if (!daemon_instance_valid(optarg)) {
-                fprintf(stderr, "%s: --instance %s: want 1..32 of [A-Za-z0-9_-]\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            snprintf(d->instance, sizeof d->instance, "%s", optarg);
-            break;
-        case OPT_FSYNC:
-            if (strcmp(optarg, "always") == 0)
-                d->fsync = FSYNC_ALWAYS;
-            else if (strcmp(optarg, "batch") == 0)
-                d->fsync = FSYNC_BATCH;
-            else if (strcmp(optarg, "off") == 0)
-                d->fsync = FSYNC_OFF;
-            else {
-                fprintf(stderr, "%s: --fsync %s: want always, batch or off\n", ops->program,
-                        optarg);
-                done = 1;
-            }
-            break;
-        case OPT_NOTIFY_FD:
-            if (daemon_parse_u64(optarg, &v) < 0 || v > INT32_MAX || fcntl((int)v, F_GETFD) < 0) {
-                fprintf(stderr, "%s: --notify-fd %s: not an open file descriptor\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            d->notify_fd = (int)v;
-            break;
-        case OPT_SEGMENT_BYTES:
-            if (daemon_parse_u64(optarg, &v) < 0 || v < 4096 || v > (1u << 30)) {
-                fprintf(stderr, "%s: --segment-bytes %s: want 4096..1073741824\n", ops->program,
-                        optarg);
-                done = 1;
-                break;
-            }
-            d->segment_bytes = (size_t)v;
-            break;
-        case OPT_GRACE_MS:
-            if (daemon_parse_u64(optarg, &v) < 0 || v > UINT32_MAX) {
-                fprintf(stderr, "%s: --grace-ms %s: want milliseconds\n", ops->program, optarg);
-                done = 1;
-                break;
-            }
-            d->grace_ms = v;
-            break;
-        case OPT_LOG_LEVEL: {
-            int lvl = log_level_parse(optarg);
-            if (lvl < 0) {
-                fprintf(stderr, "%s: --log-level %s: want debug, info, warn or error\n",
-                        ops->program, optarg);
-                done = 1;
-                break;
-            }
-            d->log_level = (log_level_t)lvl;
-            break;
-        }
-        case 'h':
-        case OPT_HELP:
+    opterr = 0; /* we say what was wrong, naming the flag */
+    while ((opt = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        if (opt == 'h' || opt == DAEMON_OPT_HELP) {
             daemon_usage(ops, stdout);
             *status = 0;
-            done = 1;
-            break;
-        case OPT_VERSION:
+            goto done;
+        }
+        if (opt == DAEMON_OPT_VERSION) {
             printf("hookline %s\n", HOOKLINE_VERSION);
             *status = 0;
-            done = 1;
-            break;
-        default:
-            if (opt >= OPT_STAGE && (size_t)(opt - OPT_STAGE) < nstage) {
-                const daemon_option_t *o = &ops->options[opt - OPT_STAGE];
-                if (o->set && o->set(d->ctx, o->arg ? optarg : NULL, err, sizeof err) < 0) {
-                    fprintf(stderr, "%s: --%s: %s\n", ops->program, o->name,
-                            err[0] ? err : "invalid value");
-                    done = 1;
-                }
-                break;
-            }
-            fprintf(stderr, "%s: try --help\n", ops->program); /* getopt said what was wrong */
-            done = 1;
-            break;
+            goto done;
         }
+        if (opt >= DAEMON_OPT_ROW && (size_t)(opt - DAEMON_OPT_ROW) < n) {
+            const daemon_opt_ref_t *r = &refs[opt - DAEMON_OPT_ROW];
+            const char *val = r->row->type == DAEMON_OPT_FLAG ? NULL : optarg;
+            if (daemon_opt_set(r->row, r->base, val, err, sizeof err) < 0) {
+                fprintf(stderr, "%s: --%s: %s\n", ops->program, r->row->name, err);
+                goto done;
+            }
+            continue;
+        }
+        const char *what = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        if (opt == ':')
+            fprintf(stderr, "%s: %s needs a value (try --help)\n", ops->program, what);
+        else
+            fprintf(stderr, "%s: unknown option '%s' (try --help)\n", ops->program, what);
+        goto done;
     }
-    free(lo);
-    if (done) return 1;
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (try --help)\n", ops->program, argv[optind]);
-        return 1;
+        goto done;
     }
+    const char *data_dir = d->data_dir_arg;
     if (!data_dir) data_dir = getenv("HOOKLINE_DATA");
     if (!data_dir || !*data_dir) data_dir = "./var";
     d->data_dir = strdup(data_dir);
@@ -339,8 +364,42 @@ static int daemon_parse(daemon_t *d, int argc, char **argv, int *status)
     if (!d->data_dir || !d->run_dir || !d->db_path) {
         fprintf(stderr, "%s: out of memory\n", ops->program);
         *status = 1;
-        return 1;
+        goto done;
     }
+    *status = 0;
+    free(refs);
+    free(lo);
+    return 0;
+done:
+    free(refs);
+    free(lo);
+    return 1;
+}
+
+int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
+                       size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (end == val || *end || errno || v < lo || v > hi) {
+        snprintf(err, errlen, "want a whole number from %lld to %lld, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
+                         size_t errlen)
+{
+    char *end;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
+        snprintf(err, errlen, "want a number from %g to %g, got '%s'", lo, hi, val);
+        return -EINVAL;
+    }
+    *out = v;
     return 0;
 }
 
@@ -417,181 +476,20 @@ static void daemon_close_handle(daemon_t *d, uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, daemon_handle_closed);
 }
 
-/* --- connections --- */
-
-/* conn_new allocates a connection with its pipe handle and links it into d's list. */
-static conn_t *conn_new(daemon_t *d, int outbound)
+/* daemon_on_connection accepts one inbound connection. */
+static void daemon_on_connection(uv_stream_t *srv, int status)
 {
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    int r = uv_pipe_init(&d->loop, &c->pipe, 0);
-    if (r < 0) {
-        log_error("uv_pipe_init: %s", uv_strerror(r));
-        free(c);
-        return NULL;
-    }
-    c->d = d;
-    c->pipe.data = c;
-    c->outbound = outbound;
-    c->id = ++d->next_id;
-    frame_decoder_init(&c->dec, FRAME_MAX_DEFAULT);
-    msgpack_sbuffer_init(&c->out);
-    msgpack_packer_init(&c->pk, &c->out, msgpack_sbuffer_write);
-    snprintf(c->name, sizeof c->name, "conn#%u", c->id);
-    c->next = d->conns;
-    if (d->conns) d->conns->prev = c;
-    d->conns = c;
-    return c;
+    daemon_t *d = srv->data;
+    int r = status < 0 ? status : conn_accept(d->hub, srv);
+    if (r == -ENOMEM)
+        log_error("accept on %s: out of memory", d->sock_path);
+    else if (r < 0)
+        log_warn("accept on %s: %s", d->sock_path, uv_strerror(r));
 }
 
-/* conn_is_quiet: peers whose comings and goings are logged at debug level only (hookctl). */
-static int conn_is_quiet(conn_t *c)
+/* daemon_send_status answers a STATUS request. */
+static void daemon_send_status(daemon_t *d, conn_t *c)
 {
-    return strcmp(c->peer_stage, "ctl") == 0;
-}
-
-/* conn_on_close: the pipe is closed; tell the stage, schedule a reconnect, free. */
-static void conn_on_close(uv_handle_t *h)
-{
-    conn_t *c = h->data;
-    daemon_t *d = c->d;
-    if (c->up || c->raw) {
-        if (c->raw || conn_is_quiet(c))
-            log_debug("%s: down", c->name);
-        else
-            log_info("%s: peer down", c->name);
-        if (d->ops->on_peer_down) d->ops->on_peer_down(d, c);
-    }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        d->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    if (c->target) {
-        daemon_target_t *t = c->target;
-        t->conn = NULL;
-        if (c->up)
-            t->backoff_ms = DAEMON_BACKOFF_MIN_MS;
-        else if (t->backoff_ms < DAEMON_BACKOFF_MIN_MS)
-            t->backoff_ms = DAEMON_BACKOFF_MIN_MS;
-        else if ((t->backoff_ms *= 2) > DAEMON_BACKOFF_MAX_MS)
-            t->backoff_ms = DAEMON_BACKOFF_MAX_MS;
-        t->next_try = uv_now(&d->loop) + t->backoff_ms;
-        daemon_connect_arm(d);
-    }
-    frame_decoder_close(&c->dec);
-    msgpack_sbuffer_destroy(&c->out);
-    free(c);
-}
-
-/* conn_close_handle starts closing the pipe handle once. */
-static void conn_close_handle(conn_t *c)
-{
-    if (!uv_is_closing((uv_handle_t *)&c->pipe)) uv_close((uv_handle_t *)&c->pipe, conn_on_close);
-}
-
-/* conn_on_write: a batch left (or failed); drop its buffer. */
-static void conn_on_write(uv_write_t *req, int status)
-{
-    daemon_write_t *w = req->data;
-    conn_t *c = w->conn;
-    c->inflight -= w->sb.size;
-    msgpack_sbuffer_destroy(&w->sb);
-    free(w);
-    if (status < 0 && status != UV_ECANCELED && !c->broken) {
-        c->broken = 1;
-        if (c->closing) {
-            log_debug("%s: write: %s", c->name, uv_strerror(status));
-        } else {
-            log_warn("%s: closing: write: %s", c->name, uv_strerror(status));
-            conn_shut(c);
-        }
-    }
-}
-
-/* conn_flush hands c's queued output to one uv_write and gives c a fresh buffer. */
-static void conn_flush(conn_t *c)
-{
-    if (!c->out.size || c->broken || !c->connected) return;
-    daemon_write_t *w = malloc(sizeof *w);
-    if (!w) {
-        log_warn("%s: closing: out of memory writing", c->name);
-        c->broken = 1;
-        conn_shut(c);
-        return;
-    }
-    w->conn = c;
-    w->sb = c->out;
-    w->req.data = w;
-    msgpack_sbuffer_init(&c->out); /* c->pk keeps pointing at c->out */
-    uv_buf_t b = uv_buf_init(w->sb.data, (unsigned)w->sb.size);
-    c->inflight += w->sb.size;
-    int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_on_write);
-    if (r < 0) {
-        c->inflight -= w->sb.size;
-        msgpack_sbuffer_destroy(&w->sb);
-        free(w);
-        c->broken = 1;
-        if (!c->closing) log_warn("%s: closing: write: %s", c->name, uv_strerror(r));
-        conn_shut(c);
-    }
-}
-
-/* conn_on_shutdown: queued output is written; now close. */
-static void conn_on_shutdown(uv_shutdown_t *req, int status)
-{
-    conn_close_handle(req->data);
-}
-
-/* conn_shut stops reading, writes out what is queued, then closes (once). */
-static void conn_shut(conn_t *c)
-{
-    if (c->closing) return;
-    c->closing = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = 0;
-    }
-    conn_flush(c);
-    if (c->connected && !c->broken && c->inflight > 0 && !c->d->stopping) {
-        c->shutdown_req.data = c;
-        if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, conn_on_shutdown) == 0) return;
-    }
-    conn_close_handle(c);
-}
-
-/* conn_fail logs why a connection is dropped (at warn) and closes it. */
-static void conn_fail(conn_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void conn_fail(conn_t *c, const char *fmt, ...)
-{
-    char reason[512];
-    va_list ap;
-    if (c->closing) return;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    log_warn("%s: closing: %s", c->name, reason);
-    conn_shut(c);
-}
-
-/* conn_send_hello queues our side of the handshake. */
-static void conn_send_hello(conn_t *c)
-{
-    daemon_t *d = c->d;
-    msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 5);
-    frame_pack_kv_u64(pk, PK_TYPE, PT_HELLO);
-    frame_pack_kv_u64(pk, PK_VERSION, PROTO_VERSION);
-    frame_pack_kv_str(pk, PK_STAGE, d->ops->stage);
-    frame_pack_kv_str(pk, PK_INSTANCE, d->instance);
-    frame_pack_kv_i64(pk, PK_PID, (int64_t)getpid());
-    conn_frame_end(c);
-}
-
-/* conn_send_status answers a STATUS request. */
-static void conn_send_status(conn_t *c)
-{
-    daemon_t *d = c->d;
     msgpack_packer *pk = conn_frame_begin(c);
     msgpack_pack_map(pk, 7);
     frame_pack_kv_u64(pk, PK_TYPE, PT_STATUS_REPLY);
@@ -608,188 +506,15 @@ static void conn_send_status(conn_t *c)
     conn_frame_end(c);
 }
 
-/* conn_on_hello checks the peer's handshake and reports the peer up. */
-static void conn_on_hello(conn_t *c, const msgpack_object *o)
+/* daemon_on_frame answers STATUS itself and hands every other frame to the stage. */
+static void daemon_on_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *o)
 {
-    daemon_t *d = c->d;
-    uint64_t v;
-    const char *s, *inst;
-    size_t n, ninst;
-    if (frame_get_u64(o, PK_VERSION, &v) < 0) {
-        conn_fail(c, "hello without a protocol version");
-        return;
-    }
-    if (v != PROTO_VERSION) {
-        conn_fail(c, "protocol version %" PRIu64 ", want %d", v, PROTO_VERSION);
-        return;
-    }
-    if (frame_get_str(o, PK_STAGE, &s, &n) < 0 || n == 0 || n >= sizeof c->peer_stage) {
-        conn_fail(c, "hello without a valid stage name");
-        return;
-    }
-    if (frame_get_str(o, PK_INSTANCE, &inst, &ninst) < 0 || ninst >= sizeof c->peer_instance) {
-        conn_fail(c, "hello without a valid instance name");
-        return;
-    }
-    memcpy(c->peer_stage, s, n);
-    c->peer_stage[n] = 0;
-    memcpy(c->peer_instance, inst, ninst);
-    c->peer_instance[ninst] = 0;
-    snprintf(c->name, sizeof c->name, "%s.%s", c->peer_stage, c->peer_instance);
-    c->up = 1;
-    if (c->target) c->target->backoff_ms = 0;
-    if (conn_is_quiet(c))
-        log_debug("%s: peer up", c->name);
-    else
-        log_info("%s: peer up (%s)", c->name, c->outbound ? "outbound" : "inbound");
-    if (d->ops->on_peer_up) d->ops->on_peer_up(d, c);
-}
-
-/* conn_on_frame routes one decoded frame: handshake, status, or the stage's on_frame. */
-static void conn_on_frame(conn_t *c, const msgpack_object *o)
-{
-    daemon_t *d = c->d;
-    uint64_t t;
-    if (frame_get_u64(o, PK_TYPE, &t) < 0) {
-        conn_fail(c, "frame without a type");
-        return;
-    }
-    if (!c->up) {
-        if (t != PT_HELLO)
-            conn_fail(c, "frame type %" PRIu64 " before hello", t);
-        else
-            conn_on_hello(c, o);
-        return;
-    }
-    if (t == PT_HELLO) {
-        log_debug("%s: ignoring a second hello", c->name);
-    } else if (t == PT_STATUS) {
-        conn_send_status(c);
-    } else if (d->ops->on_frame) {
+    if (t == PT_STATUS)
+        daemon_send_status(d, c);
+    else if (d->ops->on_frame)
         d->ops->on_frame(d, c, t, o);
-    } else {
-        log_debug("%s: ignoring frame type %" PRIu64, c->name, t);
-    }
-}
-
-/* conn_dispatch hands every whole buffered frame on, until paused or closed. */
-static void conn_dispatch(conn_t *c)
-{
-    while (!c->closing && !c->paused) {
-        msgpack_object o;
-        char err[256];
-        int r = frame_decoder_next(&c->dec, &o, err, sizeof err);
-        if (r == 0) return;
-        if (r < 0) {
-            conn_fail(c, "%s", err);
-            return;
-        }
-        conn_on_frame(c, &o);
-    }
-}
-
-/* conn_on_alloc lends the daemon's read buffer (data is consumed before the next read). */
-static void conn_on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    conn_t *c = h->data;
-    buf->base = c->d->rbuf;
-    buf->len = sizeof c->d->rbuf;
-}
-
-/* conn_on_eof: the peer finished sending. */
-static void conn_on_eof(conn_t *c)
-{
-    daemon_t *d = c->d;
-    c->eof = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = 0;
-    }
-    if (!c->raw) {
-        if (!c->sniffed) {
-            log_debug("%s: closed before sending anything", c->name);
-            conn_shut(c);
-        } else {
-            log_debug("%s: closed by peer", c->name); /* "peer down" follows when it was up */
-            conn_shut(c);
-        }
-        return;
-    }
-    d->ops->on_raw(d, c, NULL, 0);
-    if (!c->hold) conn_shut(c); /* queued replies are still written before the close */
-}
-
-/* conn_on_read: sniff the stream kind on the first byte, then feed raw or framed input. */
-static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    conn_t *c = s->data;
-    daemon_t *d = c->d;
-    if (c->closing || n == 0) return;
-    if (n == UV_EOF) {
-        conn_on_eof(c);
-        return;
-    }
-    if (n < 0) {
-        conn_fail(c, "read: %s", uv_strerror((int)n));
-        return;
-    }
-    if (!c->sniffed) {
-        c->sniffed = 1;
-        if (buf->base[0] == 0) {
-            conn_send_hello(c);
-        } else if (d->ops->raw_input && d->ops->on_raw) {
-            c->raw = 1;
-            snprintf(c->name, sizeof c->name, "producer#%u", c->id);
-            log_debug("%s: raw stream", c->name);
-        } else {
-            conn_fail(c, "not a framed stream (first byte 0x%02x)", (unsigned char)buf->base[0]);
-            return;
-        }
-    }
-    if (c->raw) {
-        d->ops->on_raw(d, c, buf->base, (size_t)n);
-        return;
-    }
-    if (frame_decoder_feed(&c->dec, buf->base, (size_t)n) < 0) {
-        conn_fail(c, "out of memory buffering input");
-        return;
-    }
-    conn_dispatch(c);
-}
-
-/* conn_start_read starts reading unless paused, closing, at EOF or not yet connected. */
-static void conn_start_read(conn_t *c)
-{
-    if (c->reading || c->paused || c->closing || c->eof || !c->connected) return;
-    int r = uv_read_start((uv_stream_t *)&c->pipe, conn_on_alloc, conn_on_read);
-    if (r < 0) {
-        conn_fail(c, "read: %s", uv_strerror(r));
-        return;
-    }
-    c->reading = 1;
-}
-
-/* daemon_on_connection accepts one inbound connection; its kind is known at its first byte. */
-static void daemon_on_connection(uv_stream_t *srv, int status)
-{
-    daemon_t *d = srv->data;
-    if (status < 0) {
-        log_warn("accept on %s: %s", d->sock_path, uv_strerror(status));
-        return;
-    }
-    conn_t *c = conn_new(d, 0);
-    if (!c) {
-        log_error("accept on %s: out of memory", d->sock_path);
-        return;
-    }
-    int r = uv_accept(srv, (uv_stream_t *)&c->pipe);
-    if (r < 0) {
-        log_warn("accept on %s: %s", d->sock_path, uv_strerror(r));
-        conn_shut(c);
-        return;
-    }
-    c->connected = 1;
-    conn_start_read(c);
+    else
+        log_debug("%s: ignoring frame type %" PRIu64, conn_name(c), t);
 }
 
 /* daemon_listen binds run/<stage>[.<instance>].sock, replacing a stale socket file. */
@@ -847,129 +572,16 @@ static int daemon_listen(daemon_t *d)
         log_error("cannot listen on %s: %s", d->sock_path, uv_strerror(r));
         return r;
     }
+    if ((r = dial_init(&d->dial, d->hub, &d->loop, d->run_dir, d->sock_path)) < 0) {
+        log_error("out of memory");
+        return r;
+    }
     return 0;
-}
-
-/* --- outbound connections --- */
-
-/* conn_on_connect: an outbound connect finished; say hello or let the close schedule a retry. */
-static void conn_on_connect(uv_connect_t *req, int status)
-{
-    conn_t *c = req->data;
-    if (status == UV_ECANCELED || c->closing) return;
-    if (status < 0) {
-        log_debug("%s: connect: %s", c->name, uv_strerror(status));
-        conn_shut(c);
-        return;
-    }
-    c->connected = 1;
-    c->sniffed = 1;
-    conn_send_hello(c);
-    conn_start_read(c);
-}
-
-/* daemon_target_connect starts one outbound connect to t. */
-static void daemon_target_connect(daemon_t *d, daemon_target_t *t)
-{
-    conn_t *c = conn_new(d, 1);
-    if (!c) {
-        log_error("connect to %s: out of memory", t->path);
-        t->next_try = uv_now(&d->loop) + DAEMON_BACKOFF_MAX_MS;
-        return;
-    }
-    const char *base = strrchr(t->path, '/');
-    snprintf(c->name, sizeof c->name, "%s", base ? base + 1 : t->path);
-    c->target = t;
-    t->conn = c;
-    c->connect_req.data = c;
-    uv_pipe_connect(&c->connect_req, &c->pipe, t->path, conn_on_connect);
-}
-
-/* daemon_scan lists the run dir and records every socket matching a connect pattern. */
-static void daemon_scan(daemon_t *d)
-{
-    DIR *dir = opendir(d->run_dir);
-    if (!dir) {
-        log_warn("cannot scan %s: %s", d->run_dir, strerror(errno));
-        return;
-    }
-    unsigned gen = ++d->scan_gen;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        size_t i;
-        for (i = 0; i < d->npatterns; i++)
-            if (fnmatch(d->patterns[i], e->d_name, FNM_PERIOD) == 0) break;
-        if (i == d->npatterns) continue;
-        char *path = daemon_strdupf("%s/%s", d->run_dir, e->d_name);
-        if (!path) break;
-        if (d->sock_path && strcmp(path, d->sock_path) == 0) { /* never connect to ourselves */
-            free(path);
-            continue;
-        }
-        daemon_target_t *t;
-        for (t = d->targets; t; t = t->next)
-            if (strcmp(t->path, path) == 0) break;
-        if (t) {
-            free(path);
-        } else if ((t = calloc(1, sizeof *t))) {
-            t->path = path;
-            t->next_try = uv_now(&d->loop);
-            t->next = d->targets;
-            d->targets = t;
-        } else {
-            free(path);
-            break;
-        }
-        t->seen = gen;
-    }
-    closedir(dir);
-}
-
-/* daemon_on_connect_timer rescans (every 200 ms) and starts the connects that are due. */
-static void daemon_on_connect_timer(uv_timer_t *timer)
-{
-    daemon_t *d = timer->data;
-    uint64_t now = uv_now(&d->loop);
-    if (now >= d->next_scan) {
-        daemon_scan(d);
-        d->next_scan = now + DAEMON_SCAN_MS;
-    }
-    for (daemon_target_t *t = d->targets; t && !d->stopping; t = t->next)
-        if (t->seen == d->scan_gen && !t->conn && now >= t->next_try) daemon_target_connect(d, t);
-    daemon_connect_arm(d);
-}
-
-/* daemon_connect_arm sets the connect timer for the next scan or the earliest retry. */
-static void daemon_connect_arm(daemon_t *d)
-{
-    if (d->stopping || !d->npatterns) return;
-    uint64_t now = uv_now(&d->loop), due = d->next_scan;
-    for (daemon_target_t *t = d->targets; t; t = t->next)
-        if (t->seen == d->scan_gen && !t->conn && t->next_try < due) due = t->next_try;
-    uv_timer_start(&d->connect_timer, daemon_on_connect_timer, due > now ? due - now : 0, 0);
 }
 
 int daemon_connect(daemon_t *d, const char *pattern)
 {
-    if (!pattern || !*pattern || strchr(pattern, '/')) {
-        log_error("daemon_connect: bad pattern '%s' (a file name glob in the run dir)",
-                  pattern ? pattern : "");
-        return -EINVAL;
-    }
-    char **p = realloc(d->patterns, (d->npatterns + 1) * sizeof *p);
-    if (!p) {
-        log_error("daemon_connect %s: out of memory", pattern);
-        return -ENOMEM;
-    }
-    d->patterns = p;
-    if (!(p[d->npatterns] = strdup(pattern))) {
-        log_error("daemon_connect %s: out of memory", pattern);
-        return -ENOMEM;
-    }
-    d->npatterns++;
-    d->next_scan = 0; /* scan now */
-    daemon_connect_arm(d);
-    return 0;
+    return dial_add(d->dial, pattern);
 }
 
 /* --- loop: flushing, signals, stop --- */
@@ -979,20 +591,14 @@ int daemon_connect(daemon_t *d, const char *pattern)
 static void daemon_on_prepare(uv_prepare_t *p)
 {
     daemon_t *d = p->data;
-    for (conn_t *c = d->conns; c; c = c->next)
-        if (c->redispatch && !c->closing) {
-            c->redispatch = 0;
-            conn_dispatch(c);
-        }
-    for (conn_t *c = d->conns; c; c = c->next)
-        if (!c->closing && c->out.size) conn_flush(c);
+    conn_hub_prepare(d->hub);
 }
 
 /* daemon_on_grace: the drain deadline passed. */
 static void daemon_on_grace(uv_timer_t *t)
 {
     daemon_t *d = t->data;
-    log_warn("grace period of %" PRIu64 " ms over: stopping with work in flight", d->grace_ms);
+    log_warn("grace period of %" PRId64 " ms over: stopping with work in flight", d->grace_ms);
     daemon_stop(d);
 }
 
@@ -1007,8 +613,8 @@ static void daemon_on_signal(uv_signal_t *s, int signum)
         return;
     }
     d->draining = 1;
-    log_info("signal %d: draining (grace %" PRIu64 " ms)", signum, d->grace_ms);
-    uv_timer_start(&d->grace, daemon_on_grace, d->grace_ms, 0);
+    log_info("signal %d: draining (grace %" PRId64 " ms)", signum, d->grace_ms);
+    uv_timer_start(&d->grace, daemon_on_grace, (uint64_t)d->grace_ms, 0);
     if (d->ops->on_drain)
         d->ops->on_drain(d);
     else
@@ -1020,12 +626,8 @@ void daemon_stop(daemon_t *d)
     if (d->stopping) return;
     d->stopping = 1;
     if (d->started) log_info("stopping");
-    for (conn_t *c = d->conns; c; c = c->next)
-        if (!c->closing) conn_flush(c); /* last frames go out before the close */
-    for (conn_t *c = d->conns; c; c = c->next) {
-        conn_shut(c);
-        conn_close_handle(c); /* also those still waiting on a graceful shutdown */
-    }
+    if (d->hub) conn_hub_stop(d->hub);
+    dial_stop(d->dial);
     if (d->listener_init) daemon_close_handle(d, (uv_handle_t *)&d->listener);
     if (d->bound && unlink(d->sock_path) < 0 && errno != ENOENT)
         log_warn("cannot remove %s: %s", d->sock_path, strerror(errno));
@@ -1033,7 +635,6 @@ void daemon_stop(daemon_t *d)
     daemon_close_handle(d, (uv_handle_t *)&d->sigterm);
     daemon_close_handle(d, (uv_handle_t *)&d->sigint);
     daemon_close_handle(d, (uv_handle_t *)&d->grace);
-    daemon_close_handle(d, (uv_handle_t *)&d->connect_timer);
     daemon_close_handle(d, (uv_handle_t *)&d->idle_timer);
     daemon_close_handle(d, (uv_handle_t *)&d->flusher);
     uv_stop(&d->loop);
@@ -1053,21 +654,36 @@ void daemon_stop_when_idle(daemon_t *d, int (*idle)(daemon_t *d))
     uv_timer_start(&d->idle_timer, daemon_on_idle_check, 0, 5);
 }
 
-/* daemon_init_handles sets up the signal watchers, timers and the flusher. */
+/* daemon_init_handles sets up the connection hub, the signal watchers, timers and the
+ * flusher. */
 static int daemon_init_handles(daemon_t *d)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm,    (uv_handle_t *)&d->sigint,
-                         (uv_handle_t *)&d->grace,      (uv_handle_t *)&d->connect_timer,
-                         (uv_handle_t *)&d->idle_timer, (uv_handle_t *)&d->flusher};
+    conn_hub_cfg_t hc = {.d = d,
+                         .loop = &d->loop,
+                         .stage = d->ops->stage,
+                         .instance = d->instance,
+                         .raw_input = d->ops->raw_input,
+                         .peer_timeout_ms = (uint64_t)d->peer_timeout_ms,
+                         .on_up = d->ops->on_peer_up,
+                         .on_frame = daemon_on_frame,
+                         .on_down = d->ops->on_peer_down,
+                         .on_raw = d->ops->on_raw};
+
+    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
+                         (uv_handle_t *)&d->grace, (uv_handle_t *)&d->idle_timer,
+                         (uv_handle_t *)&d->flusher};
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
     uv_timer_init(&d->loop, &d->grace);
-    uv_timer_init(&d->loop, &d->connect_timer);
     uv_timer_init(&d->loop, &d->idle_timer);
     uv_prepare_init(&d->loop, &d->flusher);
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         hs[i]->data = d;
         d->nopen++;
+    }
+    if (conn_hub_init(&d->hub, &hc) < 0) {
+        log_error("out of memory");
+        return -ENOMEM;
     }
     int r = uv_signal_start(&d->sigterm, daemon_on_signal, SIGTERM);
     if (r == 0) r = uv_signal_start(&d->sigint, daemon_on_signal, SIGINT);
@@ -1098,33 +714,6 @@ static void daemon_notify_ready(daemon_t *d)
     d->notify_fd = -1;
 }
 
-int daemon_option_long(const char *val, long long lo, long long hi, long long *out, char *err,
-                       size_t errlen)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(val, &end, 10);
-    if (end == val || *end || errno || v < lo || v > hi) {
-        snprintf(err, errlen, "want a whole number from %lld to %lld, got '%s'", lo, hi, val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-int daemon_option_double(const char *val, double lo, double hi, double *out, char *err,
-                         size_t errlen)
-{
-    char *end;
-    double v = strtod(val, &end);
-    if (end == val || *end || !isfinite(v) || v < lo || v > hi) {
-        snprintf(err, errlen, "want a number from %g to %g, got '%s'", lo, hi, val);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1136,18 +725,13 @@ int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
     d->ops = ops;
     d->ctx = ctx;
     d->notify_fd = -1;
-    d->grace_ms = 5000;
-    d->fsync = FSYNC_BATCH;
-    d->segment_bytes = 64u << 20;
-    d->log_level = LOG_LVL_INFO;
-    snprintf(d->instance, sizeof d->instance, "0");
     int status;
     if (daemon_parse(d, argc, argv, &status)) {
         d->notify_fd = -1; /* not ours to close */
         daemon_free(d);
         return status;
     }
-    log_init(ops->program, d->instance, d->log_level);
+    log_init(ops->program, d->instance, (log_level_t)d->log_level);
     if (daemon_make_dirs(d) < 0) {
         daemon_free(d);
         return 1;
@@ -1171,7 +755,7 @@ int daemon_main(int argc, char **argv, const daemon_ops_t *ops, void *ctx)
     }
     daemon_stop(d);
     /* Our close callbacks (and on_peer_down) run before the stage releases its state. */
-    for (int i = 0; i < 1000 && (d->nopen > 0 || d->conns); i++)
+    for (int i = 0; i < 1000 && (d->nopen > 0 || conn_hub_open(d->hub) || dial_open(d->dial)); i++)
         uv_run(&d->loop, UV_RUN_NOWAIT);
     if (d->started && ops->on_close) ops->on_close(d);
     uv_walk(&d->loop, daemon_walk_close, NULL);
@@ -1222,108 +806,10 @@ size_t daemon_segment_bytes(daemon_t *d)
 
 fsync_policy_t daemon_fsync(daemon_t *d)
 {
-    return d->fsync;
+    return (fsync_policy_t)d->fsync;
 }
 
 int daemon_draining(daemon_t *d)
 {
     return d->draining;
-}
-
-/* --- connection API --- */
-
-msgpack_packer *conn_frame_begin(conn_t *c)
-{
-    frame_begin(&c->out, &c->pk, &c->mark);
-    return &c->pk;
-}
-
-void conn_frame_end(conn_t *c)
-{
-    frame_end(&c->out, c->mark);
-}
-
-void conn_write_raw(conn_t *c, const char *data, size_t n)
-{
-    msgpack_sbuffer_write(&c->out, data, n);
-}
-
-void conn_close(conn_t *c, const char *reason)
-{
-    if (c->closing) return;
-    if (reason) {
-        if (conn_is_quiet(c))
-            log_debug("%s: closing: %s", c->name, reason);
-        else
-            log_info("%s: closing: %s", c->name, reason);
-    }
-    conn_shut(c);
-}
-
-void conn_hold(conn_t *c)
-{
-    c->hold = 1;
-}
-
-void conn_pause(conn_t *c)
-{
-    c->paused = 1;
-    if (c->reading) {
-        uv_read_stop((uv_stream_t *)&c->pipe);
-        c->reading = 0;
-    }
-}
-
-void conn_resume(conn_t *c)
-{
-    if (!c->paused) return;
-    c->paused = 0;
-    if (c->closing) return;
-    conn_start_read(c);
-    if (!c->raw) c->redispatch = 1; /* frames decoded while paused wait in the decoder */
-}
-
-size_t conn_out_pending(conn_t *c)
-{
-    return c->out.size + c->inflight;
-}
-
-int conn_is_outbound(conn_t *c)
-{
-    return c->outbound;
-}
-
-int conn_is_raw(conn_t *c)
-{
-    return c->raw;
-}
-
-const char *conn_peer_stage(conn_t *c)
-{
-    return c->peer_stage;
-}
-
-const char *conn_peer_instance(conn_t *c)
-{
-    return c->peer_instance;
-}
-
-const char *conn_name(conn_t *c)
-{
-    return c->name;
-}
-
-void *conn_data(conn_t *c)
-{
-    return c->data;
-}
-
-void conn_set_data(conn_t *c, void *data)
-{
-    c->data = data;
-}
-
-daemon_t *conn_daemon(conn_t *c)
-{
-    return c->d;
 }

@@ -22,12 +22,19 @@
 
 #define T_ECHO 50
 #define T_ECHO_REPLY 51
-#define T_PAUSE 60
+#define T_PAUSE 60 /* x: pause reading for x ms (default 30) */
+#define T_BLOCK 61 /* x: block the event loop for x ms */
 
 /* The test stage's state; each daemon runs in its own forked child. */
 typedef struct tctx {
     const char *connect_pattern;
     long drain_ms; /* -1: ignore SIGTERM until the grace deadline */
+    /* options of every type, for the option parser's tests (opts_ops prints them) */
+    int count, mode, verbose;
+    double ratio;
+    size_t bytes;
+    const char *tags[4];
+    int ntags;
     int peer_ups, peer_downs, raw_hold;
     uv_timer_t timer;
     int timer_init;
@@ -37,30 +44,30 @@ typedef struct tctx {
 static tctx_t g_ctx;
 static char g_data[256];
 
-/* tstage_set_connect: --connect PATTERN. */
-static int tstage_set_connect(void *ctx, const char *val, char *err, size_t errlen)
+/* tstage_add_tag: --tag T, repeatable, at most 4, never empty. */
+static int tstage_add_tag(void *ctx, const char *val, char *err, size_t errlen)
 {
-    ((tctx_t *)ctx)->connect_pattern = val;
-    return 0;
-}
-
-/* tstage_set_drain: --drain-ms N. */
-static int tstage_set_drain(void *ctx, const char *val, char *err, size_t errlen)
-{
-    char *end;
-    long v = strtol(val, &end, 10);
-    if (*end) {
-        snprintf(err, errlen, "not a number: %s", val);
+    tctx_t *t = ctx;
+    if (!*val || t->ntags == 4) {
+        snprintf(err, errlen, "want a non-empty tag, at most 4 of them, got '%s'", val);
         return -EINVAL;
     }
-    ((tctx_t *)ctx)->drain_ms = v;
+    t->tags[t->ntags++] = val;
     return 0;
 }
 
 static const daemon_option_t tstage_options[] = {
-    {"connect", "PATTERN", "connect to run/PATTERN", tstage_set_connect},
-    {"drain-ms", "N", "stop N ms after SIGTERM (-1: never)", tstage_set_drain},
-    {NULL, NULL, NULL, NULL},
+    DAEMON_OPTION_STRING("connect", "PATTERN", NULL, tctx_t, connect_pattern,
+                         "connect to run/PATTERN"),
+    DAEMON_OPTION_LONG("drain-ms", "N", "0", -1, 60000, tctx_t, drain_ms,
+                       "stop N ms after SIGTERM (-1: never)"),
+    DAEMON_OPTION_INT("count", "N", "3", 1, 10, tctx_t, count, "a bounded whole number"),
+    DAEMON_OPTION_DOUBLE("ratio", "F", "0.5", 0, 1, tctx_t, ratio, "a bounded fraction"),
+    DAEMON_OPTION_SIZE("bytes", "N", "4096", 1, 1 << 20, tctx_t, bytes, "a size"),
+    DAEMON_OPTION_CHOICE("mode", "red|green|blue", "green", tctx_t, mode, "a choice"),
+    DAEMON_OPTION_FLAG("verbose", tctx_t, verbose, "a flag"),
+    DAEMON_OPTION_CALL("tag", "T", NULL, tstage_add_tag, "a repeatable option"),
+    DAEMON_OPTION_END,
 };
 
 /* tstage_on_timer: the drain delay or a pause is over. */
@@ -105,15 +112,25 @@ static void tstage_on_peer_down(daemon_t *d, conn_t *c)
 /* tstage_on_frame echoes T_ECHO frames and pauses reading on T_PAUSE. */
 static void tstage_on_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_object *o)
 {
-    if (t == T_PAUSE) {
-        conn_pause(c);
-        g_ctx.paused = c;
-        uv_timer_start(&g_ctx.timer, tstage_on_timer, 30, 0);
-        return;
-    }
     const char *x = "";
     size_t n = 0;
     frame_get_str(o, "x", &x, &n);
+    if (t == T_PAUSE) {
+        conn_pause(c);
+        g_ctx.paused = c;
+        uv_timer_start(&g_ctx.timer, tstage_on_timer, n ? strtoul(x, NULL, 10) : 30, 0);
+        return;
+    }
+    if (t == T_BLOCK) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)strtoul(x, NULL, 10) * 1000000};
+        while (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+        return;
+    }
     msgpack_packer *pk = conn_frame_begin(c);
     msgpack_pack_map(pk, 2);
     frame_pack_kv_u64(pk, PK_TYPE, T_ECHO_REPLY);
@@ -179,6 +196,28 @@ static const daemon_ops_t echo_ops = {
     .on_raw = tstage_on_raw,
     .on_stats = tstage_on_stats,
     .on_close = tstage_on_close,
+};
+
+/* opts_start prints the parsed options on stdout and stops at once. */
+static int opts_start(daemon_t *d)
+{
+    tctx_t *t = daemon_ctx(d);
+    printf("count=%d ratio=%g bytes=%zu mode=%d verbose=%d drain=%ld tags=", t->count, t->ratio,
+           t->bytes, t->mode, t->verbose, t->drain_ms);
+    for (int i = 0; i < t->ntags; i++)
+        printf("%s%s", i ? "," : "", t->tags[i]);
+    printf(" fsync=%d instance=%s\n", (int)daemon_fsync(d), daemon_instance(d));
+    fflush(stdout);
+    daemon_stop(d);
+    return 0;
+}
+
+static const daemon_ops_t opts_ops = {
+    .program = "test-opts",
+    .stage = "opts",
+    .has_journal = 1,
+    .options = tstage_options,
+    .on_start = opts_start,
 };
 
 static const daemon_ops_t conn_ops = {
@@ -398,7 +437,8 @@ static ssize_t read_all(int fd, char *buf, size_t cap, int timeout_ms)
     }
 }
 
-/* run_capture runs daemon_main in a child with stdout captured; returns the exit status. */
+/* run_capture runs daemon_main in a child with stdout and stderr captured (together); returns
+ * the exit status. */
 static int run_capture(const daemon_ops_t *ops, const char *const *argv, char *out, size_t cap)
 {
     int p[2];
@@ -411,6 +451,7 @@ static int run_capture(const daemon_ops_t *ops, const char *const *argv, char *o
             argc++;
         close(p[0]);
         dup2(p[1], 1);
+        dup2(p[1], 2);
         memset(&g_ctx, 0, sizeof g_ctx);
         int rc = daemon_main(argc, (char **)argv, ops, &g_ctx);
         fflush(stdout);
@@ -454,6 +495,104 @@ static void test_cli(void)
     CHECK_INT(run_capture(&echo_ops, bad_stage_opt, out, sizeof out), 2);
     const char *extra[] = {"test-echo", "stray", NULL};
     CHECK_INT(run_capture(&echo_ops, extra, out, sizeof out), 2);
+}
+
+/* test_options: the option table: defaults, every type, bounds, bad numbers, repeatable rows,
+ * unknown flags, and --help printed from the same rows. */
+static void test_options(void)
+{
+    char out[8192];
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s-opts", g_data);
+
+    /* --help lists every row with its argument name and default */
+    const char *help[] = {"test-opts", "--help", NULL};
+    CHECK_INT(run_capture(&opts_ops, help, out, sizeof out), 0);
+    CHECK(strstr(out, "--count N") != NULL);
+    CHECK(strstr(out, "a bounded whole number (default 3)") != NULL);
+    CHECK(strstr(out, "--mode red|green|blue") != NULL);
+    CHECK(strstr(out, "a choice (default green)") != NULL);
+    CHECK(strstr(out, "--verbose ") != NULL);
+    CHECK(strstr(out, "--tag T") != NULL);
+    CHECK(strstr(out, "a repeatable option\n") != NULL); /* no default: none shown */
+    CHECK(strstr(out, "--segment-bytes N") != NULL);     /* journal-only rows for a journal */
+    CHECK(strstr(out, "journal sync policy (default batch)") != NULL);
+    CHECK(strstr(out, "--log-level LEVEL") != NULL);
+    CHECK(strstr(out, "--grace-ms N") != NULL);
+
+    /* defaults from the rows */
+    const char *none[] = {"test-opts", "--data-dir", dir, NULL};
+    CHECK_INT(run_capture(&opts_ops, none, out, sizeof out), 0);
+    CHECK(strstr(out, "count=3 ratio=0.5 bytes=4096 mode=1 verbose=0 drain=0 tags= fsync=1 "
+                      "instance=0\n") != NULL);
+
+    /* every type set, --name=value too, the repeatable row keeps each occurrence in order, the
+     * last of a repeated scalar wins */
+    const char *all[] = {"test-opts",    "--data-dir", dir,       "--count", "7",
+                         "--ratio=0.25", "--bytes",    "1048576", "--mode",  "blue",
+                         "--verbose",    "--tag",      "a",       "--tag",   "b",
+                         "--drain-ms",   "-1",         "--count", "10",      "--fsync",
+                         "off",          "--instance", "x_1",     NULL};
+    CHECK_INT(run_capture(&opts_ops, all, out, sizeof out), 0);
+    CHECK(strstr(out, "count=10 ratio=0.25 bytes=1048576 mode=2 verbose=1 drain=-1 tags=a,b "
+                      "fsync=2 instance=x_1\n") != NULL);
+
+    /* bounds and bad numbers: exit 2, the message names the flag and the value */
+    static const struct {
+        const char *flag, *val, *msg;
+    } bad[] = {
+        {"--count", "0", "test-opts: --count: want a whole number from 1 to 10, got '0'"},
+        {"--count", "11", "test-opts: --count: want a whole number from 1 to 10, got '11'"},
+        {"--count", "3.5", "test-opts: --count: want a whole number from 1 to 10, got '3.5'"},
+        {"--count", "", "test-opts: --count: want a whole number from 1 to 10, got ''"},
+        {"--count", "7x", "test-opts: --count: want a whole number from 1 to 10, got '7x'"},
+        {"--count", "99999999999999999999", "got '99999999999999999999'"},
+        {"--ratio", "1.5", "test-opts: --ratio: want a number from 0 to 1, got '1.5'"},
+        {"--ratio", "nan", "test-opts: --ratio: want a number from 0 to 1, got 'nan'"},
+        {"--bytes", "-1", "test-opts: --bytes: want a whole number from 1 to 1048576, got '-1'"},
+        {"--mode", "purple", "test-opts: --mode: want one of red|green|blue, got 'purple'"},
+        {"--tag", "", "test-opts: --tag: want a non-empty tag, at most 4 of them, got ''"},
+        {"--grace-ms", "-5", "test-opts: --grace-ms: want a whole number from 0 to"},
+        {"--segment-bytes", "100", "test-opts: --segment-bytes: want a whole number from 4096"},
+        {"--instance", "a/b", "test-opts: --instance: want 1..32 of [A-Za-z0-9_-], got 'a/b'"},
+        {"--notify-fd", "999", "test-opts: --notify-fd: want an open file descriptor, got '999'"},
+        {"--log-level", "loud", "test-opts: --log-level: want one of debug|info|warn|error"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[] = {"test-opts", "--data-dir", dir, bad[i].flag, bad[i].val, NULL};
+        CHECK_INT(run_capture(&opts_ops, argv, out, sizeof out), 2);
+        if (!strstr(out, bad[i].msg))
+            fprintf(stderr, "  %s %s printed: %s", bad[i].flag, bad[i].val, out);
+        CHECK(strstr(out, bad[i].msg) != NULL);
+        CHECK(strstr(out, "count=") == NULL); /* never started */
+    }
+    /* a repeatable row's own limit */
+    const char *five[] = {"test-opts", "--tag", "1", "--tag", "2", "--tag",
+                          "3",         "--tag", "4", "--tag", "5", NULL};
+    CHECK_INT(run_capture(&opts_ops, five, out, sizeof out), 2);
+    CHECK(strstr(out, "--tag: want a non-empty tag, at most 4 of them, got '5'") != NULL);
+
+    /* unknown flags, a missing value, a value given to a flag, a stray argument */
+    const char *unknown[] = {"test-opts", "--no-such-flag", NULL};
+    CHECK_INT(run_capture(&opts_ops, unknown, out, sizeof out), 2);
+    CHECK(strstr(out, "test-opts: unknown option '--no-such-flag' (try --help)") != NULL);
+    const char *missing[] = {"test-opts", "--count", NULL};
+    CHECK_INT(run_capture(&opts_ops, missing, out, sizeof out), 2);
+    CHECK(strstr(out, "test-opts: --count needs a value") != NULL);
+    const char *flagval[] = {"test-opts", "--verbose=yes", NULL};
+    CHECK_INT(run_capture(&opts_ops, flagval, out, sizeof out), 2);
+    CHECK(strstr(out, "--verbose=yes") != NULL);
+    const char *stray[] = {"test-opts", "--count", "2", "stray", NULL};
+    CHECK_INT(run_capture(&opts_ops, stray, out, sizeof out), 2);
+    CHECK(strstr(out, "unexpected argument 'stray'") != NULL);
+    /* a journal-only row is unknown to a stage without a journal */
+    const char *seg[] = {"test-peer", "--segment-bytes", "8192", NULL};
+    CHECK_INT(run_capture(&peer_ops, seg, out, sizeof out), 2);
+    CHECK(strstr(out, "unknown option '--segment-bytes'") != NULL);
+
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
 }
 
 /* test_echo: status, echo, modes, bad peers, raw streams, a second instance, SIGTERM. */
@@ -547,7 +686,7 @@ static void test_echo(void)
         frame_begin(&sb, &pk, &mark);
         msgpack_pack_map(&pk, 4);
         frame_pack_kv_u64(&pk, PK_TYPE, PT_HELLO);
-        frame_pack_kv_u64(&pk, PK_VERSION, 2);
+        frame_pack_kv_u64(&pk, PK_VERSION, PROTO_VERSION + 1);
         frame_pack_kv_str(&pk, PK_STAGE, "future");
         frame_pack_kv_str(&pk, PK_INSTANCE, "0");
         frame_end(&sb, mark);
@@ -588,6 +727,165 @@ static void test_echo(void)
     CHECK_INT(wait_exit(pid, 5000), 0);
     CHECK(stat(path, &st) < 0 && errno == ENOENT);
     free((void *)path);
+}
+
+/* hb_connect opens a framed connection to path as a peer that speaks heartbeats: its hello
+ * says hb (how often, over 4, the daemon must send it something; 0: never). Checks the daemon's
+ * hello advertises want_hb. Returns 0 with *cl. */
+static int hb_connect(const char *path, uint64_t hb, uint64_t want_hb, client_t *cl)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_object o;
+    size_t mark;
+    char err[256];
+    uint64_t t = 0, v = 0;
+    int fd = raw_connect(path);
+    if (fd < 0) return -1;
+    memset(cl, 0, sizeof *cl);
+    cl->fd = fd;
+    frame_decoder_init(&cl->dec, 0);
+    msgpack_sbuffer_init(&sb);
+    frame_begin(&sb, &pk, &mark);
+    msgpack_pack_map(&pk, 5);
+    frame_pack_kv_u64(&pk, PK_TYPE, PT_HELLO);
+    frame_pack_kv_u64(&pk, PK_VERSION, PROTO_VERSION);
+    frame_pack_kv_str(&pk, PK_STAGE, "hbtest");
+    frame_pack_kv_str(&pk, PK_INSTANCE, "0");
+    frame_pack_kv_u64(&pk, PK_HEARTBEAT, hb);
+    frame_end(&sb, mark);
+    int r = client_send(cl, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    if (r < 0 || client_recv(cl, &o, 2000, err, sizeof err) != 1 ||
+        frame_get_u64(&o, PK_TYPE, &t) < 0 || t != PT_HELLO ||
+        frame_get_u64(&o, PK_HEARTBEAT, &v) < 0 || v != want_hb) {
+        client_close(cl);
+        return -1;
+    }
+    return 0;
+}
+
+/* recv_skip_hb is client_recv that counts and skips HEARTBEAT frames. */
+static int recv_skip_hb(client_t *cl, msgpack_object *o, int timeout_ms, int *nhb)
+{
+    char err[256];
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        int r = client_recv(cl, o, left > 0 ? left : 0, err, sizeof err);
+        uint64_t t = 0;
+        if (r != 1 || frame_get_u64(o, PK_TYPE, &t) < 0 || t != PT_HEARTBEAT) return r;
+        if (nhb) (*nhb)++;
+    }
+}
+
+/* echo_ok sends an ECHO of x on cl and checks the reply (skipping heartbeats). */
+static int echo_ok(client_t *cl, const char *x)
+{
+    msgpack_object o;
+    char *got;
+    if (send_frame(cl, T_ECHO, x) < 0 || recv_skip_hb(cl, &o, 2000, NULL) != 1) return 0;
+    int ok = (got = frame_dup_str(&o, "x")) && strcmp(got, x) == 0;
+    free(got);
+    return ok;
+}
+
+/* test_liveness: --peer-timeout-ms on one daemon, driven by hand-made peers: a silent peer is
+ * closed after the timeout; one that sends heartbeats stays, and gets heartbeats as often as
+ * its hello asked; hookctl-like peers (no hb) are never judged nor sent heartbeats; a
+ * connection the stage paused is not judged; nor is anyone after the daemon's own loop was
+ * blocked. Then two daemons: SIGSTOP of the peer drops it, SIGCONT brings it back. */
+static void test_liveness(void)
+{
+    const char *args[] = {"--peer-timeout-ms", "300", NULL};
+    pid_t pid = start(&echo_ops, args);
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    char *path = strdup(sock_path("echo.sock"));
+    client_t cl;
+    msgpack_object o;
+    char err[256];
+
+    /* silent: closed after about 300 ms (a tick is 37 ms), not before */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    int64_t t0 = now_ms();
+    CHECK_INT(recv_skip_hb(&cl, &o, 3000, NULL), -ECONNRESET);
+    int64_t took = now_ms() - t0;
+    CHECK(took >= 280 && took < 1500);
+    client_close(&cl);
+
+    /* heartbeats every 50 ms keep it for 1 s; it sends us one at least every 100 / 4 ms (plus
+     * a tick) while it has nothing else to say */
+    CHECK_INT(hb_connect(path, 100, 300, &cl), 0);
+    int nhb = 0;
+    t0 = now_ms();
+    while (now_ms() - t0 < 1000) {
+        CHECK_INT(send_frame(&cl, PT_HEARTBEAT, NULL), 0);
+        CHECK_INT(recv_skip_hb(&cl, &o, 50, &nhb), 0); /* nothing but heartbeats */
+    }
+    CHECK(nhb >= 15);
+    CHECK(echo_ok(&cl, "still here"));
+    client_close(&cl);
+
+    /* a peer that does not speak heartbeats (hookctl) gets none and is never closed for it */
+    CHECK_INT(client_connect(&cl, path, 2000, err, sizeof err), 0);
+    CHECK_INT(client_recv(&cl, &o, 700, err, sizeof err), 0);
+    CHECK(echo_ok(&cl, "ctl"));
+    client_close(&cl);
+
+    /* the stage paused reading for 700 ms: our silence meanwhile is not held against us */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    CHECK_INT(send_frame(&cl, T_PAUSE, "700"), 0);
+    CHECK_INT(recv_skip_hb(&cl, &o, 850, NULL), 0); /* not closed */
+    CHECK(echo_ok(&cl, "after a long pause"));
+    client_close(&cl);
+
+    /* the daemon's own loop blocked for 800 ms: nobody is timed out on the late tick */
+    CHECK_INT(hb_connect(path, 0, 300, &cl), 0);
+    CHECK_INT(send_frame(&cl, T_BLOCK, "800"), 0);
+    CHECK(echo_ok(&cl, "while blocked")); /* answered once the block is over */
+    poll(NULL, 0, 50);
+    CHECK(echo_ok(&cl, "after the block"));
+    /* and silence after that is judged again */
+    CHECK_INT(recv_skip_hb(&cl, &o, 3000, NULL), -ECONNRESET);
+    client_close(&cl);
+
+    /* two daemons: a stopped peer is dropped after the timeout and reconnected after SIGCONT */
+    const char *conn_args[] = {"--instance",        "lv",  "--connect", "peer.sock",
+                               "--peer-timeout-ms", "300", NULL};
+    const char *peer_args[] = {"--peer-timeout-ms", "300", NULL};
+    pid_t cpid = start(&conn_ops, conn_args);
+    pid_t peer = start(&peer_ops, peer_args);
+    CHECK(cpid > 0 && peer > 0);
+    char cpath[512];
+    snprintf(cpath, sizeof cpath, "%s", sock_path("conn.lv.sock"));
+    CHECK_INT(wait_ups(cpath, 1, 5000), 1);
+    /* both loops run: a second's worth of timeouts passes without a drop */
+    poll(NULL, 0, 1000);
+    status_t s;
+    CHECK_INT(get_status(cpath, &s), 0);
+    CHECK_INT(s.downs, 0);
+    CHECK_INT(s.ups, 1);
+    t0 = now_ms();
+    CHECK_INT(kill(peer, SIGSTOP), 0);
+    while (now_ms() - t0 < 3000 && (get_status(cpath, &s) < 0 || s.downs < 1))
+        poll(NULL, 0, 20);
+    CHECK_INT(s.downs, 1);
+    took = now_ms() - t0;
+    /* its last heartbeat came up to 300 / 4 ms plus a tick (37 ms) before the SIGSTOP */
+    if (took < 150 || took >= 2000)
+        fprintf(stderr, "  stopped peer dropped after %lld ms\n", (long long)took);
+    CHECK(took >= 150 && took < 2000);
+    CHECK_INT(kill(peer, SIGCONT), 0);
+    CHECK_INT(wait_ups(cpath, 2, 5000), 2);
+    kill(peer, SIGTERM);
+    CHECK_INT(wait_exit(peer, 5000), 0);
+    kill(cpid, SIGTERM);
+    CHECK_INT(wait_exit(cpid, 5000), 0);
+
+    kill(pid, SIGTERM);
+    CHECK_INT(wait_exit(pid, 5000), 0);
+    free(path);
 }
 
 /* test_stale_socket: a socket file nobody listens on is replaced. */
@@ -674,9 +972,11 @@ int main(void)
     snprintf(g_data, sizeof g_data, "%s/data", tmpl);
     unsetenv("HOOKLINE_DATA");
     test_cli();
+    test_options();
     test_echo();
     test_stale_socket();
     test_connect();
+    test_liveness();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpl);
     CHECK_INT(system(cmd), 0);
