@@ -2,6 +2,8 @@
  * signals and graceful stop, the listening socket, readiness and status replies. Connections
  * are conn.c's, outbound dialling is dial.c's. */
 #include "util/daemon.h"
+
+#include "util/fsmode.h"
 #include "util/dial.h"
 #include "util/frame.h"
 #include "util/log.h"
@@ -428,7 +430,6 @@ static int daemon_mkdirs(const char *path, mode_t mode)
 /* daemon_make_dirs creates DATA (0755) and DATA/run (0700, tightened if it exists looser). */
 static int daemon_make_dirs(daemon_t *d)
 {
-    struct stat st;
     int r = daemon_mkdirs(d->data_dir, 0755);
     if (r < 0) {
         log_error("cannot create data dir %s: %s", d->data_dir, strerror(-r));
@@ -439,13 +440,9 @@ static int daemon_make_dirs(daemon_t *d)
         log_error("cannot create %s: %s", d->run_dir, strerror(errno));
         return r;
     }
-    if (stat(d->run_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        log_error("%s is not a directory", d->run_dir);
-        return -ENOTDIR;
-    }
-    if ((st.st_mode & 07777) != 0700 && chmod(d->run_dir, 0700) < 0) {
-        r = -errno;
-        log_error("cannot chmod 0700 %s: %s", d->run_dir, strerror(errno));
+    char err[4400];
+    if ((r = fsmode_tighten_dir(d->run_dir, err, sizeof err)) < 0) { /* logs what it changed */
+        log_error("%s", err);
         return r;
     }
     return 0;

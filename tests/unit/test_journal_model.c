@@ -55,9 +55,9 @@ typedef struct model {
     committer_t *c;
     slot_t slots[MODEL_SLOTS];
     uint32_t next_id;
-    int out;                 /* the pipe to the parent */
+    int out; /* the pipe to the parent */
     unsigned steps;
-    int limit_set;           /* RLIMIT_FSIZE lowered for the next sync */
+    int limit_set; /* RLIMIT_FSIZE lowered for the next sync */
     struct rlimit old_limit;
     unsigned seed;
 } model_t;
@@ -413,7 +413,8 @@ int main(void)
         close(fds[0]);
         int st;
         waitpid(pid, &st, 0);
-        CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) || (WIFEXITED(st) && WEXITSTATUS(st) == 0));
+        CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) ||
+              (WIFEXITED(st) && WEXITSTATUS(st) == 0));
         if (round % 3 == 1) tear_newest(round);
         /* replay: every durable record never released must be there */
         journal_t *j;
@@ -430,7 +431,8 @@ int main(void)
         unsigned missing = 0;
         for (size_t id = 0; id < nids; id++)
             if (id_state[id] == ID_DURABLE && !seen[id]) {
-                if (missing++ < 5) fprintf(stderr, "round %u: durable record %zu missing\n", round, id);
+                if (missing++ < 5)
+                    fprintf(stderr, "round %u: durable record %zu missing\n", round, id);
             }
         CHECK_INT(missing, 0);
     }
