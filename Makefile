@@ -27,7 +27,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 
 .PHONY: all test unit integration asan asan-test clean format format-check run stop deps bench \
 	bench-recovery
-all: $(addprefix $(BIN)/,$(PROGRAMS)) $(UNIT_BIN)
+all: $(addprefix $(BIN)/,$(PROGRAMS)) $(UNIT_BIN) $(BUILD)/tests/clockshift.so
 
 $(BUILD)/%.o: %.c $(wildcard common/*/*.h) $(wildcard */*.h) VERSION
 	@mkdir -p $(dir $@)
@@ -49,6 +49,11 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libhookline.a \
 		$(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard ingest/*.c router/*.c sender/*.c scheduler/*.c hookctl/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(filter $(BUILD)/%.o,$^) $(BUILD)/libhookline.a $(LDLIBS)
+
+# The clock-step tests' LD_PRELOAD shim (tests/clockshift): never sanitized, it wraps libc.
+$(BUILD)/tests/clockshift.so: tests/clockshift/clockshift.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
 test: all
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) tests/run.sh

@@ -34,6 +34,7 @@ import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.abspath(os.environ.get("BIN") or os.path.join(REPO, "bin"))
+BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
 RECEIVER = os.path.join(REPO, "tests", "receiver.py")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
