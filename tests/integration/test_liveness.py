@@ -69,7 +69,7 @@ class TestLiveness(PipelineTestCase):
         r1, s1 = p.daemons["router.1"].proc.pid, p.daemons["sender.1"].proc.pid
         p.kill("router", "1", signal.SIGSTOP, wait=False)
         p.kill("sender", "1", signal.SIGSTOP, wait=False)
-        self.assertTrue(stopped(r1) and stopped(s1))
+        p.wait_for(lambda: stopped(r1) and stopped(s1), 5, "SIGSTOP did not stop them")
 
         evs, want = self.events("live", 200)
         t0 = time.monotonic()
