@@ -102,13 +102,15 @@ void sender_defer_scan(sender_t *s);
 /* Copies of jobs (sender_dedupe.c). sender_dedupe_add indexes a new job by (invocation,
  * attempt) and sender_dedupe_remove takes it out before it is freed; sender_dedupe_orphan
  * returns the indexed job of that attempt whose upstream went away (the copy's upstream adopts
- * it), or NULL; sender_dedupe_succeeded remembers an attempt that succeeded here and
- * sender_dedupe_recent says whether one at or after attempt did; sender_dedupe_close frees. */
+ * it), or NULL; sender_dedupe_done remembers an attempt that finished here (its outcome durable)
+ * and sender_dedupe_recent says whether one at or after attempt did; sender_dedupe_close frees. */
 void sender_dedupe_add(sender_t *s, sender_job_t *j);
 void sender_dedupe_remove(sender_t *s, sender_job_t *j);
 sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt);
-void sender_dedupe_succeeded(sender_t *s, const char *inv, int attempt);
+void sender_dedupe_done(sender_t *s, const char *inv, int attempt);
 int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
+/* sender_dedupe_forget: a redelivery starts the attempts again; none of them is done. */
+void sender_dedupe_forget(sender_t *s, const char *inv, size_t len);
 void sender_dedupe_close(sender_t *s);
 
 /* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */

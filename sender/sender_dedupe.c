@@ -1,9 +1,11 @@
 /* sender_dedupe.c - copies of work this sender already has. Upstream hands a job out again when
- * its connection to a sender drops (a stage was killed): a JOB for an invocation attempt that is
- * still running here for an upstream that went away is adopted by the new upstream instead of
- * being sent a second time, and one whose attempt succeeded here moments ago is answered at once
- * (the success is in the delivery log already). Senders get the same invocation from every
- * upstream (dispatch keys), so the copy lands where the first one is. */
+ * its connection to a sender drops (a stage was killed), and a router's event is routed again
+ * whole when its acknowledgement was lost, jobs done long ago included: a JOB for an invocation
+ * attempt still running here for an upstream that went away is adopted by the new upstream
+ * instead of being sent a second time, and one whose attempt finished here (its outcome durable:
+ * the success in the delivery log, or the failure in the scheduler's hands) is answered at once.
+ * Senders get the same invocation from every upstream (dispatch keys), so the copy lands where
+ * the first one is. */
 #include "domain/payload.h"
 #include "sender.h"
 
@@ -11,9 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SENDER_RECENT 16384 /* successes remembered, the oldest forgotten first */
+#define SENDER_RECENT 65536 /* finished attempts remembered (about 5 MiB), oldest forgotten first  \
+                             */
 
-/* One remembered success. */
+/* One remembered finished attempt. */
 typedef struct sender_recent {
     RB_ENTRY(sender_recent) node;
     char inv[INVOCATION_ID_LEN];
@@ -30,7 +33,7 @@ static int sender_job_cmp(sender_job_t *a, sender_job_t *b)
 }
 RB_GENERATE_STATIC(sender_job_tree, sender_job, by_inv, sender_job_cmp)
 
-/* sender_recent_cmp orders remembered successes by invocation. */
+/* sender_recent_cmp orders remembered attempts by invocation. */
 static int sender_recent_cmp(sender_recent_t *a, sender_recent_t *b)
 {
     return strcmp(a->inv, b->inv);
@@ -38,7 +41,7 @@ static int sender_recent_cmp(sender_recent_t *a, sender_recent_t *b)
 RB_HEAD(sender_recent_tree, sender_recent);
 RB_GENERATE_STATIC(sender_recent_tree, sender_recent, node, sender_recent_cmp)
 
-/* The remembered successes: a ring, and a tree over it. */
+/* The remembered attempts: a ring, and a tree over it. */
 struct sender_dedupe {
     sender_recent_t ring[SENDER_RECENT];
     size_t head;
@@ -78,7 +81,7 @@ sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt)
     return j && !j->up ? j : NULL;
 }
 
-void sender_dedupe_succeeded(sender_t *s, const char *inv, int attempt)
+void sender_dedupe_done(sender_t *s, const char *inv, int attempt)
 {
     struct sender_dedupe *d = sender_dedupe_get(s);
     if (!d || strlen(inv) >= INVOCATION_ID_LEN) return;
@@ -96,6 +99,16 @@ void sender_dedupe_succeeded(sender_t *s, const char *inv, int attempt)
     r->attempt = attempt;
     r->used = 1;
     RB_INSERT(sender_recent_tree, &d->tree, r);
+}
+
+void sender_dedupe_forget(sender_t *s, const char *inv, size_t len)
+{
+    if (!s->dedupe || len >= INVOCATION_ID_LEN) return;
+    sender_recent_t key;
+    memcpy(key.inv, inv, len);
+    key.inv[len] = 0;
+    sender_recent_t *r = RB_FIND(sender_recent_tree, &s->dedupe->tree, &key);
+    if (r) r->attempt = 0; /* a new round of attempts: none of them is done yet */
 }
 
 int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt)

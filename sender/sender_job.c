@@ -36,8 +36,8 @@ static void job_free(sender_job_t *j)
 
 void sender_job_finish(sender_t *s, sender_job_t *j)
 {
-    if (j->rec.status == DLV_SUCCEEDED && j->log_attempt && j->inv)
-        sender_dedupe_succeeded(s, j->inv, j->attempt);
+    if (j->log_attempt && !j->deferred && j->inv) /* its outcome is durable now */
+        sender_dedupe_done(s, j->inv, j->attempt);
     sender_dedupe_remove(s, j);
     if (j->up) {
         msgpack_packer *pk = conn_frame_begin(j->up);
@@ -274,8 +274,11 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         memcpy(id, inv, invlen);
         id[invlen] = 0;
         sender_job_t *twin = sender_dedupe_orphan(s, id, (int)att);
-        /* from a router: the scheduler's copies may be redeliveries, which must be sent */
-        int done_here = c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
+        /* the scheduler's attempt 1 is a redelivery (or a deferred first attempt): sent, and
+         * the attempts done before it no longer count */
+        if (c == s->scheduler && att == 1) sender_dedupe_forget(s, inv, invlen);
+        int done_here =
+            (c != s->scheduler || att > 1) && sender_dedupe_recent(s, inv, invlen, (int)att);
         if (twin || done_here) {
             s->stats.deduped++;
             if (twin) { /* it answers this upstream when it ends */

@@ -40,10 +40,12 @@ static long long clockshift_current(void)
 
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
-    if (!real_clock_gettime) real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
+    if (!real_clock_gettime)
+        real_clock_gettime = (clock_gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
     int rc = real_clock_gettime(id, ts);
     if (rc != 0 || (id != CLOCK_REALTIME && id != CLOCK_REALTIME_COARSE)) return rc;
-    long long ns = (long long)ts->tv_sec * 1000000000ll + ts->tv_nsec + clockshift_current() * 1000000ll;
+    long long ns =
+        (long long)ts->tv_sec * 1000000000ll + ts->tv_nsec + clockshift_current() * 1000000ll;
     ts->tv_sec = (time_t)(ns / 1000000000ll);
     ts->tv_nsec = (long)(ns % 1000000000ll);
     return 0;
