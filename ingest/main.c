@@ -19,6 +19,15 @@ static int ingest_set_window(void *ctx, const char *val, char *err, size_t errle
     return rc;
 }
 
+/* ingest_set_window_bytes parses --window-bytes. */
+static int ingest_set_window_bytes(void *ctx, const char *val, char *err, size_t errlen)
+{
+    long long v;
+    int rc = daemon_option_long(val, 1, 1ll << 40, &v, err, errlen);
+    if (rc == 0) ((ingest_t *)ctx)->window_bytes = (size_t)v;
+    return rc;
+}
+
 /* ingest_start opens the configuration and the journal. */
 static int ingest_start(daemon_t *d)
 {
@@ -26,6 +35,7 @@ static int ingest_start(daemon_t *d)
     char err[256];
     in->d = d;
     TAILQ_INIT(&in->producers);
+    ingest_producer_init(in);
     int rc = cfgwatch_init(&in->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
     if (rc < 0) {
         log_error("store %s: %s", daemon_db_path(d), err);
@@ -87,7 +97,7 @@ static void ingest_drain(daemon_t *d)
 static void ingest_stats(daemon_t *d, msgpack_packer *pk)
 {
     ingest_t *in = daemon_ctx(d);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 12);
     frame_pack_kv_u64(pk, "config_version", in->cfg ? (uint64_t)cfgwatch_version(in->cfg) : 0);
     frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
     frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
@@ -95,7 +105,9 @@ static void ingest_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "unrouted", in->stats.unrouted);
     frame_pack_kv_u64(pk, "routed", in->stats.delivered);
     frame_pack_kv_u64(pk, "replayed", in->stats.replayed);
-    frame_pack_kv_u64(pk, "queued", in->routers ? dispatch_queued(in->routers) : 0);
+    frame_pack_kv_u64(pk, "queued", ingest_queue_waiting(in));
+    frame_pack_kv_u64(pk, "in_flight_bytes", in->inflight_bytes);
+    frame_pack_kv_u64(pk, "producer_pauses", in->stats.paused);
     frame_pack_kv_u64(pk, "in_flight", in->routers ? dispatch_inflight(in->routers) : 0);
     frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
 }
@@ -105,12 +117,15 @@ static void ingest_close(daemon_t *d)
 {
     ingest_t *in = daemon_ctx(d);
     ingest_queue_close(in);
+    ingest_producer_close(in);
     cfgwatch_close(in->cfg);
 }
 
 static const daemon_option_t ingest_options[] = {
     {"window", "N", "events in flight per router before waiting for acknowledgements (4096)",
      ingest_set_window},
+    {"window-bytes", "N", "event bytes in flight per router before waiting (8388608)",
+     ingest_set_window_bytes},
     {NULL, NULL, NULL, NULL},
 };
 
@@ -134,6 +149,6 @@ static const daemon_ops_t ingest_ops = {
 
 int main(int argc, char **argv)
 {
-    static ingest_t in = {.window = 4096};
+    static ingest_t in = {.window = 4096, .window_bytes = INGEST_WINDOW_BYTES_DEFAULT};
     return daemon_main(argc, argv, &ingest_ops, &in);
 }

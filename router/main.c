@@ -20,6 +20,15 @@ static int router_set_window(void *ctx, const char *val, char *err, size_t errle
     return rc;
 }
 
+/* router_set_window_bytes parses --window-bytes. */
+static int router_set_window_bytes(void *ctx, const char *val, char *err, size_t errlen)
+{
+    long long v;
+    int rc = daemon_option_long(val, 1, 1ll << 40, &v, err, errlen);
+    if (rc == 0) ((router_t *)ctx)->window_bytes = (size_t)v;
+    return rc;
+}
+
 /* router_set_max_body parses --max-body-bytes. */
 static int router_set_max_body(void *ctx, const char *val, char *err, size_t errlen)
 {
@@ -37,6 +46,7 @@ static int router_start(daemon_t *d)
     char err[256];
     r->d = d;
     TAILQ_INIT(&r->events);
+    TAILQ_INIT(&r->waiting);
     int rc = cfgwatch_init(&r->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
     if (rc < 0) {
         log_error("store %s: %s", daemon_db_path(d), err);
@@ -50,8 +60,10 @@ static int router_start(daemon_t *d)
 static void router_peer_up(daemon_t *d, conn_t *c)
 {
     router_t *r = daemon_ctx(d);
-    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d))
+    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d)) {
         dispatch_add_peer(r->senders, c);
+        router_feed(r);
+    }
 }
 
 /* router_peer_down: a sender's unfinished jobs go to the others. */
@@ -94,9 +106,11 @@ static int router_idle(daemon_t *d)
     return r->nevents == 0 || dispatch_peers(r->senders) == 0;
 }
 
-/* router_drain: take no new events, finish the jobs in flight, then stop. */
+/* router_drain: take no new events, finish the jobs in flight, then stop. Events not matched
+ * yet are dropped: ingest hands them to another router once this one is gone. */
 static void router_drain(daemon_t *d)
 {
+    router_drop_waiting(daemon_ctx(d));
     daemon_stop_when_idle(d, router_idle);
 }
 
@@ -104,7 +118,7 @@ static void router_drain(daemon_t *d)
 static void router_stats(daemon_t *d, msgpack_packer *pk)
 {
     router_t *r = daemon_ctx(d);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 14);
     frame_pack_kv_u64(pk, "events", r->stats.events);
     frame_pack_kv_u64(pk, "events_done", r->stats.events_done);
     frame_pack_kv_u64(pk, "unrouted", r->stats.unrouted);
@@ -114,6 +128,9 @@ static void router_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "jobs_done", r->stats.jobs_done);
     frame_pack_kv_u64(pk, "queued", r->senders ? dispatch_queued(r->senders) : 0);
     frame_pack_kv_u64(pk, "in_flight", r->senders ? dispatch_inflight(r->senders) : 0);
+    frame_pack_kv_u64(pk, "in_flight_bytes", r->inflight_bytes);
+    frame_pack_kv_u64(pk, "waiting", r->nwaiting);
+    frame_pack_kv_u64(pk, "waiting_bytes", r->waiting_bytes);
     frame_pack_kv_u64(pk, "senders", r->senders ? dispatch_peers(r->senders) : 0);
     frame_pack_kv_u64(pk, "config_version", r->cfg ? (uint64_t)cfgwatch_version(r->cfg) : 0);
 }
@@ -132,6 +149,8 @@ static void router_close(daemon_t *d)
 static const daemon_option_t router_options[] = {
     {"window", "N", "jobs in flight per sender before waiting for acknowledgements (4096)",
      router_set_window},
+    {"window-bytes", "N", "body bytes built and in flight per sender before waiting (8388608)",
+     router_set_window_bytes},
     {"max-body-bytes", "N",
      "largest body built for one webhook; a larger one is recorded failed, never sent (262144)",
      router_set_max_body},
@@ -155,6 +174,8 @@ static const daemon_ops_t router_ops = {
 
 int main(int argc, char **argv)
 {
-    static router_t r = {.window = 4096, .max_body = ROUTER_MAX_BODY_DEFAULT};
+    static router_t r = {.window = 4096,
+                         .window_bytes = ROUTER_WINDOW_BYTES_DEFAULT,
+                         .max_body = ROUTER_MAX_BODY_DEFAULT};
     return daemon_main(argc, argv, &router_ops, &r);
 }
