@@ -34,6 +34,7 @@ typedef struct ingest {
     ingest_ring_t waiting;
     size_t inflight_bytes; /* record bytes of the events the dispatcher holds */
     size_t backlog_peak;   /* most events waiting or in flight since memory was last trimmed */
+    size_t bytes_peak;     /* most inflight_bytes since then */
     size_t unsynced_bytes; /* appended, not yet answered by the committer */
     int sync_paused;       /* producers paused until the committer catches up */
     uv_timer_t throttle;   /* while a producer is paused for its unread replies */

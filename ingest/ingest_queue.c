@@ -16,7 +16,9 @@
 #define REC_KIND "k"
 
 #define RING_MIN 1024           /* the waiting ring never shrinks below this many slots */
-#define TRIM_AFTER_EVENTS 4096u /* a backlog this large is followed by malloc_trim once gone */
+/* A backlog this large (events, or bytes in flight) is followed by malloc_trim once gone. */
+#define TRIM_AFTER_EVENTS 4096u
+#define TRIM_AFTER_BYTES (4u << 20)
 
 /* One event handed to the dispatcher: allocated only while a router holds it (at most
  * --window per router, and --window-bytes of records), never for an event that waits. */
@@ -118,8 +120,10 @@ static void ingest_maybe_trim(ingest_t *in)
 {
     size_t backlog = in->waiting.n + dispatch_queued(in->routers) + dispatch_inflight(in->routers);
     if (backlog > in->backlog_peak) in->backlog_peak = backlog;
-    if (backlog == 0 && in->backlog_peak >= TRIM_AFTER_EVENTS) {
-        in->backlog_peak = 0;
+    if (in->inflight_bytes > in->bytes_peak) in->bytes_peak = in->inflight_bytes;
+    if (backlog == 0 &&
+        (in->backlog_peak >= TRIM_AFTER_EVENTS || in->bytes_peak >= TRIM_AFTER_BYTES)) {
+        in->backlog_peak = in->bytes_peak = 0;
         malloc_trim(0);
     }
 }

@@ -30,6 +30,7 @@ typedef struct router {
     size_t nwaiting, waiting_bytes;
     size_t inflight_bytes; /* bodies of the jobs the dispatcher holds */
     size_t backlog_peak;   /* most events held since memory was last trimmed */
+    size_t bytes_peak;     /* most bytes held (waiting and in flight) since then */
     struct {
         uint64_t events, unrouted, unmatched, jobs, jobs_done, events_done, bad, oversized;
     } stats;

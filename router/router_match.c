@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRIM_AFTER_EVENTS 1024u /* a backlog this large is followed by malloc_trim once gone */
+/* A backlog this large (events, or bytes held) is followed by malloc_trim once gone. */
+#define TRIM_AFTER_EVENTS 1024u
+#define TRIM_AFTER_BYTES (4u << 20)
 
 /* router_event_free releases one event. */
 static void router_event_free(router_event_t *ev)
@@ -105,9 +107,11 @@ static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh
 static void router_maybe_trim(router_t *r)
 {
     size_t held = r->nevents + r->nwaiting;
+    size_t bytes = r->waiting_bytes + r->inflight_bytes;
     if (held > r->backlog_peak) r->backlog_peak = held;
-    if (held == 0 && r->backlog_peak >= TRIM_AFTER_EVENTS) {
-        r->backlog_peak = 0;
+    if (bytes > r->bytes_peak) r->bytes_peak = bytes;
+    if (held == 0 && (r->backlog_peak >= TRIM_AFTER_EVENTS || r->bytes_peak >= TRIM_AFTER_BYTES)) {
+        r->backlog_peak = r->bytes_peak = 0;
         malloc_trim(0);
     }
 }
