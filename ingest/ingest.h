@@ -74,6 +74,8 @@ void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n);
 void ingest_producer_down(ingest_t *in, conn_t *c);
 /* ingest_producer_pause_all stops reading every producer (drain). */
 void ingest_producer_pause_all(ingest_t *in);
+/* ingest_producer_paused: producers not read now because ingest cannot keep up with them. */
+size_t ingest_producer_paused(ingest_t *in);
 /* ingest_producer_quiet: 1 when no producer waits for a reply or has output queued. */
 int ingest_producer_quiet(ingest_t *in);
 

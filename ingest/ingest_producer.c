@@ -140,6 +140,7 @@ static void producer_throttle(producer_t *p)
     int over = producer_over(p);
     if (over && !p->paused) {
         p->paused = 1;
+        in->stats.paused++;
         conn_pause(p->c);
         /* Its output drains without telling us: look again every few ms while it is paused. */
         if (!uv_is_active((uv_handle_t *)&in->throttle))
@@ -176,7 +177,6 @@ static void producer_unsynced(ingest_t *in, long long n)
     in->unsynced_bytes = (size_t)((long long)in->unsynced_bytes + n);
     if (!in->sync_paused && in->unsynced_bytes > UNSYNCED_MAX) {
         in->sync_paused = 1;
-        in->stats.paused++;
         log_debug("%zu bytes appended and not yet synced: producers paused", in->unsynced_bytes);
         producer_throttle_all(in);
     } else if (in->sync_paused && in->unsynced_bytes <= UNSYNCED_RESUME) {
@@ -487,6 +487,15 @@ void ingest_producer_pause_all(ingest_t *in)
     producer_t *p;
     TAILQ_FOREACH(p, &in->producers, link)
     if (p->c) conn_pause(p->c);
+}
+
+size_t ingest_producer_paused(ingest_t *in)
+{
+    size_t n = 0;
+    producer_t *p;
+    TAILQ_FOREACH(p, &in->producers, link)
+    n += p->c && p->paused;
+    return n;
 }
 
 int ingest_producer_quiet(ingest_t *in)

@@ -15,7 +15,7 @@
 /* Journal record kinds: "e" an accepted event (live), "a" its acknowledgement (marker). */
 #define REC_KIND "k"
 
-#define RING_MIN 1024           /* the waiting ring never shrinks below this many slots */
+#define RING_MIN 1024 /* the waiting ring never shrinks below this many slots */
 /* A backlog this large (events, or bytes in flight) is followed by malloc_trim once gone. */
 #define TRIM_AFTER_EVENTS 4096u
 #define TRIM_AFTER_BYTES (4u << 20)
@@ -64,12 +64,6 @@ static journal_pos_t ring_pop(ingest_ring_t *r)
     r->n--;
     if (r->cap > RING_MIN && r->n < r->cap / 4) ring_resize(r, r->cap / 2); /* may fail: fine */
     return pos;
-}
-
-/* ring_at returns the slot of the i-th waiting position (for the compaction visitor). */
-static journal_pos_t *ring_at(ingest_ring_t *r, size_t i)
-{
-    return &r->v[(r->head + i) & (r->cap - 1)];
 }
 
 /* --- handing events to routers --- */
@@ -315,14 +309,15 @@ static void ingest_compact_one(void *arg, dispatch_item_t *it)
 }
 
 /* ingest_compact_visit: every event not yet acknowledged by a router has its position in
- * exactly one place: a slot of the waiting ring, or the flight record in the dispatcher. */
+ * exactly one place: a slot of the waiting ring, or the flight record in the dispatcher. Only
+ * the flight records are named. What pins old segments is an event a router holds and does not
+ * acknowledge; the ring is handed out oldest first, so its entries in the oldest segments are
+ * the next to be sent and released, and copying them (a draining backlog makes the oldest
+ * segment half dead every second) would only buffer up to half a segment of copies in memory.
+ * What is named is bounded by the routers' byte windows. */
 static void ingest_compact_visit(void *arg, uint32_t seg, committer_moves_t *m)
 {
     ingest_t *in = arg;
-    for (size_t i = 0; i < in->waiting.n; i++) {
-        journal_pos_t *p = ring_at(&in->waiting, i);
-        if (journal_pos_segment(*p) <= seg) committer_move(m, p);
-    }
     compact_state_t cs = {seg, m};
     dispatch_foreach(in->routers, ingest_compact_one, &cs);
 }

@@ -97,7 +97,7 @@ static void ingest_drain(daemon_t *d)
 static void ingest_stats(daemon_t *d, msgpack_packer *pk)
 {
     ingest_t *in = daemon_ctx(d);
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     frame_pack_kv_u64(pk, "config_version", in->cfg ? (uint64_t)cfgwatch_version(in->cfg) : 0);
     frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
     frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
@@ -108,6 +108,7 @@ static void ingest_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "queued", ingest_queue_waiting(in));
     frame_pack_kv_u64(pk, "in_flight_bytes", in->inflight_bytes);
     frame_pack_kv_u64(pk, "producer_pauses", in->stats.paused);
+    frame_pack_kv_u64(pk, "producers_paused", ingest_producer_paused(in));
     frame_pack_kv_u64(pk, "in_flight", in->routers ? dispatch_inflight(in->routers) : 0);
     frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
 }
