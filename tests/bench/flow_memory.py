@@ -97,6 +97,7 @@ def publish_stream(p, lines, total):
 
     def reader(name, f):
         got[name] = f.read()
+        f.close()
 
     threads = [threading.Thread(target=writer, daemon=True),
                threading.Thread(target=reader, args=("out", proc.stdout), daemon=True),
