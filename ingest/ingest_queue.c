@@ -277,7 +277,7 @@ static int replay_finish(replay_state_t *rs)
     size_t n = 0;
     for (size_t i = 0; i < rs->cap; i++)
         if (rs->t[i].seq) rs->t[n++] = rs->t[i];
-    qsort(rs->t, n, sizeof *rs->t, replay_cmp);
+    if (n) qsort(rs->t, n, sizeof *rs->t, replay_cmp); /* rs->t is NULL when nothing was read */
     size_t cap = RING_MIN;
     while (cap < n)
         cap *= 2;
