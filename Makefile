@@ -79,6 +79,13 @@ $(BUILD)/bench/sched_memory: tests/bench/sched_memory.c $(BUILD)/libhookline.a
 bench-memory: all $(BUILD)/bench/sched_memory
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/sched_memory.py
 
+# Memory of each stage with a backlog: routers stopped with 300,000 small events and with 30,000
+# of 64 KiB, senders stopped with 2,000 events x 16 webhooks of 16 KiB; peak and after-drain RSS
+# (tests/bench/flow_memory.py; a benchmark, not part of test).
+.PHONY: bench-flow
+bench-flow: all
+	BIN=$(abspath $(BIN)) /usr/bin/python3 tests/bench/flow_memory.py
+
 # Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk and a bare
 # sender on our HTTP engine (tests/bench/bare_sender.c) as ceilings: a table on stdout and
 # $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).

@@ -12,55 +12,70 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#define INGEST_WINDOW_BYTES_DEFAULT (8u << 20) /* event bytes in flight per router */
+
+/* The events no router holds yet, in hand-out order: only their journal positions (8 bytes
+ * each), the bodies stay on disk until sent. A ring that grows by doubling and shrinks when
+ * mostly empty. */
+typedef struct ingest_ring {
+    journal_pos_t *v;
+    size_t cap, head, n;
+} ingest_ring_t;
+
 typedef struct ingest {
     daemon_t *d;
     cfgwatch_t *cfg;
     journal_t *journal;
     committer_t *commit;
     dispatch_t *routers;
-    uint64_t next_seq; /* journal id of the next accepted event */
-    unsigned window;   /* events in flight per router */
+    uint64_t next_seq;   /* journal id of the next accepted event */
+    unsigned window;     /* events in flight per router */
+    size_t window_bytes; /* event bytes in flight per router (--window-bytes) */
+    ingest_ring_t waiting;
+    size_t inflight_bytes; /* record bytes of the events the dispatcher holds */
+    size_t backlog_peak;   /* most events waiting or in flight since memory was last trimmed */
+    size_t bytes_peak;     /* most inflight_bytes since then */
+    size_t unsynced_bytes; /* appended, not yet answered by the committer */
+    int sync_paused;       /* producers paused until the committer catches up */
+    uv_timer_t throttle;   /* while a producer is paused for its unread replies */
+    int throttle_init;
     TAILQ_HEAD(producer_list, producer) producers;
     struct {
-        uint64_t lines_accepted, lines_rejected, events, unrouted, delivered, replayed;
+        uint64_t lines_accepted, lines_rejected, events, unrouted, delivered, replayed, paused;
     } stats;
 } ingest_t;
-
-/* One accepted event until a router acknowledges it. */
-typedef struct ingest_event {
-    dispatch_item_t item; /* first: the dispatcher hands this pointer back */
-    uint64_t seq;
-    journal_pos_t pos;
-    char *js; /* normalized event JSON */
-    size_t jslen;
-} ingest_event_t;
 
 /* ingest_queue_open opens the journal under DATA/journal, replays what was accepted and not yet
  * acknowledged by a router, and queues it. Returns 0 or a negative errno (logged). */
 int ingest_queue_open(ingest_t *in);
 /* ingest_queue_append journals one normalized event (not yet durable: wait for the committer)
- * and returns the event to hand over once it is. Returns 0 or a negative errno with err. */
-int ingest_queue_append(ingest_t *in, const json_t *event, ingest_event_t **out, char *err,
-                        size_t errlen);
-/* ingest_queue_accepted hands a durable event to the routers. */
-void ingest_queue_accepted(ingest_t *in, ingest_event_t *ev);
-/* ingest_queue_unappend takes back the just-appended record of ev and frees ev (the second of a
+ * and returns its position and record size. Returns 0 or a negative errno with err. */
+int ingest_queue_append(ingest_t *in, const json_t *event, journal_pos_t *pos, size_t *bytes,
+                        char *err, size_t errlen);
+/* ingest_queue_accepted queues a durable event (by its position) for the routers. */
+void ingest_queue_accepted(ingest_t *in, journal_pos_t pos);
+/* ingest_queue_unappend takes back the just-appended record at pos (the second of a
  * transition's pair failed to append: the pair is accepted whole or not at all). */
-void ingest_queue_unappend(ingest_t *in, ingest_event_t *ev);
-/* ingest_queue_discard forgets an event whose commit failed (its record was cut off). */
-void ingest_queue_discard(ingest_t *in, ingest_event_t *ev);
+void ingest_queue_unappend(ingest_t *in, journal_pos_t pos);
 /* ingest_queue_router_up/down/ack: router connections and their acknowledgements. */
 void ingest_queue_router_up(ingest_t *in, conn_t *c);
 void ingest_queue_router_down(ingest_t *in, conn_t *c);
 void ingest_queue_ack(ingest_t *in, conn_t *c, uint64_t seq);
+/* ingest_queue_waiting: events accepted and not yet handed to a router. */
+size_t ingest_queue_waiting(ingest_t *in);
 /* ingest_queue_close frees every event and closes the journal. */
 void ingest_queue_close(ingest_t *in);
 
+/* ingest_producer_init sets up the producers' throttle; ingest_producer_close closes it. */
+void ingest_producer_init(ingest_t *in);
+void ingest_producer_close(ingest_t *in);
 /* Producer streams (JSON Lines or msgpack) on run/ingest.sock. */
 void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n);
 void ingest_producer_down(ingest_t *in, conn_t *c);
 /* ingest_producer_pause_all stops reading every producer (drain). */
 void ingest_producer_pause_all(ingest_t *in);
+/* ingest_producer_paused: producers not read now because ingest cannot keep up with them. */
+size_t ingest_producer_paused(ingest_t *in);
 /* ingest_producer_quiet: 1 when no producer waits for a reply or has output queued. */
 int ingest_producer_quiet(ingest_t *in);
 

@@ -1,5 +1,7 @@
 /* ingest_producer.c - the producer protocol on run/ingest.sock: JSON Lines or a stream of
- * msgpack maps; one reply per line or map, in order, sent once the events are durable. */
+ * msgpack maps; one reply per line or map, in order, sent once the events are durable. A
+ * producer is paused (not read) while ingest cannot keep up with it: too many bytes appended and
+ * not yet synced, or too many of its replies unread. */
 #include "domain/event.h"
 #include "ingest.h"
 #include "util/frame.h"
@@ -15,6 +17,15 @@
 
 #define EVENT_MAX_DEPTH 64
 
+/* Flow control. Events waiting for a router never pause anyone (they wait on disk); these do. */
+#define UNSYNCED_MAX (16u << 20)           /* appended, not yet synced: pause every producer */
+#define UNSYNCED_RESUME (UNSYNCED_MAX / 2) /* ... and read again below this */
+#define OUT_MAX (1u << 20)                 /* a producer's replies written but not read by it */
+#define OUT_RESUME (OUT_MAX / 4)
+#define WAITING_MAX 65536u /* a producer's replies not yet written (waiting for a sync) */
+#define WAITING_RESUME (WAITING_MAX / 2)
+#define THROTTLE_MS 5 /* how often a producer paused for its unread replies is looked at */
+
 enum { MODE_UNKNOWN = 0, MODE_JSON, MODE_MSGPACK };
 
 typedef struct reply reply_t;
@@ -27,8 +38,10 @@ struct reply {
     int ready, ok;
     uint64_t line;
     char *error;
-    ingest_event_t *events[2];
+    journal_pos_t pos[2]; /* the events' records, queued for the routers once durable */
+    char *ids[2];         /* the events' ids, for the reply */
     int nevents;
+    size_t bytes; /* journal bytes appended for this line, counted in unsynced_bytes */
 };
 
 struct producer {
@@ -40,6 +53,7 @@ struct producer {
     int discarding; /* inside a line over the size limit */
     int held;       /* input ended with replies still owed: we close once they are written */
     int stopped;    /* undecodable input: nothing more is read */
+    int paused;     /* not read while ingest cannot keep up with it (producer_throttle) */
     uint64_t line;
     TAILQ_HEAD(, reply) replies;
     size_t waiting;             /* replies not yet written */
@@ -69,12 +83,8 @@ static void reply_encode(producer_t *p, reply_t *r)
             msgpack_pack_true(&pk);
             msgpack_pack_str_with_body(&pk, "ids", 3);
             msgpack_pack_array(&pk, r->nevents);
-            for (int i = 0; i < r->nevents; i++) {
-                json_t *ev = json_loads(r->events[i]->js, 0, NULL);
-                const char *id = json_string_value(json_object_get(ev, "id"));
-                msgpack_pack_str_with_body(&pk, id ? id : "", id ? strlen(id) : 0);
-                json_decref(ev);
-            }
+            for (int i = 0; i < r->nevents; i++)
+                msgpack_pack_str_with_body(&pk, r->ids[i], strlen(r->ids[i]));
         } else {
             msgpack_pack_false(&pk);
             msgpack_pack_str_with_body(&pk, "line", 4);
@@ -90,11 +100,8 @@ static void reply_encode(producer_t *p, reply_t *r)
     json_object_set_new(o, "ok", json_boolean(r->ok));
     if (r->ok) {
         json_t *ids = json_array();
-        for (int i = 0; i < r->nevents; i++) {
-            json_t *ev = json_loads(r->events[i]->js, 0, NULL);
-            json_array_append(ids, json_object_get(ev, "id"));
-            json_decref(ev);
-        }
+        for (int i = 0; i < r->nevents; i++)
+            json_array_append_new(ids, json_string(r->ids[i]));
         json_object_set_new(o, "ids", ids);
     } else {
         json_object_set_new(o, "line", json_integer((json_int_t)r->line));
@@ -110,6 +117,74 @@ static void reply_encode(producer_t *p, reply_t *r)
     }
 }
 
+/* --- flow control --- */
+
+/* producer_over: whether p should not be read now. Each limit has a lower resume mark, so a
+ * producer is not paused and resumed on every read. */
+static int producer_over(producer_t *p)
+{
+    if (p->in->sync_paused) return 1;
+    size_t out = conn_out_pending(p->c);
+    if (p->paused) return out > OUT_RESUME || p->waiting > WAITING_RESUME;
+    return out > OUT_MAX || p->waiting > WAITING_MAX;
+}
+
+static void producer_on_throttle(uv_timer_t *t);
+
+/* producer_throttle pauses or resumes reading p as the limits say. A stream at EOF, stopped for
+ * bad input, or paused by a drain is left alone. */
+static void producer_throttle(producer_t *p)
+{
+    ingest_t *in = p->in;
+    if (!p->c || p->stopped || p->held || daemon_draining(in->d)) return;
+    int over = producer_over(p);
+    if (over && !p->paused) {
+        p->paused = 1;
+        in->stats.paused++;
+        conn_pause(p->c);
+        /* Its output drains without telling us: look again every few ms while it is paused. */
+        if (!uv_is_active((uv_handle_t *)&in->throttle))
+            uv_timer_start(&in->throttle, producer_on_throttle, THROTTLE_MS, THROTTLE_MS);
+    } else if (!over && p->paused) {
+        p->paused = 0;
+        conn_resume(p->c);
+    }
+}
+
+/* producer_throttle_all applies the limits to every producer. */
+static void producer_throttle_all(ingest_t *in)
+{
+    producer_t *p;
+    int paused = 0;
+    TAILQ_FOREACH(p, &in->producers, link)
+    {
+        producer_throttle(p);
+        paused |= p->paused && p->c;
+    }
+    if (!paused) uv_timer_stop(&in->throttle);
+}
+
+/* producer_on_throttle looks again at the paused producers. */
+static void producer_on_throttle(uv_timer_t *t)
+{
+    producer_throttle_all(t->data);
+}
+
+/* producer_unsynced counts journal bytes appended (n > 0) or answered by the committer (n < 0),
+ * pausing every producer while too many wait for a sync. */
+static void producer_unsynced(ingest_t *in, long long n)
+{
+    in->unsynced_bytes = (size_t)((long long)in->unsynced_bytes + n);
+    if (!in->sync_paused && in->unsynced_bytes > UNSYNCED_MAX) {
+        in->sync_paused = 1;
+        log_debug("%zu bytes appended and not yet synced: producers paused", in->unsynced_bytes);
+        producer_throttle_all(in);
+    } else if (in->sync_paused && in->unsynced_bytes <= UNSYNCED_RESUME) {
+        in->sync_paused = 0;
+        producer_throttle_all(in);
+    }
+}
+
 /* producer_flush writes the ready replies at the head of the queue, keeping their order. */
 static void producer_flush(producer_t *p)
 {
@@ -118,10 +193,8 @@ static void producer_flush(producer_t *p)
         TAILQ_REMOVE(&p->replies, r, link);
         if (p->c) reply_encode(p, r);
         for (int i = 0; i < r->nevents; i++) {
-            if (r->ok)
-                ingest_queue_accepted(p->in, r->events[i]);
-            else
-                ingest_queue_discard(p->in, r->events[i]);
+            if (r->ok) ingest_queue_accepted(p->in, r->pos[i]); /* else: cut off by the sync */
+            free(r->ids[i]);
         }
         p->waiting--;
         free(r->error);
@@ -139,7 +212,11 @@ static void reply_synced(void *arg, int status)
 {
     reply_t *r = arg;
     producer_t *p = r->p;
+    ingest_t *in = p->in;
+    int alive = p->c != NULL; /* else producer_flush may free it */
     r->ready = 1;
+    producer_unsynced(in, -(long long)r->bytes);
+    r->bytes = 0;
     if (status < 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "not accepted: journal write failed: %s", strerror(-status));
@@ -150,6 +227,7 @@ static void reply_synced(void *arg, int status)
         log_error("line %llu: %s", (unsigned long long)r->line, msg);
     }
     producer_flush(p);
+    if (alive) producer_throttle(p);
 }
 
 /* producer_reject queues an error reply for the current line. */
@@ -190,11 +268,19 @@ static void producer_accept(producer_t *p, const json_t *obj)
     r->line = p->line;
     for (int i = 0; i < n; i++) {
         if (!event_is_routed(out[i], cfg)) in->stats.unrouted++;
-        ingest_event_t *ev;
-        if (ingest_queue_append(in, out[i], &ev, err, sizeof err) < 0) {
+        const char *id = json_string_value(json_object_get(out[i], "id"));
+        size_t bytes = 0;
+        int rc = (r->ids[i] = strdup(id ? id : "")) ? 0 : -ENOMEM;
+        if (rc < 0)
+            snprintf(err, sizeof err, "out of memory");
+        else
+            rc = ingest_queue_append(in, out[i], &r->pos[i], &bytes, err, sizeof err);
+        if (rc < 0) {
             log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
             for (int j = r->nevents - 1; j >= 0; j--) /* all or nothing */
-                ingest_queue_unappend(in, r->events[j]);
+                ingest_queue_unappend(in, r->pos[j]);
+            for (int j = 0; j <= i; j++)
+                free(r->ids[j]);
             for (int j = i; j < n; j++)
                 json_decref(out[j]);
             free(r);
@@ -203,7 +289,8 @@ static void producer_accept(producer_t *p, const json_t *obj)
             producer_reject(p, msg);
             return;
         }
-        r->events[r->nevents++] = ev;
+        r->nevents++;
+        r->bytes += bytes;
         json_decref(out[i]);
     }
     in->stats.lines_accepted++;
@@ -211,6 +298,7 @@ static void producer_accept(producer_t *p, const json_t *obj)
     TAILQ_INSERT_TAIL(&p->replies, r, link);
     p->waiting++;
     committer_after(in->commit, reply_synced, r);
+    producer_unsynced(in, (long long)r->bytes); /* may pause every producer, p too */
 }
 
 /* producer_line handles one JSON Lines line (without its newline). */
@@ -379,7 +467,10 @@ void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
     } else {
         producer_json(p, data, n);
     }
-    if (p->c) producer_flush(p);
+    if (p->c) {
+        producer_flush(p);
+        producer_throttle(p);
+    }
 }
 
 void ingest_producer_down(ingest_t *in, conn_t *c)
@@ -398,6 +489,15 @@ void ingest_producer_pause_all(ingest_t *in)
     if (p->c) conn_pause(p->c);
 }
 
+size_t ingest_producer_paused(ingest_t *in)
+{
+    size_t n = 0;
+    producer_t *p;
+    TAILQ_FOREACH(p, &in->producers, link)
+    n += p->c && p->paused;
+    return n;
+}
+
 int ingest_producer_quiet(ingest_t *in)
 {
     producer_t *p;
@@ -406,4 +506,23 @@ int ingest_producer_quiet(ingest_t *in)
         if (p->waiting || (p->c && conn_out_pending(p->c))) return 0;
     }
     return 1;
+}
+
+void ingest_producer_init(ingest_t *in)
+{
+    uv_timer_init(daemon_loop(in->d), &in->throttle); /* cannot fail on Unix */
+    in->throttle.data = in;
+    in->throttle_init = 1;
+}
+
+/* producer_throttle_closed: the timer lives inside ingest_t. */
+static void producer_throttle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void ingest_producer_close(ingest_t *in)
+{
+    if (in->throttle_init && !uv_is_closing((uv_handle_t *)&in->throttle))
+        uv_close((uv_handle_t *)&in->throttle, producer_throttle_closed);
 }

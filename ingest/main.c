@@ -17,6 +17,7 @@ static int ingest_start(daemon_t *d)
     char err[256];
     in->d = d;
     TAILQ_INIT(&in->producers);
+    ingest_producer_init(in);
     int rc = cfgwatch_init(&in->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
     if (rc < 0) {
         log_error("store %s: %s", daemon_db_path(d), err);
@@ -78,7 +79,7 @@ static void ingest_drain(daemon_t *d)
 static void ingest_stats(daemon_t *d, msgpack_packer *pk)
 {
     ingest_t *in = daemon_ctx(d);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 13);
     frame_pack_kv_u64(pk, "config_version", in->cfg ? (uint64_t)cfgwatch_version(in->cfg) : 0);
     frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
     frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
@@ -86,7 +87,10 @@ static void ingest_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "unrouted", in->stats.unrouted);
     frame_pack_kv_u64(pk, "routed", in->stats.delivered);
     frame_pack_kv_u64(pk, "replayed", in->stats.replayed);
-    frame_pack_kv_u64(pk, "queued", in->routers ? dispatch_queued(in->routers) : 0);
+    frame_pack_kv_u64(pk, "queued", ingest_queue_waiting(in));
+    frame_pack_kv_u64(pk, "in_flight_bytes", in->inflight_bytes);
+    frame_pack_kv_u64(pk, "producer_pauses", in->stats.paused);
+    frame_pack_kv_u64(pk, "producers_paused", ingest_producer_paused(in));
     frame_pack_kv_u64(pk, "in_flight", in->routers ? dispatch_inflight(in->routers) : 0);
     frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
 }
@@ -96,6 +100,7 @@ static void ingest_close(daemon_t *d)
 {
     ingest_t *in = daemon_ctx(d);
     ingest_queue_close(in);
+    ingest_producer_close(in);
     cfgwatch_close(in->cfg);
 }
 
@@ -103,6 +108,8 @@ static void ingest_close(daemon_t *d)
 static const daemon_option_t ingest_options[] = {
     DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, ingest_t, window,
                        "events in flight per router before waiting for acknowledgements"),
+    DAEMON_OPTION_SIZE("window-bytes", "N", "8388608", 1, 1ull << 40, ingest_t, window_bytes,
+                       "event bytes in flight per router before waiting"),
     DAEMON_OPTION_END,
 };
 

@@ -18,6 +18,7 @@ static int router_start(daemon_t *d)
     char err[256];
     r->d = d;
     TAILQ_INIT(&r->events);
+    TAILQ_INIT(&r->waiting);
     int rc = cfgwatch_init(&r->cfg, daemon_loop(d), daemon_db_path(d), 500, err, sizeof err);
     if (rc < 0) {
         log_error("store %s: %s", daemon_db_path(d), err);
@@ -31,8 +32,10 @@ static int router_start(daemon_t *d)
 static void router_peer_up(daemon_t *d, conn_t *c)
 {
     router_t *r = daemon_ctx(d);
-    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d))
+    if (strcmp(conn_peer_stage(c), "sender") == 0 && !daemon_draining(d)) {
         dispatch_add_peer(r->senders, c);
+        router_feed(r);
+    }
 }
 
 /* router_peer_down: a sender's unfinished jobs go to the others. */
@@ -75,9 +78,11 @@ static int router_idle(daemon_t *d)
     return r->nevents == 0 || dispatch_peers(r->senders) == 0;
 }
 
-/* router_drain: take no new events, finish the jobs in flight, then stop. */
+/* router_drain: take no new events, finish the jobs in flight, then stop. Events not matched
+ * yet are dropped: ingest hands them to another router once this one is gone. */
 static void router_drain(daemon_t *d)
 {
+    router_drop_waiting(daemon_ctx(d));
     daemon_stop_when_idle(d, router_idle);
 }
 
@@ -85,7 +90,7 @@ static void router_drain(daemon_t *d)
 static void router_stats(daemon_t *d, msgpack_packer *pk)
 {
     router_t *r = daemon_ctx(d);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 14);
     frame_pack_kv_u64(pk, "events", r->stats.events);
     frame_pack_kv_u64(pk, "events_done", r->stats.events_done);
     frame_pack_kv_u64(pk, "unrouted", r->stats.unrouted);
@@ -95,6 +100,9 @@ static void router_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "jobs_done", r->stats.jobs_done);
     frame_pack_kv_u64(pk, "queued", r->senders ? dispatch_queued(r->senders) : 0);
     frame_pack_kv_u64(pk, "in_flight", r->senders ? dispatch_inflight(r->senders) : 0);
+    frame_pack_kv_u64(pk, "in_flight_bytes", r->inflight_bytes);
+    frame_pack_kv_u64(pk, "waiting", r->nwaiting);
+    frame_pack_kv_u64(pk, "waiting_bytes", r->waiting_bytes);
     frame_pack_kv_u64(pk, "senders", r->senders ? dispatch_peers(r->senders) : 0);
     frame_pack_kv_u64(pk, "config_version", r->cfg ? (uint64_t)cfgwatch_version(r->cfg) : 0);
 }
@@ -114,6 +122,8 @@ static void router_close(daemon_t *d)
 static const daemon_option_t router_options[] = {
     DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, router_t, window,
                        "jobs in flight per sender before waiting for acknowledgements"),
+    DAEMON_OPTION_SIZE("window-bytes", "N", "8388608", 1, 1ull << 40, router_t, window_bytes,
+                       "body bytes built and in flight per sender before waiting"),
     /* 262144 is ROUTER_MAX_BODY_DEFAULT; a JOB frame carries the body and must stay under the
      * 16 MiB frame limit. */
     DAEMON_OPTION_SIZE("max-body-bytes", "N", "262144", 1, ROUTER_MAX_BODY_LIMIT, router_t,

@@ -1,5 +1,6 @@
 /* router.h - hook-router's state: events taken from ingest, and the invocation jobs built from
- * them, handed to senders until each is done. */
+ * them, handed to senders until each is done. An event is matched and its bodies built only when
+ * the senders have room, so what the router holds is bounded by the windows, not the backlog. */
 #ifndef HL_ROUTER_H
 #define HL_ROUTER_H
 
@@ -12,6 +13,7 @@
 
 #define ROUTER_MAX_BODY_DEFAULT (256 * 1024)
 #define ROUTER_MAX_BODY_LIMIT (15 * 1024 * 1024) /* a JOB frame must fit in 16 MiB */
+#define ROUTER_WINDOW_BYTES_DEFAULT (8u << 20)   /* body bytes in flight per sender */
 
 typedef struct router_event router_event_t;
 
@@ -20,9 +22,15 @@ typedef struct router {
     cfgwatch_t *cfg;
     dispatch_t *senders;
     unsigned window;
-    size_t max_body; /* --max-body-bytes: a larger body is recorded failed, never sent */
-    TAILQ_HEAD(router_event_list, router_event) events;
+    size_t window_bytes; /* --window-bytes: body bytes built and not done, per sender */
+    size_t max_body;     /* --max-body-bytes: a larger body is recorded failed, never sent */
+    TAILQ_HEAD(router_event_list, router_event) events; /* matched, jobs not all done */
     size_t nevents;
+    struct router_event_list waiting; /* taken from ingest, not matched yet */
+    size_t nwaiting, waiting_bytes;
+    size_t inflight_bytes; /* bodies of the jobs the dispatcher holds */
+    size_t backlog_peak;   /* most events held since memory was last trimmed */
+    size_t bytes_peak;     /* most bytes held (waiting and in flight) since then */
     struct {
         uint64_t events, unrouted, unmatched, jobs, jobs_done, events_done, bad, oversized;
     } stats;
@@ -30,10 +38,13 @@ typedef struct router {
 
 /* One event from ingest until every invocation built from it is done. */
 struct router_event {
-    TAILQ_ENTRY(router_event) link;
+    TAILQ_ENTRY(router_event) link; /* in waiting, then in events */
     conn_t *ingest; /* NULL once that connection is gone: the ack has nowhere to go */
     uint64_t ingest_seq;
     unsigned remaining;
+    char *js; /* the event's JSON while it waits to be matched */
+    size_t len;
+    char *event_id, *event_type; /* once matched, shared by its jobs */
 };
 
 /* One invocation: an (event, webhook) pair and its exact body. */
@@ -41,15 +52,22 @@ typedef struct router_job {
     dispatch_item_t item; /* first: the dispatcher hands this pointer back */
     router_event_t *ev;
     char inv[INVOCATION_ID_LEN];
-    char *webhook_id, *event_id, *event_type, *body;
+    char *webhook_id, *body;
     size_t body_len;
     int64_t created_at;
 } router_job_t;
 
-/* router_route matches one normalized event (JSON text) against the configuration and queues
- * its jobs; acknowledges at once when nothing matches. A body over r->max_body is not queued:
- * the router writes its delivery-log record itself (failed, 0 attempts, the reason in words). */
+/* router_route takes one normalized event (JSON text, copied) from ingest and matches it as soon
+ * as the senders have room (router_feed). Matching queues its jobs, or acknowledges at once when
+ * nothing matches. A body over r->max_body is not queued: the router writes its delivery-log
+ * record itself (failed, 0 attempts, the reason in words). */
 void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len);
+/* router_feed matches waiting events while the senders have room, by count (--window per
+ * sender) and by bytes of bodies (--window-bytes per sender). Call it when a window opens. */
+void router_feed(router_t *r);
+/* router_drop_waiting forgets the events not matched yet (drain: ingest hands them to another
+ * router once this one is gone). */
+void router_drop_waiting(router_t *r);
 /* router_job_done handles a sender's JOB_DONE. */
 void router_job_done(router_t *r, conn_t *sender, uint64_t seq);
 /* router_ingest_down forgets where acknowledgements of that connection's events would go. */

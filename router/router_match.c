@@ -1,5 +1,6 @@
 /* router_match.c - from one event to its invocations: matching webhooks, exact bodies, ids;
- * and the acknowledgement back to ingest once every invocation is done. */
+ * and the acknowledgement back to ingest once every invocation is done. Events wait as the JSON
+ * ingest sent; one is matched and its bodies built only when the senders' windows have room. */
 #include "domain/proto.h"
 #include "router.h"
 #include "util/frame.h"
@@ -7,9 +8,23 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A backlog this large (events, or bytes held) is followed by malloc_trim once gone. */
+#define TRIM_AFTER_EVENTS 1024u
+#define TRIM_AFTER_BYTES (4u << 20)
+
+/* router_event_free releases one event. */
+static void router_event_free(router_event_t *ev)
+{
+    free(ev->js);
+    free(ev->event_id);
+    free(ev->event_type);
+    free(ev);
+}
 
 /* router_ack tells ingest the event is fully handed on, and frees it. */
 static void router_ack(router_t *r, router_event_t *ev)
@@ -24,15 +39,13 @@ static void router_ack(router_t *r, router_event_t *ev)
     r->stats.events_done++;
     TAILQ_REMOVE(&r->events, ev, link);
     r->nevents--;
-    free(ev);
+    router_event_free(ev);
 }
 
 /* router_job_free releases one job. */
 static void router_job_free(router_job_t *j)
 {
     free(j->webhook_id);
-    free(j->event_id);
-    free(j->event_type);
     free(j->body);
     free(j);
 }
@@ -43,19 +56,16 @@ static router_job_t *router_job_new(router_event_t *ev, const json_t *e, const p
 {
     router_job_t *j = calloc(1, sizeof *j);
     if (!j) return NULL;
-    const char *event_id = json_string_value(json_object_get(e, "id"));
-    const char *type = json_string_value(json_object_get(e, "type"));
     j->ev = ev;
     j->webhook_id = strdup(wh->id);
-    j->event_id = strdup(event_id);
-    j->event_type = strdup(type);
     j->body = payload_build(e, p, wh, &j->body_len);
     j->created_at = now;
-    if (!j->webhook_id || !j->event_id || !j->event_type || !j->body) {
+    if (!j->webhook_id || !j->body) {
         router_job_free(j);
         return NULL;
     }
-    payload_invocation_id(event_id, wh->id, j->inv);
+    payload_invocation_id(ev->event_id, wh->id, j->inv);
+    j->item.key = dispatch_key(j->inv, strlen(j->inv)); /* every router picks the same sender */
     return j;
 }
 
@@ -71,8 +81,8 @@ static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh
     delivery_t d = {
         .invocation_id = (char *)j->inv,
         .webhook_id = j->webhook_id,
-        .event_id = j->event_id,
-        .event_type = j->event_type,
+        .event_id = j->ev->event_id,
+        .event_type = j->ev->event_type,
         .status = DLV_FAILED,
         .attempts = 0,
         .created_at = j->created_at,
@@ -84,31 +94,61 @@ static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh
     int rc = store_delivery_record(cfgwatch_store(r->cfg), &d, err, sizeof err);
     if (rc < 0) {
         log_error("invocation %s (event %s, webhook %s): %s; recording it failed: %s", j->inv,
-                  j->event_id, j->webhook_id, reason, err[0] ? err : strerror(-rc));
+                  j->ev->event_id, j->webhook_id, reason, err[0] ? err : strerror(-rc));
         return rc;
     }
     log_warn("invocation %s (event %s, webhook %s): %s; recorded as failed, not sent", j->inv,
-             j->event_id, j->webhook_id, reason);
+             j->ev->event_id, j->webhook_id, reason);
     r->stats.oversized++;
     return 0;
+}
+
+/* router_maybe_trim gives freed heap memory back to the system once a large backlog is gone
+ * (glibc keeps freed memory in its arenas). */
+static void router_maybe_trim(router_t *r)
+{
+    size_t held = r->nevents + r->nwaiting;
+    size_t bytes = r->waiting_bytes + r->inflight_bytes;
+    if (held > r->backlog_peak) r->backlog_peak = held;
+    if (bytes > r->bytes_peak) r->bytes_peak = bytes;
+    if (held == 0 && (r->backlog_peak >= TRIM_AFTER_EVENTS || r->bytes_peak >= TRIM_AFTER_BYTES)) {
+        r->backlog_peak = r->bytes_peak = 0;
+        malloc_trim(0);
+    }
 }
 
 void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len)
 {
     router_event_t *ev = calloc(1, sizeof *ev);
-    if (!ev) {
+    if (ev) ev->js = malloc(len ? len : 1);
+    if (!ev || !ev->js) {
+        free(ev);
         log_error("out of memory routing event %llu; ingest will send it again",
                   (unsigned long long)seq);
         return;
     }
+    memcpy(ev->js, js, len);
+    ev->len = len;
     ev->ingest = ingest;
     ev->ingest_seq = seq;
+    TAILQ_INSERT_TAIL(&r->waiting, ev, link);
+    r->nwaiting++;
+    r->waiting_bytes += len;
+    r->stats.events++;
+    router_feed(r);
+}
+
+/* router_match matches one event taken off the waiting list against the configuration now in
+ * force, builds its bodies and queues its jobs (all or none). */
+static void router_match(router_t *r, router_event_t *ev)
+{
+    uint64_t seq = ev->ingest_seq;
     TAILQ_INSERT_TAIL(&r->events, ev, link);
     r->nevents++;
-    r->stats.events++;
-
     json_error_t jerr;
-    json_t *e = json_loadb(js, len, 0, &jerr);
+    json_t *e = json_loadb(ev->js, ev->len, 0, &jerr);
+    free(ev->js);
+    ev->js = NULL;
     const char *pid = json_string_value(json_object_get(e, "project_id"));
     const char *type = json_string_value(json_object_get(e, "type"));
     const char *id = json_string_value(json_object_get(e, "id"));
@@ -132,10 +172,12 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     size_t njobs = 0, nmatch = 0;
     for (size_t i = 0; p && i < p->nwebhooks; i++)
         nmatch += payload_matches(&p->webhooks[i], pid, bit) != 0;
+    ev->event_id = strdup(id);
+    ev->event_type = strdup(type);
     router_job_t **jobs = nmatch ? calloc(nmatch, sizeof *jobs) : NULL;
     size_t nrefused = 0;
     int refuse_failed = 0;
-    for (size_t i = 0; jobs && i < p->nwebhooks; i++) {
+    for (size_t i = 0; jobs && ev->event_id && ev->event_type && i < p->nwebhooks; i++) {
         const webhook_t *wh = &p->webhooks[i];
         if (!payload_matches(wh, pid, bit)) continue;
         router_job_t *j = router_job_new(ev, e, p, wh, now);
@@ -160,17 +202,45 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
         free(jobs);
         TAILQ_REMOVE(&r->events, ev, link);
         r->nevents--;
-        free(ev);
+        router_event_free(ev);
         return;
     }
     json_decref(e);
     if (p && nmatch == 0) r->stats.unmatched++;
     ev->remaining = (unsigned)njobs;
     r->stats.jobs += njobs;
-    for (size_t k = 0; k < njobs; k++)
+    for (size_t k = 0; k < njobs; k++) {
+        r->inflight_bytes += jobs[k]->body_len;
         dispatch_push(r->senders, &jobs[k]->item);
+    }
     free(jobs);
     if (ev->remaining == 0) router_ack(r, ev);
+}
+
+void router_feed(router_t *r)
+{
+    dispatch_t *d = r->senders;
+    size_t peers = dispatch_peers(d);
+    router_event_t *ev;
+    while ((ev = TAILQ_FIRST(&r->waiting)) && peers && dispatch_queued(d) == 0 &&
+           dispatch_inflight(d) < (size_t)r->window * peers &&
+           r->inflight_bytes < r->window_bytes * peers) {
+        TAILQ_REMOVE(&r->waiting, ev, link);
+        r->nwaiting--;
+        r->waiting_bytes -= ev->len;
+        router_match(r, ev);
+    }
+    router_maybe_trim(r);
+}
+
+void router_drop_waiting(router_t *r)
+{
+    router_event_t *ev;
+    while ((ev = TAILQ_FIRST(&r->waiting))) {
+        TAILQ_REMOVE(&r->waiting, ev, link);
+        router_event_free(ev);
+    }
+    r->nwaiting = r->waiting_bytes = 0;
 }
 
 void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
@@ -182,8 +252,8 @@ void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     frame_pack_kv_u64(pk, PK_SEQ, seq);
     frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
     frame_pack_kv_str(pk, PK_WEBHOOK, j->webhook_id);
-    frame_pack_kv_str(pk, PK_EVENT_ID, j->event_id);
-    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->event_type);
+    frame_pack_kv_str(pk, PK_EVENT_ID, j->ev->event_id);
+    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->ev->event_type);
     frame_pack_kv_u64(pk, PK_ATTEMPT, 1);
     frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
     frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
@@ -196,15 +266,27 @@ void router_job_done(router_t *r, conn_t *sender, uint64_t seq)
     if (!j) return; /* stale: it was handed to another sender after a reconnect */
     router_event_t *ev = j->ev;
     r->stats.jobs_done++;
+    r->inflight_bytes -= j->body_len;
     router_job_free(j);
     if (--ev->remaining == 0) router_ack(r, ev);
+    router_feed(r);
 }
 
 void router_ingest_down(router_t *r, conn_t *ingest)
 {
-    router_event_t *ev;
+    router_event_t *ev, *next;
     TAILQ_FOREACH(ev, &r->events, link)
     if (ev->ingest == ingest) ev->ingest = NULL;
+    /* Not matched yet: ingest hands them out again (to us, once reconnected); building their
+     * jobs now would only deliver them twice. */
+    for (ev = TAILQ_FIRST(&r->waiting); ev; ev = next) {
+        next = TAILQ_NEXT(ev, link);
+        if (ev->ingest != ingest) continue;
+        TAILQ_REMOVE(&r->waiting, ev, link);
+        r->nwaiting--;
+        r->waiting_bytes -= ev->len;
+        router_event_free(ev);
+    }
 }
 
 void router_free_all(router_t *r)
@@ -215,7 +297,9 @@ void router_free_all(router_t *r)
     router_event_t *ev;
     while ((ev = TAILQ_FIRST(&r->events))) {
         TAILQ_REMOVE(&r->events, ev, link);
-        free(ev);
+        router_event_free(ev);
     }
     r->nevents = 0;
+    router_drop_waiting(r);
+    r->inflight_bytes = 0;
 }

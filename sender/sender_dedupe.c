@@ -13,8 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SENDER_RECENT 65536 /* finished attempts remembered (about 5 MiB), oldest forgotten first  \
-                             */
+#define SENDER_RECENT                                                                              \
+    65536 /* finished attempts remembered (about 5 MiB), oldest forgotten first                    \
+           */
 
 /* One remembered finished attempt. */
 typedef struct sender_recent {
