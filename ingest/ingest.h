@@ -8,6 +8,7 @@
 #include "util/daemon.h"
 #include "util/dispatch.h"
 #include "util/journal.h"
+#include "util/log.h"
 #include "util/tree.h"
 #include <jansson.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ typedef struct ingest {
     uv_timer_t throttle;   /* while a producer is paused for its unread replies */
     int throttle_init;
     TAILQ_HEAD(producer_list, producer) producers;
+    log_limit_t refused_log; /* lines refused by a failed journal sync */
     struct {
         uint64_t lines_accepted, lines_rejected, events, unrouted, delivered, replayed, paused;
     } stats;

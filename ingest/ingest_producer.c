@@ -224,7 +224,10 @@ static void reply_synced(void *arg, int status)
         r->error = strdup(msg);
         p->in->stats.lines_accepted--;
         p->in->stats.lines_rejected++;
-        log_error("line %llu: %s", (unsigned long long)r->line, msg);
+        unsigned long held = 0; /* a full disk refuses every line: say so at a bounded rate */
+        if (log_limit_pass(&p->in->refused_log, 10000, &held))
+            log_error("line %llu: %s (%lu more lines refused so since the last such line)",
+                      (unsigned long long)r->line, msg, held);
     }
     producer_flush(p);
     if (alive) producer_throttle(p);
