@@ -289,12 +289,12 @@ static void test_deliveries(void)
     if (!s) return;
     CHECK_INT(store_begin(s, err, sizeof err), 0);
     CHECK_INT(store_begin(s, err, sizeof err), -EBUSY);
-    CHECK_INT(
-        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 1000, err, sizeof err),
-        0);
-    CHECK_INT(
-        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 9999, err, sizeof err),
-        0);
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 1000, err,
+                                     sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 9999, err,
+                                     sizeof err),
+              0);
     CHECK_INT(store_commit(s, err, sizeof err), 0);
     CHECK_INT(store_commit(s, err, sizeof err), -EINVAL);
 
@@ -424,8 +424,9 @@ static void test_deliveries(void)
     }
 
     /* Pruning by count keeps the newest per webhook and never live records. */
-    CHECK_INT(
-        store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", NULL, 100, err,
+                                     sizeof err),
+              0);
     CHECK_INT(store_prune(s, 0, 1, err, sizeof err), 2); /* a2, a1 */
     ids = list_ids(s, "wh_b", NULL, -1, 0);
     CHECK_STR(ids, "a3,p0");
@@ -460,7 +461,7 @@ static int writer(int id)
         if (store_begin(s, err, sizeof err) < 0) goto fail;
         for (int i = 0; i < 50; i++) {
             snprintf(inv, sizeof inv, "w%d-%d-%d", id, b, i);
-            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", 0, err,
+            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", NULL, 0, err,
                                        sizeof err) < 0 ||
                 record(s, inv, "wh_x", DLV_SUCCEEDED, 0, 0) < 0)
                 goto fail;
