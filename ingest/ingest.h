@@ -53,6 +53,9 @@ void ingest_queue_discard(ingest_t *in, ingest_event_t *ev);
 void ingest_queue_router_up(ingest_t *in, conn_t *c);
 void ingest_queue_router_down(ingest_t *in, conn_t *c);
 void ingest_queue_ack(ingest_t *in, conn_t *c, uint64_t seq);
+/* ingest_repair_log ends the delivery log's pending records whose events the replayed journal
+ * no longer holds (ingest_repair.c); call after ingest_queue_open, before routers connect. */
+void ingest_repair_log(ingest_t *in);
 /* ingest_queue_close frees every event and closes the journal. */
 void ingest_queue_close(ingest_t *in);
 
