@@ -56,8 +56,8 @@ void ingest_repair_log(ingest_t *in)
     char err[256];
     size_t ended = 0, held = 0, n;
     /* Before any router is connected: every event not yet acknowledged is in the dispatcher. */
-    int rc = store_repair_open(&r, daemon_db_path(in->d), DLV_PENDING, time_now_ms(), err,
-                               sizeof err);
+    int rc =
+        store_repair_open(&r, daemon_db_path(in->d), DLV_PENDING, time_now_ms(), err, sizeof err);
     if (rc < 0) {
         log_error("delivery log: pending records not checked against the journal (%s); the next "
                   "start checks them again",

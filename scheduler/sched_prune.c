@@ -21,7 +21,7 @@ struct sched_prune {
     uint64_t *pruned;
     store_prune_t cursor;
     int in_pass, running, stopping, timer_closed;
-    int rc;         /* the batch's result: rows deleted or -errno */
+    int rc; /* the batch's result: rows deleted or -errno */
     char err[256];
 };
 
@@ -87,8 +87,8 @@ static void sched_prune_tick(uv_timer_t *t)
     p->running = 1;
 }
 
-int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path,
-                      int64_t max_age_ms, int keep_per_webhook, uint64_t *pruned)
+int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path, int64_t max_age_ms,
+                      int keep_per_webhook, uint64_t *pruned)
 {
     char err[256];
     sched_prune_t *p;

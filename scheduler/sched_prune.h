@@ -19,8 +19,8 @@ typedef struct sched_prune sched_prune_t;
 #define SCHED_PRUNE_FIRST_MS 1000
 #define SCHED_PRUNE_BATCH 1000
 #define SCHED_PRUNE_GAP_MS 20
-int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path,
-                      int64_t max_age_ms, int keep_per_webhook, uint64_t *pruned);
+int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path, int64_t max_age_ms,
+                      int keep_per_webhook, uint64_t *pruned);
 /* sched_prune_stop stops the chore; a batch running on the worker finishes first, and the
  * memory goes once it and the timer are closed (the loop must run on). NULL is a no-op. */
 void sched_prune_stop(sched_prune_t *p);

@@ -79,7 +79,8 @@ void sched_repair_log(scheduler_t *s)
             continue;
         }
         snprintf(why, sizeof why,
-                 "retry lost in a crash (the scheduler's journal no longer held it) and %s", cannot);
+                 "retry lost in a crash (the scheduler's journal no longer held it) and %s",
+                 cannot);
         rc = store_repair_fail(r, i, why, err, sizeof err);
         if (rc < 0)
             log_error("delivery log: %s left retrying: %s", d->invocation_id, err);

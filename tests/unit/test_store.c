@@ -3,6 +3,7 @@
 #include "check.h"
 #include "domain/config.h"
 #include "domain/store.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -564,6 +565,133 @@ out:
     store_close(s);
 }
 
+/* exists: 1 when the invocation has a record. */
+static int exists(store_t *s, const char *inv)
+{
+    char err[256];
+    delivery_t d;
+    if (store_delivery_get(s, inv, &d, err, sizeof err) < 0) return 0;
+    store_delivery_free(&d);
+    return 1;
+}
+
+/* count_rows: every record in the log. */
+static int count_rows(store_t *s)
+{
+    char err[256];
+    int n = 0;
+    delivery_filter_t f = {NULL, NULL, -1, 1000000};
+    store_deliveries_list(s, &f, count_cb, &n, err, sizeof err);
+    return n;
+}
+
+/* A prune model row: which webhook, its status, when created and updated. */
+typedef struct prune_row {
+    char inv[32];
+    const char *wh;
+    delivery_status_t st;
+    int64_t created, updated;
+    int keep; /* what the rules say */
+    int age_kept, count_ok;
+} prune_row_t;
+
+/* prune_rank_newer: row b ranks before a in (created_at DESC, invocation_id ASC). */
+static int prune_rank_newer(const prune_row_t *b, const prune_row_t *a)
+{
+    return b->created > a->created || (b->created == a->created && strcmp(b->inv, a->inv) < 0);
+}
+
+/* test_prune_steps: the incremental prune against a model: by age, by count per webhook (ties
+ * in created_at broken by invocation id, live records counted but never deleted), in batches
+ * of 7 that never exceed the batch, and nothing else deleted. */
+static void test_prune_steps(void)
+{
+    char err[256], path[300];
+    store_t *s;
+    enum { N = 260 };
+    static prune_row_t rows[N];
+    const char *whs[] = {"wh_a", "wh_b", "wh_c", "wh_d"};
+    int64_t now = time_now_ms(), day = 86400000;
+    int keep = 20, batch = 7;
+
+    snprintf(path, sizeof path, "%s.prune", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    srand(7);
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        snprintf(r->inv, sizeof r->inv, "inv_%03d", (i * 37) % N); /* ids not in time order */
+        /* wh_a: many; wh_b: fewer than keep; wh_c: many, all created at the same time; wh_d:
+         * many, with live records among the old ones. */
+        r->wh = i < 120 ? whs[0] : i < 135 ? whs[1] : i < 190 ? whs[2] : whs[3];
+        r->created = r->wh == whs[2] ? 5000 : 1000 + rand() % 100000;
+        r->updated = (rand() % 3 == 0) ? now - 40 * day : now - rand() % day; /* a third old */
+        int roll = rand() % 10;
+        r->st = roll < 5   ? DLV_SUCCEEDED
+                : roll < 8 ? DLV_FAILED
+                : roll < 9 ? DLV_PENDING
+                           : DLV_RETRYING;
+        CHECK_INT(record(s, r->inv, r->wh, r->st, r->created, r->updated), 0);
+    }
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    /* The model: live rows stay; finished ones go when old, and then when keep newer rows (any
+     * status) of their webhook are left. */
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        r->keep = (r->st != DLV_SUCCEEDED && r->st != DLV_FAILED) || r->updated >= now - 30 * day;
+    }
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        int newer = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i && rows[j].keep && rows[j].wh == r->wh && prune_rank_newer(&rows[j], r))
+                newer++;
+        r->age_kept = r->keep;
+        if (r->st == DLV_SUCCEEDED || r->st == DLV_FAILED) r->count_ok = newer < keep;
+    }
+    for (int i = 0; i < N; i++)
+        if (rows[i].st == DLV_SUCCEEDED || rows[i].st == DLV_FAILED)
+            rows[i].keep = rows[i].age_kept && rows[i].count_ok;
+    store_prune_t c;
+    int steps = 0, over = 0, total = 0, n;
+    store_prune_begin(&c, 30 * day, keep, batch);
+    while (!c.done && steps < 1000) {
+        if ((n = store_prune_step(s, &c, err, sizeof err)) < 0) {
+            fprintf(stderr, "prune step: %s\n", err);
+            break;
+        }
+        over += n > batch;
+        total += n;
+        steps++;
+    }
+    store_prune_end(&c);
+    CHECK(c.done);
+    CHECK_INT(over, 0);
+    CHECK(steps > total / batch); /* it did take several batches */
+    int want = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        want += rows[i].keep;
+        if (exists(s, rows[i].inv) != rows[i].keep) {
+            wrong++;
+            fprintf(stderr, "prune: %s (%s, status %d, created %lld) %s\n", rows[i].inv, rows[i].wh,
+                    rows[i].st, (long long)rows[i].created, rows[i].keep ? "deleted" : "kept");
+        }
+    }
+    CHECK_INT(wrong, 0);
+    CHECK_INT(count_rows(s), want);
+    CHECK_INT(total, N - want);
+    CHECK_INT(c.deleted, N - want);
+    /* A second pass finds nothing more; with both rules off nothing starts. */
+    CHECK_INT(store_prune(s, 30 * day, keep, err, sizeof err), 0);
+    store_prune_begin(&c, 0, 0, batch);
+    CHECK(c.done);
+    CHECK_INT(store_prune_step(s, &c, err, sizeof err), 0);
+    store_prune_end(&c);
+    CHECK_INT(count_rows(s), want);
+    store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -577,6 +705,7 @@ int main(void)
     test_late_duplicates();
     test_two_writers();
     test_manual_checkpoint();
+    test_prune_steps();
     {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
