@@ -3,6 +3,7 @@
 #include "check.h"
 #include "domain/config.h"
 #include "domain/store.h"
+#include "domain/store_repair.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -692,6 +693,121 @@ static void test_prune_steps(void)
     store_close(s);
 }
 
+/* stale_cb collects the ids of stale live records, comma-separated, into a 512-byte buffer. */
+static int stale_cb(void *arg, const delivery_t *d)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s%s", n ? "," : "", d->invocation_id);
+    return 0;
+}
+
+/* test_live_records: the writes that keep live records owned (deferred attempt 1, scheduled
+ * redelivery), the stale-live listing, the conditional end, and store_repair's matching. */
+static void test_live_records(void)
+{
+    char err[256], path[300], ids[512] = "";
+    store_t *s;
+    delivery_t d;
+    store_repair_t *r;
+    int held;
+    int64_t now = time_now_ms();
+
+    snprintf(path, sizeof path, "%s.live", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    /* A deferred attempt 1: its pending row becomes retrying, attempts 0, body kept. */
+    CHECK_INT(
+        store_delivery_pending(s, "d1", "wh", "ev_d1", "t", "{\"b\":1}", 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_waiting(s, "d1", "wh", "ev_d1", "t", "{\"x\":2}", 100, 7777, err,
+                                     sizeof err),
+              0);
+    CHECK_INT(store_delivery_get(s, "d1", &d, err, sizeof err), 0);
+    CHECK_INT(d.status, DLV_RETRYING);
+    CHECK_INT(d.attempts, 0);
+    CHECK_INT(d.next_attempt_at, 7777);
+    CHECK_STR(d.req_body, "{\"b\":1}"); /* the pending row's body stays */
+    CHECK(d.req_method == NULL);        /* no request was made: none shown */
+    store_delivery_free(&d);
+    /* No row yet: one is created; a row with newer news is left alone. */
+    CHECK_INT(store_delivery_waiting(s, "d2", "wh", "ev_d2", "t", "{}", 100, 8888, err, sizeof err),
+              0);
+    CHECK_INT(status_of(s, "d2"), DLV_RETRYING * 100 + 0);
+    CHECK_INT(attempt_record(s, "d3", 1, DLV_SUCCEEDED), 0);
+    CHECK_INT(store_delivery_waiting(s, "d3", "wh", "ev", "t", "{}", 100, 8888, err, sizeof err),
+              0);
+    CHECK_INT(status_of(s, "d3"), DLV_SUCCEEDED * 100 + 1);
+    /* A redelivery (attempt 1) or a repair (attempt k + 1) held by the scheduler. */
+    CHECK_INT(store_delivery_scheduled(s, "d3", 1, 9999, err, sizeof err), 0);
+    CHECK_INT(status_of(s, "d3"), DLV_RETRYING * 100 + 0);
+    CHECK_INT(attempt_record(s, "d3", 1, DLV_SUCCEEDED), 0); /* its attempt 1 is recorded */
+    CHECK_INT(status_of(s, "d3"), DLV_SUCCEEDED * 100 + 1);
+    CHECK_INT(store_delivery_scheduled(s, "d3", 4, 9999, err, sizeof err), 0);
+    CHECK_INT(status_of(s, "d3"), DLV_RETRYING * 100 + 3);
+    CHECK_INT(store_delivery_scheduled(s, "nope", 1, 9999, err, sizeof err), -ENOENT);
+
+    /* Stale live records: by status, updated before the cut. */
+    CHECK_INT(store_deliveries_stale(s, DLV_RETRYING, now + 1000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, "d1,d2,d3");
+    ids[0] = 0;
+    CHECK_INT(store_deliveries_stale(s, DLV_RETRYING, now - 60000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, ""); /* all updated just now */
+    CHECK_INT(store_deliveries_stale(s, DLV_SUCCEEDED, now, stale_cb, ids, err, sizeof err),
+              -EINVAL);
+    CHECK_INT(store_delivery_pending(s, "p1", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p2", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p3", "wh", "ev_q", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p4", "wh", "ev_r", "t", NULL, 100, err, sizeof err), 0);
+    ids[0] = 0;
+    CHECK_INT(store_deliveries_stale(s, DLV_PENDING, now + 1000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, "p1,p2,p3,p4");
+
+    /* The conditional end: only in the status and age seen. */
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_RETRYING, now + 1000, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_PENDING, 50, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "nope", DLV_PENDING, now + 1000, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_PENDING, now + 1000, "gone", err, sizeof err), 1);
+    CHECK_INT(store_delivery_get(s, "p4", &d, err, sizeof err), 0);
+    CHECK_INT(d.status, DLV_FAILED);
+    CHECK_STR(d.error, "gone");
+    store_delivery_free(&d);
+
+    /* store_repair: loaded sorted by event id; holding an event holds every record of it. */
+    CHECK_INT(store_repair_open(&r, path, DLV_PENDING, now + 1000, err, sizeof err), 0);
+    if (r) {
+        CHECK_INT(store_repair_count(r), 3);
+        store_repair_hold_event(r, "ev_pXX", 4); /* "ev_p" of n bytes */
+        store_repair_hold_event(r, "ev_", 3);    /* a prefix is not the event */
+        store_repair_hold_event(r, "ev_zz", 5);  /* not there */
+        CHECK_STR(store_repair_row(r, 0, &held)->invocation_id, "p1");
+        CHECK(held);
+        CHECK_STR(store_repair_row(r, 1, &held)->invocation_id, "p2");
+        CHECK(held);
+        CHECK_STR(store_repair_row(r, 2, &held)->invocation_id, "p3");
+        CHECK(!held);
+        /* A record a live stage updated after the load is not touched. */
+        CHECK_INT(store_delivery_lost(s, "p3", DLV_PENDING, now + 1000, "by hand", err, sizeof err),
+                  1);
+        CHECK_INT(store_repair_fail(r, 2, "lost", err, sizeof err), 0);
+        store_repair_close(r);
+    }
+    CHECK_INT(store_delivery_get(s, "p3", &d, err, sizeof err), 0);
+    CHECK_STR(d.error, "by hand");
+    store_delivery_free(&d);
+    CHECK_INT(store_repair_open(&r, path, DLV_PENDING, now + 1000, err, sizeof err), 0);
+    if (r) {
+        CHECK_INT(store_repair_count(r), 2);
+        CHECK_INT(store_repair_fail(r, 0, "lost", err, sizeof err), 1);
+        store_repair_close(r);
+    }
+    CHECK_INT(status_of(s, "p1"), DLV_FAILED * 100 + 0);
+    CHECK_INT(status_of(s, "p2"), DLV_PENDING * 100 + 0);
+    store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -706,6 +822,7 @@ int main(void)
     test_two_writers();
     test_manual_checkpoint();
     test_prune_steps();
+    test_live_records();
     {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -31,8 +31,8 @@ typedef struct pl_file {
 
 static sqlite3_vfs *pl_real_vfs;
 static pl_image_t pl_images[8];
-static int pl_dead;   /* after the power loss: nothing reaches the disk any more */
-static int pl_syncs;  /* xSync calls on tracked files */
+static int pl_dead;  /* after the power loss: nothing reaches the disk any more */
+static int pl_syncs; /* xSync calls on tracked files */
 static sqlite3_io_methods pl_methods;
 
 /* pl_snapshot copies the file's current content into its image (it was just synced). */
@@ -203,9 +203,16 @@ static int pl_lasterr(sqlite3_vfs *vfs, int n, char *out)
 }
 
 static sqlite3_vfs pl_vfs = {
-    .iVersion = 1, .mxPathname = 512, .zName = "powerloss", .xOpen = pl_open,
-    .xDelete = pl_delete, .xAccess = pl_access, .xFullPathname = pl_full,
-    .xRandomness = pl_random, .xSleep = pl_sleep, .xCurrentTime = pl_time,
+    .iVersion = 1,
+    .mxPathname = 512,
+    .zName = "powerloss",
+    .xOpen = pl_open,
+    .xDelete = pl_delete,
+    .xAccess = pl_access,
+    .xFullPathname = pl_full,
+    .xRandomness = pl_random,
+    .xSleep = pl_sleep,
+    .xCurrentTime = pl_time,
     .xGetLastError = pl_lasterr,
 };
 
@@ -215,11 +222,23 @@ static void pl_install(void)
     pl_real_vfs = sqlite3_vfs_find("unix");
     pl_vfs.szOsFile = (int)sizeof(pl_file_t);
     pl_methods = (sqlite3_io_methods){
-        .iVersion = 2, .xClose = pl_close, .xRead = pl_read, .xWrite = pl_write,
-        .xTruncate = pl_truncate, .xSync = pl_sync, .xFileSize = pl_size, .xLock = pl_lock,
-        .xUnlock = pl_unlock, .xCheckReservedLock = pl_check, .xFileControl = pl_fcntl,
-        .xSectorSize = pl_sector, .xDeviceCharacteristics = pl_dev, .xShmMap = pl_shm_map,
-        .xShmLock = pl_shm_lock, .xShmBarrier = pl_shm_barrier, .xShmUnmap = pl_shm_unmap,
+        .iVersion = 2,
+        .xClose = pl_close,
+        .xRead = pl_read,
+        .xWrite = pl_write,
+        .xTruncate = pl_truncate,
+        .xSync = pl_sync,
+        .xFileSize = pl_size,
+        .xLock = pl_lock,
+        .xUnlock = pl_unlock,
+        .xCheckReservedLock = pl_check,
+        .xFileControl = pl_fcntl,
+        .xSectorSize = pl_sector,
+        .xDeviceCharacteristics = pl_dev,
+        .xShmMap = pl_shm_map,
+        .xShmLock = pl_shm_lock,
+        .xShmBarrier = pl_shm_barrier,
+        .xShmUnmap = pl_shm_unmap,
     };
     for (int i = 0; i < 8; i++) {
         free(pl_images[i].data);
