@@ -121,9 +121,9 @@ clean:
 # writer's waits, against the old one-statement prune (tests/bench/prune_bench.c; a benchmark,
 # not part of test). The log's durability cost: tests/bench/dlog_bench.py.
 .PHONY: bench-dlog
-$(BUILD)/bench/prune_bench: tests/bench/prune_bench.c $(BUILD)/libhookline.a
+$(BUILD)/bench/prune_bench: tests/bench/prune_bench.c $(BUILD)/scheduler/sched_prune.o $(BUILD)/libhookline.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhookline.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/scheduler/sched_prune.o $(BUILD)/libhookline.a $(LDLIBS)
 
 bench-dlog: all $(BUILD)/bench/prune_bench
 	d=$$(mktemp -d) && $(BUILD)/bench/prune_bench $$d 200000; rm -rf $$d

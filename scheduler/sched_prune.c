@@ -6,10 +6,12 @@
 #include "util/log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SCHED_PRUNE_BUSY_MS 1000 /* on the worker: waiting for another writer stalls no loop */
+#define SCHED_PRUNE_BUSY_MS 1000    /* on the worker: waiting for another writer stalls no loop */
+#define SCHED_PRUNE_CKPT_PAGES 1000 /* SQLite's own automatic checkpoint threshold */
 
 struct sched_prune {
     uv_loop_t *loop;
@@ -41,6 +43,16 @@ static void sched_prune_batch(uv_work_t *w)
 {
     sched_prune_t *p = w->data;
     p->rc = store_prune_step(p->store, &p->cursor, p->err, sizeof p->err);
+    /* Our commits do not checkpoint (store_wal_manual): the deletes fill the WAL, and copying
+     * it back belongs here, on the worker, after the transaction, not inside its commit. */
+    if (store_wal_pages(p->store) >= SCHED_PRUNE_CKPT_PAGES) {
+        char err[256];
+        int rc = store_checkpoint(p->store, err, sizeof err);
+        if (rc < 0 && rc != -EBUSY && p->rc >= 0) {
+            p->rc = rc;
+            snprintf(p->err, sizeof p->err, "%s", err);
+        }
+    }
 }
 
 /* sched_prune_batch_done is back on the loop: count, and go on or end the pass. */
@@ -105,6 +117,7 @@ int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path, 
         return rc;
     }
     store_set_busy(p->store, SCHED_PRUNE_BUSY_MS, 1);
+    store_wal_manual(p->store);
     p->loop = loop;
     p->max_age_ms = max_age_ms;
     p->keep = keep_per_webhook;

@@ -17,7 +17,7 @@ typedef struct sched_prune sched_prune_t;
  * rule off; both 0: nothing starts and *pp is NULL. Returns 0 or a negative errno (logged). */
 #define SCHED_PRUNE_EVERY_MS 60000
 #define SCHED_PRUNE_FIRST_MS 1000
-#define SCHED_PRUNE_BATCH 1000
+#define SCHED_PRUNE_BATCH 250
 #define SCHED_PRUNE_GAP_MS 20
 int sched_prune_start(sched_prune_t **pp, uv_loop_t *loop, const char *db_path, int64_t max_age_ms,
                       int keep_per_webhook, uint64_t *pruned);

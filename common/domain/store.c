@@ -1212,20 +1212,66 @@ void store_prune_end(store_prune_t *c)
     c->webhook = c->cut_inv = NULL;
 }
 
-/* store_prune_delete runs one range delete (sql with ?1.. bound by bind) in its own short
- * transaction (a savepoint inside the caller's batch). Returns the rows deleted or -errno. */
-static int store_prune_delete(store_t *s, const char *sql, void (*bind)(void *, sqlite3_stmt *),
-                              void *arg, char *err, size_t errlen, const char *what)
+/* store_mono_us: monotonic microseconds (how long a prune step holds the write lock). */
+static int64_t store_mono_us(void)
 {
-    int rc, changes = 0;
-    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
-    rc = store_run_once(s, sql, bind, arg, &changes, err, errlen, what);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* store_prune_delete deletes one batch: the rowids of up to c->batch matching rows are read
+ * first, outside any write transaction (the index walk and the row reads are most of the work),
+ * then deleted by rowid in one short transaction of their own (a savepoint inside the caller's
+ * batch), each delete checking cond again, so a row changed in between stays. cond uses ?1..?4
+ * (bound by bind). Returns the rows deleted or -errno; *more is 0 once the range is exhausted. */
+static int store_prune_delete(store_t *s, store_prune_t *c, const char *cond,
+                              void (*bind)(void *, sqlite3_stmt *), char *err, size_t errlen,
+                              const char *what, int *more)
+{
+    char sql[512];
+    sqlite3_stmt *st;
+    int64_t *ids;
+    int rc, n = 0, deleted = 0;
+    *more = 0;
+    if (!(ids = malloc((size_t)c->batch * sizeof *ids)))
+        return store_failf(s, err, errlen, ENOMEM, "out of memory");
+    snprintf(sql, sizeof sql, "SELECT rowid FROM deliveries WHERE %s LIMIT ?9", cond);
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
+    bind(c, st);
+    sqlite3_bind_int(st, 9, c->batch);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < c->batch)
+        ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = store_fail(s, err, errlen, rc, what);
+        goto out;
+    }
+    *more = n == c->batch;
+    rc = 0;
+    if (n == 0) goto out;
+    snprintf(sql, sizeof sql, "DELETE FROM deliveries WHERE rowid = ?9 AND %s", cond);
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
+    bind(c, st);
+    int64_t t0 = store_mono_us();
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) {
+        sqlite3_finalize(st);
+        goto out;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 9, ids[i]);
+        if ((rc = store_step(s, st, err, errlen, what)) == 0) deleted += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
     if (rc < 0) {
         store_tx_end(s, 0, NULL, 0);
-        return rc;
+        goto out;
     }
-    if ((rc = store_tx_end(s, 1, err, errlen)) < 0) return rc;
-    return changes;
+    rc = store_tx_end(s, 1, err, errlen);
+    c->lock_us = store_mono_us() - t0;
+out:
+    free(ids);
+    return rc < 0 ? rc : deleted;
 }
 
 /* store_bind_prune_age binds the age rule's delete. */
@@ -1233,7 +1279,6 @@ static void store_bind_prune_age(void *arg, sqlite3_stmt *st)
 {
     const store_prune_t *c = arg;
     sqlite3_bind_int64(st, 1, c->age_cutoff);
-    sqlite3_bind_int(st, 2, c->batch);
 }
 
 /* store_bind_prune_count binds the count rule's delete. */
@@ -1243,7 +1288,6 @@ static void store_bind_prune_count(void *arg, sqlite3_stmt *st)
     store_bind_text(st, 1, c->webhook);
     sqlite3_bind_int64(st, 2, c->cut_created);
     store_bind_text(st, 3, c->cut_inv);
-    sqlite3_bind_int(st, 4, c->batch);
 }
 
 /* store_prune_next_webhook moves the cursor to the next webhook (in id order) that has more
@@ -1297,31 +1341,28 @@ static int store_prune_next_webhook(store_t *s, store_prune_t *c, char *err, siz
 
 int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen)
 {
-    int n;
+    int n, more;
+    c->lock_us = 0;
     switch (c->phase) {
     case 0:
         /* Only finished records go: a pending or retrying one is still live work. The range on
          * deliveries_updated starts at the oldest; live rows in it are skipped, not rewritten. */
-        n = store_prune_delete(s,
-                               "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries"
-                               " WHERE updated_at < ?1 AND status IN (2, 3) LIMIT ?2)",
-                               store_bind_prune_age, c, err, errlen, "prune by age");
+        n = store_prune_delete(s, c, "updated_at < ?1 AND status IN (2, 3)", store_bind_prune_age,
+                               err, errlen, "prune by age", &more);
         if (n < 0) return n;
-        if (n < c->batch) c->phase = c->keep_per_webhook ? 1 : 3;
+        if (!more) c->phase = c->keep_per_webhook ? 1 : 3;
         break;
     case 1:
         return store_prune_next_webhook(s, c, err, errlen);
     case 2:
         /* Everything after the cut-off in (created_at DESC, invocation_id) order, on the
          * deliveries_webhook range up to the cut-off's created_at. */
-        n = store_prune_delete(s,
-                               "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries"
-                               " WHERE webhook_id = ?1 AND created_at <= ?2"
-                               " AND (created_at < ?2 OR invocation_id > ?3)"
-                               " AND status IN (2, 3) LIMIT ?4)",
-                               store_bind_prune_count, c, err, errlen, "prune by count");
+        n = store_prune_delete(s, c,
+                               "webhook_id = ?1 AND created_at <= ?2"
+                               " AND (created_at < ?2 OR invocation_id > ?3) AND status IN (2, 3)",
+                               store_bind_prune_count, err, errlen, "prune by count", &more);
         if (n < 0) return n;
-        if (n < c->batch) c->phase = 1;
+        if (!more) c->phase = 1;
         break;
     default:
         c->done = 1;

@@ -149,6 +149,7 @@ typedef struct store_prune {
     int64_t cut_created; /* its keep-th newest record: created_at, */
     char *cut_inv;       /* and invocation id, the tie-break (malloc'd) */
     int64_t deleted;     /* rows deleted in this pass */
+    int64_t lock_us;     /* the last step's write transaction, BEGIN to COMMIT (0: none) */
 } store_prune_t;
 void store_prune_begin(store_prune_t *c, int64_t max_age_ms, int keep_per_webhook, int batch);
 int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen);

@@ -116,6 +116,30 @@ class TestDeliveryLogRepair(PipelineTestCase):
         # A failed-as-lost record can be sent again by the operator when it has a body.
         p.stop()
 
+    def test_deferred_first_attempt_shows_retrying(self):
+        """A first attempt deferred behind its endpoint's cap waits at the scheduler: its record
+        says retrying (the scheduler's), no attempt made, body kept; a scheduler restart keeps
+        it (held), and it ends succeeded."""
+        p = self.pipeline(
+            sender_args=["--max-per-endpoint", "1", "--defer-after-ms", "200"],
+            cfg=lambda port: config(port, webhooks=[webhook(
+                "wh_slow", "http://127.0.0.1:%d/slow/1500/x" % port, ["opportunity.created"])]))
+        p.publish([created("ev_df%d" % i, opp_id="opp_%d" % i) for i in range(3)])
+        ds = p.wait_deliveries(lambda ds: any(d["status"] == "retrying" for d in ds))
+        waiting = [d for d in ds if d["status"] == "retrying"]
+        for d in waiting:
+            self.assertEqual(d["attempts"], 0)
+            self.assertIsNone(d["error"])
+            self.assertIsNotNone(d["next_attempt_at"])
+        p.restart("scheduler")
+        log = open(os.path.join(p.logs, "scheduler.log")).read()
+        self.assertRegex(log, r"retrying records checked: \d+ held, 0 scheduled again, 0 ended")
+        self.assertNotIn("ended failed:", log)
+        ds = p.wait_deliveries(lambda ds: len(ds) == 3 and all(
+            d["status"] == "succeeded" for d in ds), timeout=30)
+        self.assertEqual(sorted(d["attempts"] for d in ds), [1, 1, 1])
+        p.stop()
+
     def test_redelivery_shows_retrying_then_the_outcome(self):
         p = self.pipeline(cfg=dlog_config)
         p.publish([created("ev_r1", opp_id="opp_1")])
