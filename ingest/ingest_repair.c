@@ -15,7 +15,10 @@
 
 #define INGEST_REPAIR_WHY                                                                          \
     "outcome lost in a crash: the attempt was made or under way, but its delivery-log record "     \
-    "did not survive; `hookctl redeliver` sends it again"
+    "did not survive; "
+#define INGEST_REPAIR_AGAIN "`hookctl redeliver` sends it again"
+#define INGEST_REPAIR_NO_BODY                                                                      \
+    "no request body was recorded, so it cannot be sent again from the log"
 
 typedef struct ingest_repair_ctx {
     ingest_t *in;
@@ -84,7 +87,10 @@ void ingest_repair_log(ingest_t *in)
             held++;
             continue;
         }
-        rc = store_repair_fail(r, i, INGEST_REPAIR_WHY, err, sizeof err);
+        rc = store_repair_fail(r, i,
+                               d->req_body ? INGEST_REPAIR_WHY INGEST_REPAIR_AGAIN
+                                           : INGEST_REPAIR_WHY INGEST_REPAIR_NO_BODY,
+                               err, sizeof err);
         if (rc < 0)
             log_error("delivery log: %s left pending: %s", d->invocation_id, err);
         else if (rc > 0)

@@ -69,9 +69,11 @@ class TestDeliveryLogRepair(PipelineTestCase):
         lost_retry = "inv_" + "a1" * 16
         lost_nobody = "inv_" + "b2" * 16
         lost_pending = "inv_" + "c3" * 16
+        lost_pending_nobody = "inv_" + "d4" * 16
         self.craft(p, lost_retry, "wh_ok", "ev_lost_retry", RETRYING, 2, body)
         self.craft(p, lost_nobody, "wh_ok", "ev_lost_nobody", RETRYING, 1, None)
-        self.craft(p, lost_pending, "wh_ok", "ev_lost_pending", PENDING, 0, None)
+        self.craft(p, lost_pending, "wh_ok", "ev_lost_pending", PENDING, 0, body)
+        self.craft(p, lost_pending_nobody, "wh_ok", "ev_lost_pending2", PENDING, 0, None)
         self.craft(p, held_pending, "wh_ok", "ev_held_pending", PENDING, 0, None)
 
         # Ingest and scheduler only: the repair is theirs, at start, before any peer.
@@ -82,6 +84,8 @@ class TestDeliveryLogRepair(PipelineTestCase):
         self.assertEqual(ds[lost_pending]["status"], "failed")
         self.assertIn("outcome lost in a crash", ds[lost_pending]["error"])
         self.assertIn("hookctl redeliver", ds[lost_pending]["error"])
+        self.assertEqual(ds[lost_pending_nobody]["status"], "failed")
+        self.assertIn("cannot be sent again", ds[lost_pending_nobody]["error"])
         self.assertEqual(ds[lost_nobody]["status"], "failed")
         self.assertIn("retry lost in a crash", ds[lost_nobody]["error"])
         self.assertIn("no request body", ds[lost_nobody]["error"])
@@ -113,7 +117,12 @@ class TestDeliveryLogRepair(PipelineTestCase):
         # Nothing is left live that no stage holds: only the long retry stays retrying.
         live = [d["invocation_id"] for d in ds.values() if d["status"] in ("pending", "retrying")]
         self.assertEqual(live, [held_retry["invocation_id"]])
-        # A failed-as-lost record can be sent again by the operator when it has a body.
+        # A record ended as lost is sent again by the operator, as its error says.
+        out, _ = p.check_hookctl("redeliver", lost_pending)
+        reqs = p.wait_received(lambda r: r["h"].get("webhook-id") == lost_pending)
+        self.assertEqual(reqs[0]["body"], body)
+        p.wait_deliveries(lambda ds: {d["invocation_id"]: d["status"] for d in ds}.get(
+            lost_pending) == "succeeded")
         p.stop()
 
     def test_deferred_first_attempt_shows_retrying(self):
