@@ -128,3 +128,15 @@ stop:
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz $(BIN)
+
+# The delivery log's incremental prune on 200,000 rows: lock held per batch, a concurrent
+# writer's waits, against the old one-statement prune (tests/bench/prune_bench.c; a benchmark,
+# not part of test). The log's durability cost: tests/bench/dlog_bench.py.
+.PHONY: bench-dlog
+$(BUILD)/bench/prune_bench: tests/bench/prune_bench.c $(BUILD)/scheduler/sched_prune.o $(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/scheduler/sched_prune.o $(BUILD)/libhookline.a $(LDLIBS)
+
+bench-dlog: all $(BUILD)/bench/prune_bench
+	d=$$(mktemp -d) && $(BUILD)/bench/prune_bench $$d 200000; rm -rf $$d
+	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dlog_bench.py

@@ -63,8 +63,14 @@ void ingest_queue_unappend(ingest_t *in, journal_pos_t pos);
 void ingest_queue_router_up(ingest_t *in, conn_t *c);
 void ingest_queue_router_down(ingest_t *in, conn_t *c);
 void ingest_queue_ack(ingest_t *in, conn_t *c, uint64_t seq);
+/* ingest_queue_foreach calls cb with the journal position of every event ingest holds (accepted,
+ * not yet acknowledged by a router): waiting or in flight. */
+void ingest_queue_foreach(ingest_t *in, void (*cb)(void *arg, journal_pos_t pos), void *arg);
 /* ingest_queue_waiting: events accepted and not yet handed to a router. */
 size_t ingest_queue_waiting(ingest_t *in);
+/* ingest_repair_log ends the delivery log's pending records whose events the replayed journal
+ * no longer holds (ingest_repair.c); call after ingest_queue_open, before routers connect. */
+void ingest_repair_log(ingest_t *in);
 /* ingest_queue_close frees every event and closes the journal. */
 void ingest_queue_close(ingest_t *in);
 

@@ -495,6 +495,26 @@ void ingest_queue_ack(ingest_t *in, conn_t *c, uint64_t seq)
     ingest_feed(in);
 }
 
+typedef struct foreach_ctx {
+    void (*cb)(void *arg, journal_pos_t pos);
+    void *arg;
+} foreach_ctx_t;
+
+/* ingest_foreach_flight hands one dispatched event's position on. */
+static void ingest_foreach_flight(void *arg, dispatch_item_t *it)
+{
+    foreach_ctx_t *fx = arg;
+    fx->cb(fx->arg, ((ingest_flight_t *)it)->pos);
+}
+
+void ingest_queue_foreach(ingest_t *in, void (*cb)(void *arg, journal_pos_t pos), void *arg)
+{
+    for (size_t i = 0; i < in->waiting.n; i++)
+        cb(arg, in->waiting.v[(in->waiting.head + i) & (in->waiting.cap - 1)]);
+    foreach_ctx_t fx = {cb, arg};
+    if (in->routers) dispatch_foreach(in->routers, ingest_foreach_flight, &fx);
+}
+
 size_t ingest_queue_waiting(ingest_t *in)
 {
     return in->waiting.n + (in->routers ? dispatch_queued(in->routers) : 0);

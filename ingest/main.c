@@ -23,7 +23,8 @@ static int ingest_start(daemon_t *d)
         log_error("store %s: %s", daemon_db_path(d), err);
         return rc;
     }
-    return ingest_queue_open(in);
+    if ((rc = ingest_queue_open(in)) == 0) ingest_repair_log(in);
+    return rc;
 }
 
 /* ingest_peer_up: routers receive events. */

@@ -1,6 +1,7 @@
 /* main.c - hook-scheduler: holds the backoff timers of failed deliveries, on disk, and hands
  * them back to a sender when due; decides when an invocation has failed for good. */
 #include "domain/proto.h"
+#include "sched_prune.h"
 #include "scheduler.h"
 #include "util/frame.h"
 #include "util/log.h"
@@ -20,28 +21,6 @@ static int sched_set_log_age(void *ctx, const char *val, char *err, size_t errle
     return rc;
 }
 
-/* sched_prune is the delivery log's periodic chore: drop old records by age and count. */
-static void sched_prune(uv_timer_t *t)
-{
-    scheduler_t *s = t->data;
-    char err[256];
-    if (!s->log_max_age_ms && !s->log_keep) return;
-    int n = store_prune(s->store, s->log_max_age_ms, s->log_keep, err, sizeof err);
-    if (n < 0) {
-        log_warn("delivery log: pruning failed: %s", err);
-        return;
-    }
-    s->stats.pruned += (uint64_t)n;
-    if (n) log_info("delivery log: pruned %d old records", n);
-    if (n >= STORE_PRUNE_BATCH) uv_timer_start(t, sched_prune, 1000, 60000); /* more to go */
-}
-
-/* sched_prune_closed: the timer lives inside scheduler_t. */
-static void sched_prune_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 /* sched_start opens the store (for redelivery marks) and rebuilds the pending retries. */
 static int sched_start(daemon_t *d)
 {
@@ -54,10 +33,11 @@ static int sched_start(daemon_t *d)
         return rc;
     }
     store_set_busy(s->store, 100, 2); /* on the event loop: fail fast, retry from a timer */
-    uv_timer_init(daemon_loop(d), &s->prune_timer);
-    s->prune_timer.data = s;
-    uv_timer_start(&s->prune_timer, sched_prune, 1000, 60000);
-    return sched_queue_open(s);
+    if ((rc = sched_queue_open(s)) < 0) return rc;
+    sched_repair_log(s);
+    sched_prune_start(&s->prune, daemon_loop(d), daemon_db_path(d), s->log_max_age_ms, s->log_keep,
+                      &s->stats.pruned);
+    return 0;
 }
 
 /* sched_peer_up: senders take due retries. */
@@ -129,7 +109,7 @@ static void sched_stats(daemon_t *d, msgpack_packer *pk)
 static void sched_close(daemon_t *d)
 {
     scheduler_t *s = daemon_ctx(d);
-    if (s->prune_timer.data) uv_close((uv_handle_t *)&s->prune_timer, sched_prune_closed);
+    sched_prune_stop(s->prune);
     sched_queue_close(s);
     if (s->store) store_close(s->store);
 }

@@ -295,10 +295,11 @@ static void sched_ack_synced(void *arg, int status)
         return;
     }
     s->stall_ms = 0;
-    if (a->redeliver) {
+    if (a->redeliver) { /* the log says what we hold: retrying, next attempt now */
         char err[256];
-        if (store_delivery_mark(s->store, a->inv, DLV_PENDING, time_now_ms(), err, sizeof err) < 0)
-            log_warn("delivery log: %s not marked pending: %s", a->inv, err);
+        if (store_delivery_scheduled(s->store, a->inv, a->attempt, time_now_ms(), err, sizeof err) <
+            0)
+            log_warn("delivery log: %s not marked retrying: %s", a->inv, err);
     }
     if (a->c) {
         msgpack_packer *pk = conn_frame_begin(a->c);
@@ -464,6 +465,19 @@ void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
     a->redeliver = 1;
     s->stats.redelivered++;
     sched_schedule(s, f, inv, invlen, 1, time_now_ms(), a);
+}
+
+void sched_queue_resume(scheduler_t *s, const msgpack_object *f, int attempt)
+{
+    const char *inv;
+    size_t invlen;
+    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
+        invlen >= INVOCATION_ID_LEN)
+        return;
+    sched_ack_t *a = sched_ack_new(s, NULL, inv, invlen);
+    if (!a) return;
+    a->redeliver = 1; /* no one to answer; the record is marked once durable */
+    sched_schedule(s, f, inv, invlen, attempt, time_now_ms(), a);
 }
 
 void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)

@@ -28,9 +28,10 @@ typedef struct scheduler {
     sched_index_t index; /* every pending retry */
     sched_heap_t due;    /* those waiting for their time (ENTRY_WAITING) */
     uint64_t next_gen;
-    uv_timer_t timer, prune_timer;
-    int64_t log_max_age_ms; /* delivery-log pruning: records older than this go (0: never) */
-    int log_keep;           /* and at most this many per webhook are kept (0: no limit) */
+    uv_timer_t timer;
+    struct sched_prune *prune; /* the delivery log's pruning chore (sched_prune.c) */
+    int64_t log_max_age_ms;    /* delivery-log pruning: records older than this go (0: never) */
+    int log_keep;              /* and at most this many per webhook are kept (0: no limit) */
     TAILQ_HEAD(sched_ack_list, sched_ack) acks; /* replies waiting for the journal */
     struct sched_ack_list stalled; /* replies whose sync failed, journaled again later */
     uv_timer_t stall_timer;
@@ -48,6 +49,11 @@ int sched_queue_open(scheduler_t *s);
 void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f);
 /* sched_queue_redeliver handles hookctl's REDELIVER. */
 void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f);
+/* sched_queue_resume journals attempt `attempt` of the job in f (REDELIVER's keys), due now,
+ * with no one to answer (sched_repair.c); the delivery log says retrying once it is durable. */
+void sched_queue_resume(scheduler_t *s, const msgpack_object *f, int attempt);
+/* sched_repair_log repairs the delivery log after the replay (sched_repair.c). */
+void sched_repair_log(scheduler_t *s);
 /* sched_queue_done handles a sender's JOB_DONE. */
 void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq);
 /* sched_queue_peer_down forgets replies that had that connection to go to. */

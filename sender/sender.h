@@ -39,6 +39,9 @@ typedef struct sender_job {
     int deferred;    /* never started: handed to the scheduler to wait (not a failed attempt) */
     int log_pending; /* the log batch also inserts the pending row */
     int log_attempt; /* the log batch writes the attempt record: its outcome is final */
+    int log_wait;    /* the log batch shows a deferred attempt 1 as retrying (the scheduler holds
+                        it now), due at wait_next */
+    int64_t wait_next;
     int in_log_queue;
     header_list_t headers;
     char **lines;
@@ -64,6 +67,8 @@ struct sender {
     struct sender_dedupe *dedupe; /* sender_dedupe.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
+    int log_durable;     /* --fsync always|batch: each log commit waits for its WAL fsync */
+    int log_delay_ms;    /* --fsync batch: a batch collects this long before its commit */
     store_t *ckpt;       /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
                             automatic ones, inside our commits) */
     uv_work_t ckpt_work; /* one checkpoint at a time */
@@ -82,7 +87,12 @@ void sender_scheduler_up(sender_t *s, conn_t *c);
 void sender_upstream_down(sender_t *s, conn_t *c);
 /* sender_decision handles the scheduler's RETRY_ACK. */
 void sender_decision(sender_t *s, const msgpack_object *f);
-/* sender_log_init/flush/close: the batched delivery-log writer. */
+/* sender_log_init/flush/close: the batched delivery-log writer. A job's JOB_DONE goes upstream
+ * only after its record is committed; with --fsync always or batch that commit is durable (WAL
+ * fsynced) first. always: one commit per loop iteration; batch: a commit collects for
+ * SENDER_LOG_BATCH_MS after its first record (group commit, one WAL fsync per batch); off: one
+ * commit per loop iteration without fsync (a power loss can lose the last records). */
+#define SENDER_LOG_BATCH_MS 10
 void sender_log_init(sender_t *s);
 void sender_log_queue(sender_t *s, sender_job_t *j);
 /* sender_log_pending: a first attempt shows in the delivery log as pending only if it is still
@@ -92,6 +102,11 @@ void sender_log_queue(sender_t *s, sender_job_t *j);
 #define SENDER_PENDING_AFTER_MS 100
 void sender_log_pending(sender_t *s, sender_job_t *j);
 void sender_log_forget(sender_t *s, sender_job_t *j);
+/* sender_log_deferred: the scheduler has journaled deferred job j, due at next. Attempt 1 shows
+ * as retrying from then on (the scheduler holds it; a pending row would say a router's attempt
+ * is in flight, and be repaired as lost once ingest no longer holds the event); j is finished
+ * (JOB_DONE) once that is committed. A later attempt's row already says retrying. */
+void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next);
 void sender_log_flush(sender_t *s);
 void sender_log_close(sender_t *s);
 /* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */

@@ -392,8 +392,7 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
     if (!j) return;    /* a duplicate answer */
     if (j->deferred) { /* the scheduler holds it now: nothing happened worth a record */
-        j->state = JOB_TO_LOG;
-        if (!j->in_log_queue) sender_job_finish(s, j); /* else the log batch finishes it */
+        sender_log_deferred(s, j, next);
         return;
     }
     int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;

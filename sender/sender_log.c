@@ -1,5 +1,5 @@
-/* sender_log.c - the delivery log writer: every record of one loop iteration in one SQLite
- * transaction; a job's JOB_DONE goes upstream only after its record is committed. WAL
+/* sender_log.c - the delivery log writer: the records of one batch in one SQLite transaction,
+ * durable per --fsync; a job's JOB_DONE goes upstream only after its record is committed. WAL
  * checkpoints run on a worker thread, so copying pages and fsyncing never stalls the POSTs. */
 #include "sender.h"
 #include "util/log.h"
@@ -71,7 +71,15 @@ void sender_log_init(sender_t *s)
     uv_timer_init(daemon_loop(s->d), &s->pend_timer);
     s->pend_timer.data = s;
     char err[256];
-    int rc = store_open(&s->ckpt, daemon_db_path(s->d), err, sizeof err);
+    fsync_policy_t policy = daemon_fsync(s->d);
+    s->log_durable = policy != FSYNC_OFF;
+    s->log_delay_ms = policy == FSYNC_BATCH ? SENDER_LOG_BATCH_MS : 0;
+    int rc = store_set_durable(cfgwatch_store(s->cfg), s->log_durable, err, sizeof err);
+    if (rc < 0) { /* a commit would then not be durable: say so, loudly, and go on */
+        log_error("delivery log: cannot make commits durable: %s", err);
+        s->log_durable = 0;
+    }
+    rc = store_open(&s->ckpt, daemon_db_path(s->d), err, sizeof err);
     if (rc < 0) { /* SQLite's automatic checkpoints still run, inside our commits */
         log_warn("delivery log: no background checkpoints: %s", err);
         s->ckpt = NULL;
@@ -113,6 +121,18 @@ void sender_log_forget(sender_t *s, sender_job_t *j)
     }
 }
 
+void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next)
+{
+    j->state = JOB_TO_LOG;
+    if (j->attempt == 1) {
+        j->log_wait = 1;
+        j->wait_next = next;
+        sender_log_queue(s, j); /* the batch finishes it */
+    } else if (!j->in_log_queue) {
+        sender_job_finish(s, j);
+    } /* else the queued batch finishes it */
+}
+
 void sender_log_queue(sender_t *s, sender_job_t *j)
 {
     if (j->in_pend) {
@@ -125,7 +145,7 @@ void sender_log_queue(sender_t *s, sender_job_t *j)
     j->in_log_queue = 1;
     TAILQ_INSERT_TAIL(&s->to_log, j, log_link);
     if (!uv_is_active((uv_handle_t *)&s->log_timer))
-        uv_timer_start(&s->log_timer, sender_log_tick, 0, 0);
+        uv_timer_start(&s->log_timer, sender_log_tick, (uint64_t)s->log_delay_ms, 0);
 }
 
 void sender_log_flush(sender_t *s)
@@ -140,7 +160,10 @@ void sender_log_flush(sender_t *s)
         if (rc < 0) break;
         if (j->log_pending)
             rc = store_delivery_pending(st, j->inv, j->webhook_id, j->event_id, j->event_type,
-                                        j->created_at, err, sizeof err);
+                                        j->body, j->created_at, err, sizeof err);
+        if (rc == 0 && j->log_wait)
+            rc = store_delivery_waiting(st, j->inv, j->webhook_id, j->event_id, j->event_type,
+                                        j->body, j->created_at, j->wait_next, err, sizeof err);
         if (rc == 0 && j->log_attempt) rc = store_delivery_record(st, &j->rec, err, sizeof err);
     }
     if (rc == 0) rc = store_commit(st, err, sizeof err);
@@ -156,6 +179,7 @@ void sender_log_flush(sender_t *s)
         TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
         j->log_pending = 0;
+        j->log_wait = 0;
         if (j->state == JOB_TO_LOG) sender_job_finish(s, j); /* settled: record or deferral */
     }
 }

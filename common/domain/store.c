@@ -14,11 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
-#define STORE_PRUNE_BATCH_SQL "5000" /* rows one store_prune deletes per rule, at most */
 
 struct store {
     sqlite3 *db;
@@ -52,10 +51,18 @@ static const char store_schema[] =
     "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, created_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_updated ON deliveries(updated_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
-    "PRAGMA user_version = 2;";
+    "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
+    " WHERE status < 2;"
+    "PRAGMA user_version = 3;";
 /* Version 1 to 2: signing-secret rotation keeps the webhook's "secrets" list (JSON array). */
 static const char store_schema_v2[] = "ALTER TABLE webhooks ADD COLUMN secrets TEXT;"
                                       "PRAGMA user_version = 2;";
+/* Version 2 to 3: the live (pending, retrying) records get their own small index, for the
+ * repair at start (store_deliveries_stale). */
+static const char store_schema_v3[] =
+    "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
+    " WHERE status < 2;"
+    "PRAGMA user_version = 3;";
 
 #define STORE_DLV_COLS                                                                             \
     "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
@@ -67,7 +74,8 @@ static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 
                                " ON CONFLICT(k) DO UPDATE SET v = v + 1";
 static const char sql_pending[] =
     "INSERT OR IGNORE INTO deliveries(invocation_id, webhook_id, event_id, event_type, status,"
-    " attempts, next_attempt_at, created_at, updated_at) VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5)";
+    " attempts, next_attempt_at, created_at, updated_at, req_body)"
+    " VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5, ?6)";
 static const char sql_record[] =
     "INSERT INTO deliveries(" STORE_DLV_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
     " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
@@ -226,9 +234,12 @@ static int store_schema_init(store_t *s, char *err, size_t errlen)
         rc = store_failf(s, err, errlen, EPROTO,
                          "schema version %d is newer than this program's (%d)", version,
                          STORE_SCHEMA_VERSION);
-    else if (version == 1)
-        rc = store_exec(s, store_schema_v2, err, errlen, "upgrade schema to version 2");
-    else if (version < STORE_SCHEMA_VERSION)
+    else if (version == 1 || version == 2) {
+        if (version == 1)
+            rc = store_exec(s, store_schema_v2, err, errlen, "upgrade schema to version 2");
+        if (rc == 0)
+            rc = store_exec(s, store_schema_v3, err, errlen, "upgrade schema to version 3");
+    } else if (version < STORE_SCHEMA_VERSION)
         rc = store_exec(s, store_schema, err, errlen, "create schema");
 out:
     if (rc < 0) {
@@ -740,8 +751,8 @@ int store_rollback(store_t *s)
 }
 
 int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, int64_t created_at,
-                           char *err, size_t errlen)
+                           const char *event_id, const char *event_type, const char *req_body,
+                           int64_t created_at, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->st_pending;
     int rc;
@@ -750,6 +761,7 @@ int store_delivery_pending(store_t *s, const char *invocation_id, const char *we
     store_bind_text(st, 3, event_id);
     store_bind_text(st, 4, event_type);
     sqlite3_bind_int64(st, 5, created_at ? created_at : store_now_ms());
+    store_bind_text(st, 6, req_body);
     rc = store_step(s, st, err, errlen, "insert pending delivery");
     sqlite3_clear_bindings(st);
     return rc;
@@ -802,6 +814,151 @@ int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t
     if (rc == 0 && sqlite3_changes(s->db) == 0)
         rc = store_failf(s, err, errlen, ENOENT, "no delivery \"%s\"", invocation_id);
     return rc;
+}
+
+static int store_row_delivery(sqlite3_stmt *st, delivery_t *d);
+
+/* store_run_once: prepare sql, bind with bind(arg, st), step it to completion, finalize; the
+ * number of rows changed in *changes. For the rare writes that need no cached statement. */
+static int store_run_once(store_t *s, const char *sql, void (*bind)(void *arg, sqlite3_stmt *st),
+                          void *arg, int *changes, char *err, size_t errlen, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = store_prepare(s, sql, 0, &st, err, errlen);
+    if (rc < 0) return rc;
+    bind(arg, st);
+    rc = store_step(s, st, err, errlen, what);
+    sqlite3_finalize(st);
+    if (rc == 0 && changes) *changes = sqlite3_changes(s->db);
+    return rc;
+}
+
+typedef struct store_args {
+    const char *inv, *wh, *ev, *et, *body, *why;
+    int64_t a, b, c;
+    int n;
+} store_args_t;
+
+/* store_bind_scheduled binds store_delivery_scheduled's statement. */
+static void store_bind_scheduled(void *arg, sqlite3_stmt *st)
+{
+    const store_args_t *a = arg;
+    store_bind_text(st, 1, a->inv);
+    sqlite3_bind_int(st, 2, a->n);
+    sqlite3_bind_int64(st, 3, a->a);
+    sqlite3_bind_int64(st, 4, store_now_ms());
+}
+
+int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
+                             int64_t next_attempt_at, char *err, size_t errlen)
+{
+    store_args_t a = {
+        .inv = invocation_id, .n = attempt > 1 ? attempt - 1 : 0, .a = next_attempt_at};
+    int changes = 0;
+    int rc = store_run_once(s,
+                            "UPDATE deliveries SET status = 1, attempts = ?2,"
+                            " next_attempt_at = ?3, updated_at = ?4 WHERE invocation_id = ?1",
+                            store_bind_scheduled, &a, &changes, err, errlen, "mark scheduled");
+    if (rc == 0 && changes == 0)
+        rc = store_failf(s, err, errlen, ENOENT, "no delivery \"%s\"", invocation_id);
+    return rc;
+}
+
+/* store_bind_waiting binds store_delivery_waiting's statement. */
+static void store_bind_waiting(void *arg, sqlite3_stmt *st)
+{
+    const store_args_t *a = arg;
+    store_bind_text(st, 1, a->inv);
+    store_bind_text(st, 2, a->wh);
+    store_bind_text(st, 3, a->ev);
+    store_bind_text(st, 4, a->et);
+    store_bind_text(st, 5, a->body);
+    sqlite3_bind_int64(st, 6, a->a ? a->a : store_now_ms());
+    sqlite3_bind_int64(st, 7, a->b);
+    sqlite3_bind_int64(st, 8, store_now_ms());
+}
+
+int store_delivery_waiting(store_t *s, const char *invocation_id, const char *webhook_id,
+                           const char *event_id, const char *event_type, const char *req_body,
+                           int64_t created_at, int64_t next_attempt_at, char *err, size_t errlen)
+{
+    store_args_t a = {.inv = invocation_id,
+                      .wh = webhook_id,
+                      .ev = event_id,
+                      .et = event_type,
+                      .body = req_body,
+                      .a = created_at,
+                      .b = next_attempt_at};
+    return store_run_once(
+        s,
+        "INSERT INTO deliveries(invocation_id, webhook_id, event_id, event_type, status, attempts,"
+        " next_attempt_at, created_at, updated_at, req_body)"
+        " VALUES(?1, ?2, ?3, ?4, 1, 0, ?7, ?6, ?8, ?5)"
+        " ON CONFLICT(invocation_id) DO UPDATE SET status = 1,"
+        " next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,"
+        " req_body = COALESCE(deliveries.req_body, excluded.req_body)"
+        " WHERE deliveries.status = 0",
+        store_bind_waiting, &a, NULL, err, errlen, "mark deferred delivery");
+}
+
+/* store_bind_lost binds store_delivery_lost's statement. */
+static void store_bind_lost(void *arg, sqlite3_stmt *st)
+{
+    const store_args_t *a = arg;
+    store_bind_text(st, 1, a->inv);
+    sqlite3_bind_int(st, 2, a->n);
+    sqlite3_bind_int64(st, 3, a->a);
+    store_bind_text(st, 4, a->why);
+    sqlite3_bind_int64(st, 5, store_now_ms());
+}
+
+int store_delivery_lost(store_t *s, const char *invocation_id, delivery_status_t st,
+                        int64_t before_ms, const char *why, char *err, size_t errlen)
+{
+    store_args_t a = {.inv = invocation_id, .n = (int)st, .a = before_ms, .why = why};
+    int changes = 0;
+    int rc = store_run_once(s,
+                            "UPDATE deliveries SET status = 3, next_attempt_at = 0, error = ?4,"
+                            " updated_at = ?5 WHERE invocation_id = ?1 AND status = ?2"
+                            " AND updated_at < ?3",
+                            store_bind_lost, &a, &changes, err, errlen, "end lost delivery");
+    return rc < 0 ? rc : changes > 0;
+}
+
+int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
+                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
+                           size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc, n = 0;
+    if (st_ != DLV_PENDING && st_ != DLV_RETRYING)
+        return store_failf(s, err, errlen, EINVAL, "%s is not a live status",
+                           store_status_name(st_));
+    /* "status < 2" repeated so the planner may use the partial index deliveries_live. */
+    if ((rc = store_prepare(s,
+                            "SELECT " STORE_DLV_COLS " FROM deliveries WHERE status < 2"
+                            " AND status = ?1 AND updated_at < ?2",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    sqlite3_bind_int(st, 1, (int)st_);
+    sqlite3_bind_int64(st, 2, before_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        delivery_t d;
+        if (store_row_delivery(st, &d) < 0) {
+            sqlite3_finalize(st);
+            return store_failf(s, err, errlen, ENOMEM, "out of memory");
+        }
+        n = cb(arg, &d);
+        store_delivery_free(&d);
+        if (n != 0) break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = store_fail(s, err, errlen, rc, "list live deliveries");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    return n < 0 ? n : 0;
 }
 
 /* store_col_dup: copy a text column (NULL stays NULL); sets *oom on allocation failure. */
@@ -1056,47 +1213,198 @@ void store_set_busy(store_t *s, int timeout_ms, int retries)
     s->busy_retries = retries > 0 ? retries : 1;
 }
 
-int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen)
+int store_set_durable(store_t *s, int durable, char *err, size_t errlen)
 {
+    return store_exec(s, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
+                      errlen, "synchronous");
+}
+
+void store_prune_begin(store_prune_t *c, int64_t max_age_ms, int keep_per_webhook, int batch)
+{
+    memset(c, 0, sizeof *c);
+    c->max_age_ms = max_age_ms > 0 ? max_age_ms : 0;
+    c->keep_per_webhook = keep_per_webhook > 0 ? keep_per_webhook : 0;
+    c->batch = batch > 0 ? batch : STORE_PRUNE_BATCH;
+    c->age_cutoff = store_now_ms() - c->max_age_ms;
+    c->phase = c->max_age_ms ? 0 : 1;
+    if (!c->max_age_ms && !c->keep_per_webhook) c->phase = 3, c->done = 1;
+}
+
+void store_prune_end(store_prune_t *c)
+{
+    free(c->webhook);
+    free(c->cut_inv);
+    c->webhook = c->cut_inv = NULL;
+}
+
+/* store_mono_us: monotonic microseconds (how long a prune step holds the write lock). */
+static int64_t store_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* store_prune_delete deletes one batch: the rowids of up to c->batch matching rows are read
+ * first, outside any write transaction (the index walk and the row reads are most of the work),
+ * then deleted by rowid in one short transaction of their own (a savepoint inside the caller's
+ * batch), each delete checking cond again, so a row changed in between stays. cond uses ?1..?4
+ * (bound by bind). Returns the rows deleted or -errno; *more is 0 once the range is exhausted. */
+static int store_prune_delete(store_t *s, store_prune_t *c, const char *cond,
+                              void (*bind)(void *, sqlite3_stmt *), char *err, size_t errlen,
+                              const char *what, int *more)
+{
+    char sql[512];
     sqlite3_stmt *st;
-    int rc, deleted = 0;
-    if (max_age_ms <= 0 && keep_per_webhook <= 0) return 0;
-    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
-    if (max_age_ms > 0) {
-        /* Only finished records go: a pending or retrying one is still live work. */
-        if ((rc = store_prepare(s,
-                                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM"
-                                " deliveries WHERE updated_at < ? AND status IN (2, 3) "
-                                "LIMIT " STORE_PRUNE_BATCH_SQL ")",
-                                0, &st, err, errlen)) < 0)
-            goto out;
-        sqlite3_bind_int64(st, 1, store_now_ms() - max_age_ms);
-        rc = store_step(s, st, err, errlen, "prune by age");
-        sqlite3_finalize(st);
-        if (rc < 0) goto out;
-        deleted += sqlite3_changes(s->db);
+    int64_t *ids;
+    int rc, n = 0, deleted = 0;
+    *more = 0;
+    if (!(ids = malloc((size_t)c->batch * sizeof *ids)))
+        return store_failf(s, err, errlen, ENOMEM, "out of memory");
+    snprintf(sql, sizeof sql, "SELECT rowid FROM deliveries WHERE %s LIMIT ?9", cond);
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
+    bind(c, st);
+    sqlite3_bind_int(st, 9, c->batch);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < c->batch)
+        ids[n++] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = store_fail(s, err, errlen, rc, what);
+        goto out;
     }
-    if (keep_per_webhook > 0) {
-        /* Only finished records go by count: a pending or retrying one is still live work. */
-        if ((rc = store_prepare(
-                 s,
-                 "DELETE FROM deliveries WHERE invocation_id IN (SELECT invocation_id FROM"
-                 " (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
-                 " ORDER BY created_at DESC, invocation_id) AS rn FROM deliveries)"
-                 " WHERE rn > ? AND status IN (2, 3) LIMIT " STORE_PRUNE_BATCH_SQL ")",
-                 0, &st, err, errlen)) < 0)
-            goto out;
-        sqlite3_bind_int(st, 1, keep_per_webhook);
-        rc = store_step(s, st, err, errlen, "prune by count");
+    *more = n == c->batch;
+    rc = 0;
+    if (n == 0) goto out;
+    snprintf(sql, sizeof sql, "DELETE FROM deliveries WHERE rowid = ?9 AND %s", cond);
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
+    bind(c, st);
+    int64_t t0 = store_mono_us();
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) {
         sqlite3_finalize(st);
-        if (rc < 0) goto out;
-        deleted += sqlite3_changes(s->db);
+        goto out;
     }
-out:
+    for (int i = 0; i < n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 9, ids[i]);
+        if ((rc = store_step(s, st, err, errlen, what)) == 0) deleted += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
     if (rc < 0) {
         store_tx_end(s, 0, NULL, 0);
-        return rc;
+        goto out;
     }
-    if ((rc = store_tx_end(s, 1, err, errlen)) < 0) return rc;
-    return deleted;
+    rc = store_tx_end(s, 1, err, errlen);
+    c->lock_us = store_mono_us() - t0;
+out:
+    free(ids);
+    return rc < 0 ? rc : deleted;
+}
+
+/* store_bind_prune_age binds the age rule's delete. */
+static void store_bind_prune_age(void *arg, sqlite3_stmt *st)
+{
+    const store_prune_t *c = arg;
+    sqlite3_bind_int64(st, 1, c->age_cutoff);
+}
+
+/* store_bind_prune_count binds the count rule's delete. */
+static void store_bind_prune_count(void *arg, sqlite3_stmt *st)
+{
+    const store_prune_t *c = arg;
+    store_bind_text(st, 1, c->webhook);
+    sqlite3_bind_int64(st, 2, c->cut_created);
+    store_bind_text(st, 3, c->cut_inv);
+}
+
+/* store_prune_next_webhook moves the cursor to the next webhook (in id order) that has more
+ * than keep_per_webhook records, with its cut-off, or to the end. Reads only: an index seek
+ * per webhook and a walk over its newest keep_per_webhook index entries. */
+static int store_prune_next_webhook(store_t *s, store_prune_t *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if ((rc = store_prepare(s,
+                            "SELECT webhook_id FROM deliveries WHERE webhook_id > ?1"
+                            " ORDER BY webhook_id LIMIT 1",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    store_bind_text(st, 1, c->webhook ? c->webhook : "");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        char *wh = strdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        if (!wh) return store_failf(s, err, errlen, ENOMEM, "out of memory");
+        free(c->webhook);
+        c->webhook = wh;
+    } else {
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "prune: next webhook");
+        c->phase = 3;
+        c->done = 1;
+        return 0;
+    }
+    if ((rc = store_prepare(s,
+                            "SELECT created_at, invocation_id FROM deliveries WHERE webhook_id = ?1"
+                            " ORDER BY created_at DESC, invocation_id LIMIT 1 OFFSET ?2",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    store_bind_text(st, 1, c->webhook);
+    sqlite3_bind_int(st, 2, c->keep_per_webhook - 1);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        free(c->cut_inv);
+        c->cut_created = sqlite3_column_int64(st, 0);
+        c->cut_inv = strdup((const char *)sqlite3_column_text(st, 1));
+        sqlite3_finalize(st);
+        if (!c->cut_inv) return store_failf(s, err, errlen, ENOMEM, "out of memory");
+        c->phase = 2;
+        return 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return store_fail(s, err, errlen, rc, "prune: cut-off");
+    return 0; /* no more than keep_per_webhook: on to the next one */
+}
+
+int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen)
+{
+    int n, more;
+    c->lock_us = 0;
+    switch (c->phase) {
+    case 0:
+        /* Only finished records go: a pending or retrying one is still live work. The range on
+         * deliveries_updated starts at the oldest; live rows in it are skipped, not rewritten. */
+        n = store_prune_delete(s, c, "updated_at < ?1 AND status IN (2, 3)", store_bind_prune_age,
+                               err, errlen, "prune by age", &more);
+        if (n < 0) return n;
+        if (!more) c->phase = c->keep_per_webhook ? 1 : 3;
+        break;
+    case 1:
+        return store_prune_next_webhook(s, c, err, errlen);
+    case 2:
+        /* Everything after the cut-off in (created_at DESC, invocation_id) order, on the
+         * deliveries_webhook range up to the cut-off's created_at. */
+        n = store_prune_delete(s, c,
+                               "webhook_id = ?1 AND created_at <= ?2"
+                               " AND (created_at < ?2 OR invocation_id > ?3) AND status IN (2, 3)",
+                               store_bind_prune_count, err, errlen, "prune by count", &more);
+        if (n < 0) return n;
+        if (!more) c->phase = 1;
+        break;
+    default:
+        c->done = 1;
+        return 0;
+    }
+    if (c->phase == 3) c->done = 1;
+    c->deleted += n;
+    return n;
+}
+
+int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen)
+{
+    store_prune_t c;
+    int rc = 0;
+    store_prune_begin(&c, max_age_ms, keep_per_webhook, STORE_PRUNE_BATCH);
+    while (!c.done && (rc = store_prune_step(s, &c, err, errlen)) >= 0)
+        ;
+    store_prune_end(&c);
+    return rc < 0 ? rc : (int)c.deleted;
 }

@@ -69,7 +69,9 @@ typedef struct delivery {
 } delivery_t;
 
 /* store_delivery_begin/commit wrap many writes in one transaction (group the writes of one loop
- * iteration). store_delivery_pending inserts a pending record if none exists for the invocation.
+ * iteration). store_delivery_pending inserts a pending record if none exists for the invocation;
+ * it keeps the request body (req_body, may be NULL), so the invocation can be redelivered even if
+ * its outcome is lost (store_repair.h).
  * store_delivery_record upserts the full record of an attempt (every field of d), unless the
  * record holds a later attempt, or a final outcome (succeeded, failed) of the same attempt: a
  * late duplicate after a crash never overwrites newer news. */
@@ -77,13 +79,38 @@ int store_begin(store_t *s, char *err, size_t errlen);
 int store_commit(store_t *s, char *err, size_t errlen);
 int store_rollback(store_t *s);
 int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, int64_t created_at,
-                           char *err, size_t errlen);
+                           const char *event_id, const char *event_type, const char *req_body,
+                           int64_t created_at, char *err, size_t errlen);
 int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen);
 /* store_delivery_mark sets status (and next attempt) without touching the last attempt's data;
  * marking pending (redelivery) also sets attempts back to 0. */
 int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t st,
                         int64_t next_attempt_at, char *err, size_t errlen);
+/* store_delivery_scheduled: the scheduler holds attempt `attempt` of the invocation, due at
+ * next_attempt_at (a redelivery, attempt 1, or a repair): status retrying, attempts made =
+ * attempt - 1, the last attempt's data kept. -ENOENT when the invocation has no record. */
+int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
+                             int64_t next_attempt_at, char *err, size_t errlen);
+/* store_delivery_waiting: attempt 1 of the invocation was deferred and is journaled at the
+ * scheduler, due at next_attempt_at: a pending (or missing) record becomes retrying with no
+ * attempt made, keeping req_body so it can be sent again from the record; any other record is
+ * left as it is (it already holds newer news). */
+int store_delivery_waiting(store_t *s, const char *invocation_id, const char *webhook_id,
+                           const char *event_id, const char *event_type, const char *req_body,
+                           int64_t created_at, int64_t next_attempt_at, char *err, size_t errlen);
+/* store_delivery_lost ends a record the journals no longer back (store_repair.h): status
+ * failed with error `why`, only if it is still in status st and was last updated before
+ * before_ms (a stage that wrote it since knows better). Returns 1 when changed, 0 when the
+ * record had moved on or is gone, or a negative errno with err. */
+int store_delivery_lost(store_t *s, const char *invocation_id, delivery_status_t st,
+                        int64_t before_ms, const char *why, char *err, size_t errlen);
+/* store_deliveries_stale calls cb for every record in the live status st (pending or
+ * retrying) last updated before before_ms, in no particular order (a partial index of the live
+ * records keeps this cheap however long the log is). cb returns 0 to go on, non-zero to stop (a
+ * negative value is passed back). cb must not write to s. */
+int store_deliveries_stale(store_t *s, delivery_status_t st, int64_t before_ms,
+                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
+                           size_t errlen);
 
 /* store_delivery_get: 0 and *d (caller store_delivery_free), -ENOENT when unknown. */
 int store_delivery_get(store_t *s, const char *invocation_id, delivery_t *d, char *err,
@@ -101,11 +128,38 @@ void store_delivery_free(delivery_t *d);
 /* store_delivery_to_json renders the contract's --json object. Caller decrefs. */
 json_t *store_delivery_to_json(const delivery_t *d);
 
-/* store_prune deletes finished (succeeded, failed) records older than max_age_ms, and finished
- * records beyond the newest keep_per_webhook of each webhook (0 = no limit for either), at most
- * 5000 rows per rule and call so the write lock is held briefly: call again while it returns
- * STORE_PRUNE_BATCH or more. Returns the number deleted or a negative errno. */
-#define STORE_PRUNE_BATCH 5000
+/* Pruning, in small steps so the write lock is only ever held briefly: finished records
+ * (succeeded, failed) not updated within max_age_ms go, and finished records beyond the newest
+ * keep_per_webhook of each webhook (counting every record, live ones too, newest created first);
+ * 0 turns either rule off. Pending and retrying records are live work and never go.
+ *
+ * store_prune_begin starts a pass (the age cut-off is fixed now). store_prune_step does one
+ * step: at most c->batch rows deleted in one short transaction of its own (an indexed range
+ * delete), or a read that finds the next webhook with too many records and its cut-off. Returns
+ * the rows deleted (0 is not the end) or a negative errno with err; c->done is set once the pass
+ * has finished; store_prune_end frees the cursor's strings. store_prune runs a whole pass, step
+ * after step (hookctl prune), and returns the rows deleted or a negative errno. */
+#define STORE_PRUNE_BATCH 1000
+typedef struct store_prune {
+    int64_t max_age_ms, age_cutoff;
+    int keep_per_webhook, batch;
+    int phase; /* 0 by age, 1 next webhook, 2 by count within webhook, 3 done */
+    int done;
+    char *webhook;       /* the webhook being cut to keep_per_webhook (malloc'd) */
+    int64_t cut_created; /* its keep-th newest record: created_at, */
+    char *cut_inv;       /* and invocation id, the tie-break (malloc'd) */
+    int64_t deleted;     /* rows deleted in this pass */
+    int64_t lock_us;     /* the last step's write transaction, BEGIN to COMMIT (0: none) */
+} store_prune_t;
+void store_prune_begin(store_prune_t *c, int64_t max_age_ms, int keep_per_webhook, int batch);
+int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen);
+void store_prune_end(store_prune_t *c);
 int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen);
+
+/* store_set_durable: durable 1 (--fsync always or batch) makes every commit of s wait for its
+ * WAL fsync (synchronous = FULL), so a commit that returned survives a power loss; 0 (--fsync
+ * off, and the default) keeps synchronous = NORMAL: a commit survives a crash of the process but
+ * the last ones may be lost with power. Returns 0 or a negative errno with err. */
+int store_set_durable(store_t *s, int durable, char *err, size_t errlen);
 
 #endif

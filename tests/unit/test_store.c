@@ -3,6 +3,8 @@
 #include "check.h"
 #include "domain/config.h"
 #include "domain/store.h"
+#include "domain/store_repair.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -289,12 +291,12 @@ static void test_deliveries(void)
     if (!s) return;
     CHECK_INT(store_begin(s, err, sizeof err), 0);
     CHECK_INT(store_begin(s, err, sizeof err), -EBUSY);
-    CHECK_INT(
-        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 1000, err, sizeof err),
-        0);
-    CHECK_INT(
-        store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", 9999, err, sizeof err),
-        0);
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 1000, err,
+                                     sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 9999, err,
+                                     sizeof err),
+              0);
     CHECK_INT(store_commit(s, err, sizeof err), 0);
     CHECK_INT(store_commit(s, err, sizeof err), -EINVAL);
 
@@ -424,8 +426,9 @@ static void test_deliveries(void)
     }
 
     /* Pruning by count keeps the newest per webhook and never live records. */
-    CHECK_INT(
-        store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", NULL, 100, err,
+                                     sizeof err),
+              0);
     CHECK_INT(store_prune(s, 0, 1, err, sizeof err), 2); /* a2, a1 */
     ids = list_ids(s, "wh_b", NULL, -1, 0);
     CHECK_STR(ids, "a3,p0");
@@ -460,7 +463,7 @@ static int writer(int id)
         if (store_begin(s, err, sizeof err) < 0) goto fail;
         for (int i = 0; i < 50; i++) {
             snprintf(inv, sizeof inv, "w%d-%d-%d", id, b, i);
-            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", 0, err,
+            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", NULL, 0, err,
                                        sizeof err) < 0 ||
                 record(s, inv, "wh_x", DLV_SUCCEEDED, 0, 0) < 0)
                 goto fail;
@@ -563,6 +566,248 @@ out:
     store_close(s);
 }
 
+/* exists: 1 when the invocation has a record. */
+static int exists(store_t *s, const char *inv)
+{
+    char err[256];
+    delivery_t d;
+    if (store_delivery_get(s, inv, &d, err, sizeof err) < 0) return 0;
+    store_delivery_free(&d);
+    return 1;
+}
+
+/* count_rows: every record in the log. */
+static int count_rows(store_t *s)
+{
+    char err[256];
+    int n = 0;
+    delivery_filter_t f = {NULL, NULL, -1, 1000000};
+    store_deliveries_list(s, &f, count_cb, &n, err, sizeof err);
+    return n;
+}
+
+/* A prune model row: which webhook, its status, when created and updated. */
+typedef struct prune_row {
+    char inv[32];
+    const char *wh;
+    delivery_status_t st;
+    int64_t created, updated;
+    int keep; /* what the rules say */
+    int age_kept, count_ok;
+} prune_row_t;
+
+/* prune_rank_newer: row b ranks before a in (created_at DESC, invocation_id ASC). */
+static int prune_rank_newer(const prune_row_t *b, const prune_row_t *a)
+{
+    return b->created > a->created || (b->created == a->created && strcmp(b->inv, a->inv) < 0);
+}
+
+/* test_prune_steps: the incremental prune against a model: by age, by count per webhook (ties
+ * in created_at broken by invocation id, live records counted but never deleted), in batches
+ * of 7 that never exceed the batch, and nothing else deleted. */
+static void test_prune_steps(void)
+{
+    char err[256], path[300];
+    store_t *s;
+    enum { N = 260 };
+    static prune_row_t rows[N];
+    const char *whs[] = {"wh_a", "wh_b", "wh_c", "wh_d"};
+    int64_t now = time_now_ms(), day = 86400000;
+    int keep = 20, batch = 7;
+
+    snprintf(path, sizeof path, "%s.prune", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    srand(7);
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        snprintf(r->inv, sizeof r->inv, "inv_%03d", (i * 37) % N); /* ids not in time order */
+        /* wh_a: many; wh_b: fewer than keep; wh_c: many, all created at the same time; wh_d:
+         * many, with live records among the old ones. */
+        r->wh = i < 120 ? whs[0] : i < 135 ? whs[1] : i < 190 ? whs[2] : whs[3];
+        r->created = r->wh == whs[2] ? 5000 : 1000 + rand() % 100000;
+        r->updated = (rand() % 3 == 0) ? now - 40 * day : now - rand() % day; /* a third old */
+        int roll = rand() % 10;
+        r->st = roll < 5   ? DLV_SUCCEEDED
+                : roll < 8 ? DLV_FAILED
+                : roll < 9 ? DLV_PENDING
+                           : DLV_RETRYING;
+        CHECK_INT(record(s, r->inv, r->wh, r->st, r->created, r->updated), 0);
+    }
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    /* The model: live rows stay; finished ones go when old, and then when keep newer rows (any
+     * status) of their webhook are left. */
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        r->keep = (r->st != DLV_SUCCEEDED && r->st != DLV_FAILED) || r->updated >= now - 30 * day;
+    }
+    for (int i = 0; i < N; i++) {
+        prune_row_t *r = &rows[i];
+        int newer = 0;
+        for (int j = 0; j < N; j++)
+            if (j != i && rows[j].keep && rows[j].wh == r->wh && prune_rank_newer(&rows[j], r))
+                newer++;
+        r->age_kept = r->keep;
+        if (r->st == DLV_SUCCEEDED || r->st == DLV_FAILED) r->count_ok = newer < keep;
+    }
+    for (int i = 0; i < N; i++)
+        if (rows[i].st == DLV_SUCCEEDED || rows[i].st == DLV_FAILED)
+            rows[i].keep = rows[i].age_kept && rows[i].count_ok;
+    store_prune_t c;
+    int steps = 0, over = 0, total = 0, n;
+    store_prune_begin(&c, 30 * day, keep, batch);
+    while (!c.done && steps < 1000) {
+        if ((n = store_prune_step(s, &c, err, sizeof err)) < 0) {
+            fprintf(stderr, "prune step: %s\n", err);
+            break;
+        }
+        over += n > batch;
+        total += n;
+        steps++;
+    }
+    store_prune_end(&c);
+    CHECK(c.done);
+    CHECK_INT(over, 0);
+    CHECK(steps > total / batch); /* it did take several batches */
+    int want = 0, wrong = 0;
+    for (int i = 0; i < N; i++) {
+        want += rows[i].keep;
+        if (exists(s, rows[i].inv) != rows[i].keep) {
+            wrong++;
+            fprintf(stderr, "prune: %s (%s, status %d, created %lld) %s\n", rows[i].inv, rows[i].wh,
+                    rows[i].st, (long long)rows[i].created, rows[i].keep ? "deleted" : "kept");
+        }
+    }
+    CHECK_INT(wrong, 0);
+    CHECK_INT(count_rows(s), want);
+    CHECK_INT(total, N - want);
+    CHECK_INT(c.deleted, N - want);
+    /* A second pass finds nothing more; with both rules off nothing starts. */
+    CHECK_INT(store_prune(s, 30 * day, keep, err, sizeof err), 0);
+    store_prune_begin(&c, 0, 0, batch);
+    CHECK(c.done);
+    CHECK_INT(store_prune_step(s, &c, err, sizeof err), 0);
+    store_prune_end(&c);
+    CHECK_INT(count_rows(s), want);
+    store_close(s);
+}
+
+/* stale_cb collects the ids of stale live records, comma-separated, into a 512-byte buffer. */
+static int stale_cb(void *arg, const delivery_t *d)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s%s", n ? "," : "", d->invocation_id);
+    return 0;
+}
+
+/* test_live_records: the writes that keep live records owned (deferred attempt 1, scheduled
+ * redelivery), the stale-live listing, the conditional end, and store_repair's matching. */
+static void test_live_records(void)
+{
+    char err[256], path[300], ids[512] = "";
+    store_t *s;
+    delivery_t d;
+    store_repair_t *r;
+    int held;
+    int64_t now = time_now_ms();
+
+    snprintf(path, sizeof path, "%s.live", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    /* A deferred attempt 1: its pending row becomes retrying, attempts 0, body kept. */
+    CHECK_INT(
+        store_delivery_pending(s, "d1", "wh", "ev_d1", "t", "{\"b\":1}", 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_waiting(s, "d1", "wh", "ev_d1", "t", "{\"x\":2}", 100, 7777, err,
+                                     sizeof err),
+              0);
+    CHECK_INT(store_delivery_get(s, "d1", &d, err, sizeof err), 0);
+    CHECK_INT(d.status, DLV_RETRYING);
+    CHECK_INT(d.attempts, 0);
+    CHECK_INT(d.next_attempt_at, 7777);
+    CHECK_STR(d.req_body, "{\"b\":1}"); /* the pending row's body stays */
+    CHECK(d.req_method == NULL);        /* no request was made: none shown */
+    store_delivery_free(&d);
+    /* No row yet: one is created; a row with newer news is left alone. */
+    CHECK_INT(store_delivery_waiting(s, "d2", "wh", "ev_d2", "t", "{}", 100, 8888, err, sizeof err),
+              0);
+    CHECK_INT(status_of(s, "d2"), DLV_RETRYING * 100 + 0);
+    CHECK_INT(attempt_record(s, "d3", 1, DLV_SUCCEEDED), 0);
+    CHECK_INT(store_delivery_waiting(s, "d3", "wh", "ev", "t", "{}", 100, 8888, err, sizeof err),
+              0);
+    CHECK_INT(status_of(s, "d3"), DLV_SUCCEEDED * 100 + 1);
+    /* A redelivery (attempt 1) or a repair (attempt k + 1) held by the scheduler. */
+    CHECK_INT(store_delivery_scheduled(s, "d3", 1, 9999, err, sizeof err), 0);
+    CHECK_INT(status_of(s, "d3"), DLV_RETRYING * 100 + 0);
+    CHECK_INT(attempt_record(s, "d3", 1, DLV_SUCCEEDED), 0); /* its attempt 1 is recorded */
+    CHECK_INT(status_of(s, "d3"), DLV_SUCCEEDED * 100 + 1);
+    CHECK_INT(store_delivery_scheduled(s, "d3", 4, 9999, err, sizeof err), 0);
+    CHECK_INT(status_of(s, "d3"), DLV_RETRYING * 100 + 3);
+    CHECK_INT(store_delivery_scheduled(s, "nope", 1, 9999, err, sizeof err), -ENOENT);
+
+    /* Stale live records: by status, updated before the cut. */
+    CHECK_INT(store_deliveries_stale(s, DLV_RETRYING, now + 1000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, "d1,d2,d3");
+    ids[0] = 0;
+    CHECK_INT(store_deliveries_stale(s, DLV_RETRYING, now - 60000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, ""); /* all updated just now */
+    CHECK_INT(store_deliveries_stale(s, DLV_SUCCEEDED, now, stale_cb, ids, err, sizeof err),
+              -EINVAL);
+    CHECK_INT(store_delivery_pending(s, "p1", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p2", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p3", "wh", "ev_q", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p4", "wh", "ev_r", "t", NULL, 100, err, sizeof err), 0);
+    ids[0] = 0;
+    CHECK_INT(store_deliveries_stale(s, DLV_PENDING, now + 1000, stale_cb, ids, err, sizeof err),
+              0);
+    CHECK_STR(ids, "p1,p2,p3,p4");
+
+    /* The conditional end: only in the status and age seen. */
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_RETRYING, now + 1000, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_PENDING, 50, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "nope", DLV_PENDING, now + 1000, "x", err, sizeof err), 0);
+    CHECK_INT(store_delivery_lost(s, "p4", DLV_PENDING, now + 1000, "gone", err, sizeof err), 1);
+    CHECK_INT(store_delivery_get(s, "p4", &d, err, sizeof err), 0);
+    CHECK_INT(d.status, DLV_FAILED);
+    CHECK_STR(d.error, "gone");
+    store_delivery_free(&d);
+
+    /* store_repair: loaded sorted by event id; holding an event holds every record of it. */
+    CHECK_INT(store_repair_open(&r, path, DLV_PENDING, now + 1000, err, sizeof err), 0);
+    if (r) {
+        CHECK_INT(store_repair_count(r), 3);
+        store_repair_hold_event(r, "ev_pXX", 4); /* "ev_p" of n bytes */
+        store_repair_hold_event(r, "ev_", 3);    /* a prefix is not the event */
+        store_repair_hold_event(r, "ev_zz", 5);  /* not there */
+        CHECK_STR(store_repair_row(r, 0, &held)->invocation_id, "p1");
+        CHECK(held);
+        CHECK_STR(store_repair_row(r, 1, &held)->invocation_id, "p2");
+        CHECK(held);
+        CHECK_STR(store_repair_row(r, 2, &held)->invocation_id, "p3");
+        CHECK(!held);
+        /* A record a live stage updated after the load is not touched. */
+        CHECK_INT(store_delivery_lost(s, "p3", DLV_PENDING, now + 1000, "by hand", err, sizeof err),
+                  1);
+        CHECK_INT(store_repair_fail(r, 2, "lost", err, sizeof err), 0);
+        store_repair_close(r);
+    }
+    CHECK_INT(store_delivery_get(s, "p3", &d, err, sizeof err), 0);
+    CHECK_STR(d.error, "by hand");
+    store_delivery_free(&d);
+    CHECK_INT(store_repair_open(&r, path, DLV_PENDING, now + 1000, err, sizeof err), 0);
+    if (r) {
+        CHECK_INT(store_repair_count(r), 2);
+        CHECK_INT(store_repair_fail(r, 0, "lost", err, sizeof err), 1);
+        store_repair_close(r);
+    }
+    CHECK_INT(status_of(s, "p1"), DLV_FAILED * 100 + 0);
+    CHECK_INT(status_of(s, "p2"), DLV_PENDING * 100 + 0);
+    store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -576,6 +821,8 @@ int main(void)
     test_late_duplicates();
     test_two_writers();
     test_manual_checkpoint();
+    test_prune_steps();
+    test_live_records();
     {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
