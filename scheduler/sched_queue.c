@@ -185,6 +185,13 @@ static void sched_pack_record(msgpack_sbuffer *sb, const msgpack_object *f, int 
     frame_pack_kv_i64(&pk, REC_DUE, due);
 }
 
+/* sched_marker_synced: a done marker needs no follow-up once written. */
+static void sched_marker_synced(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
 /* sched_marker journals "entry e's attempt is done" (no wait: a lost marker costs a repeat). */
 static void sched_marker(scheduler_t *s, const sched_entry_t *e)
 {
@@ -202,6 +209,8 @@ static void sched_marker(scheduler_t *s, const sched_entry_t *e)
     journal_pos_t pos;
     if (journal_append(s->journal, sb.data, sb.size, 0, &pos, err, sizeof err) < 0)
         log_warn("journal: done marker of %s not recorded: %s", sched_id_str(e, id), err);
+    else /* soon durable: a marker lost to a kill costs an attempt made again */
+        committer_after(s->commit, sched_marker_synced, s);
     msgpack_sbuffer_destroy(&sb);
 }
 

@@ -273,12 +273,13 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         char id[INVOCATION_ID_LEN];
         memcpy(id, inv, invlen);
         id[invlen] = 0;
+        /* a twin only while its request runs: its outcome is this attempt's */
         sender_job_t *twin = sender_dedupe_orphan(s, id, (int)att);
-        /* the scheduler's attempt 1 is a redelivery (or a deferred first attempt): sent, and
-         * the attempts done before it no longer count */
-        if (c == s->scheduler && att == 1) sender_dedupe_forget(s, inv, invlen);
-        int done_here =
-            (c != s->scheduler || att > 1) && sender_dedupe_recent(s, inv, invlen, (int)att);
+        if (twin && (twin->state != JOB_ATTEMPTING || twin->deferred)) twin = NULL;
+        /* only a router's copy: the scheduler's are redeliveries, deferred attempts, or
+         * attempts it holds again after a restart, and it alone knows which */
+        if (c == s->scheduler) sender_dedupe_forget(s, inv, invlen);
+        int done_here = c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
         if (twin || done_here) {
             s->stats.deduped++;
             if (twin) { /* it answers this upstream when it ends */
