@@ -925,23 +925,13 @@ int store_delivery_lost(store_t *s, const char *invocation_id, delivery_status_t
     return rc < 0 ? rc : changes > 0;
 }
 
-int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
-                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
-                           size_t errlen)
+/* store_walk_deliveries steps st (finalized here), hands each row to cb until cb returns
+ * non-zero; a negative return is passed back. what names the query in an error. */
+static int store_walk_deliveries(store_t *s, sqlite3_stmt *st,
+                                 int (*cb)(void *arg, const delivery_t *d), void *arg,
+                                 const char *what, char *err, size_t errlen)
 {
-    sqlite3_stmt *st;
     int rc, n = 0;
-    if (st_ != DLV_PENDING && st_ != DLV_RETRYING)
-        return store_failf(s, err, errlen, EINVAL, "%s is not a live status",
-                           store_status_name(st_));
-    /* "status < 2" repeated so the planner may use the partial index deliveries_live. */
-    if ((rc = store_prepare(s,
-                            "SELECT " STORE_DLV_COLS " FROM deliveries WHERE status < 2"
-                            " AND status = ?1 AND updated_at < ?2",
-                            0, &st, err, errlen)) < 0)
-        return rc;
-    sqlite3_bind_int(st, 1, (int)st_);
-    sqlite3_bind_int64(st, 2, before_ms);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         delivery_t d;
         if (store_row_delivery(st, &d) < 0) {
@@ -953,12 +943,32 @@ int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
         if (n != 0) break;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = store_fail(s, err, errlen, rc, "list live deliveries");
+        rc = store_fail(s, err, errlen, rc, what);
         sqlite3_finalize(st);
         return rc;
     }
     sqlite3_finalize(st);
     return n < 0 ? n : 0;
+}
+
+int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
+                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
+                           size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (st_ != DLV_PENDING && st_ != DLV_RETRYING)
+        return store_failf(s, err, errlen, EINVAL, "%s is not a live status",
+                           store_status_name(st_));
+    /* "status < 2" repeated so the planner may use the partial index deliveries_live. */
+    if ((rc = store_prepare(s,
+                            "SELECT " STORE_DLV_COLS " FROM deliveries WHERE status < 2"
+                            " AND status = ?1 AND updated_at < ?2",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    sqlite3_bind_int(st, 1, (int)st_);
+    sqlite3_bind_int64(st, 2, before_ms);
+    return store_walk_deliveries(s, st, cb, arg, "list live deliveries", err, errlen);
 }
 
 /* store_col_dup: copy a text column (NULL stays NULL); sets *oom on allocation failure. */
@@ -1039,7 +1049,7 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
 {
     char sql[512];
     sqlite3_stmt *st;
-    int rc, n = 0;
+    int rc;
     snprintf(sql, sizeof sql,
              "SELECT " STORE_DLV_COLS " FROM deliveries WHERE 1%s%s%s"
              " ORDER BY created_at DESC, invocation_id LIMIT ?4",
@@ -1052,23 +1062,7 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
     if (f && f->status >= 0) sqlite3_bind_int(st, 3, f->status);
     sqlite3_bind_int(st, 4, f && f->limit > 0 ? f->limit : STORE_LIST_DEFAULT);
     /* A non-zero return from cb stops the walk; a negative one is passed back. */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        delivery_t d;
-        if (store_row_delivery(st, &d) < 0) {
-            sqlite3_finalize(st);
-            return store_failf(s, err, errlen, ENOMEM, "out of memory");
-        }
-        n = cb(arg, &d);
-        store_delivery_free(&d);
-        if (n != 0) break;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = store_fail(s, err, errlen, rc, "list deliveries");
-        sqlite3_finalize(st);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return n < 0 ? n : 0;
+    return store_walk_deliveries(s, st, cb, arg, "list deliveries", err, errlen);
 }
 
 void store_delivery_free(delivery_t *d)

@@ -126,18 +126,6 @@ static void dial_target_connect(dial_t *dl, dial_target_t *t)
     t->busy = 1;
 }
 
-/* dial_strdupf: malloc'd printf result, NULL on failure. */
-static char *dial_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dial_strdupf(const char *fmt, ...)
-{
-    char *s = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* dial_scan lists the run dir and records every socket matching a pattern. */
 static void dial_scan(dial_t *dl)
 {
@@ -153,7 +141,8 @@ static void dial_scan(dial_t *dl)
         for (i = 0; i < dl->npatterns; i++)
             if (fnmatch(dl->patterns[i], e->d_name, FNM_PERIOD) == 0) break;
         if (i == dl->npatterns) continue;
-        char *path = dial_strdupf("%s/%s", dl->run_dir, e->d_name);
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s", dl->run_dir, e->d_name) < 0) path = NULL;
         if (!path) break;
         if (dl->self_path && strcmp(path, dl->self_path) == 0) { /* never connect to ourselves */
             free(path);
