@@ -30,6 +30,7 @@ typedef struct ingest {
     committer_t *commit;
     dispatch_t *routers;
     uint64_t next_seq;   /* journal id of the next accepted event */
+    uint64_t first_seq;  /* the first accepted since this start (older ones were replayed) */
     unsigned window;     /* events in flight per router */
     size_t window_bytes; /* event bytes in flight per router (--window-bytes) */
     ingest_ring_t waiting;

@@ -27,6 +27,7 @@ typedef struct ingest_flight {
     journal_pos_t pos;
     uint64_t seq;   /* journal seq, read from the record when first sent */
     uint32_t bytes; /* record size, counted in inflight_bytes from the first send */
+    uint8_t sent;   /* handed out before: what goes out again may be a copy */
 } ingest_flight_t;
 
 /* --- the waiting ring --- */
@@ -98,11 +99,15 @@ static void ingest_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
         fl->bytes = len ? (uint32_t)len : 1;
         in->inflight_bytes += fl->bytes;
     }
+    /* sent before on a connection that dropped, or accepted before a restart: a copy maybe */
+    int copy = fl->sent || fl->seq < in->first_seq;
+    fl->sent = 1;
     msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, 4);
     frame_pack_kv_u64(pk, PK_TYPE, PT_EVENT);
     frame_pack_kv_u64(pk, PK_SEQ, seq);
     frame_pack_kv_strn(pk, PK_EVENT_JSON, js, jslen);
+    frame_pack_kv_u64(pk, PK_COPY, (uint64_t)copy);
     conn_frame_end(c);
     msgpack_unpacked_destroy(&up);
     free(rec);
@@ -400,6 +405,7 @@ int ingest_queue_open(ingest_t *in)
     log_info("journal %s: %llu records read, %llu events not yet routed%s", dir,
              (unsigned long long)rs.records, (unsigned long long)in->stats.replayed,
              rs.bad ? " (some unreadable records skipped)" : "");
+    in->first_seq = in->next_seq; /* what was accepted before this start may be a copy */
     rc = committer_init(&in->commit, daemon_loop(in->d), in->journal, daemon_fsync(in->d), 10);
     if (rc == 0)
         committer_compact_every(in->commit, 1000, 4, ingest_compact_visit, ingest_compact_relocate,

@@ -57,7 +57,9 @@ static void router_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     size_t len;
     if (t == PT_EVENT && frame_get_u64(f, PK_SEQ, &seq) == 0 &&
         frame_get_str(f, PK_EVENT_JSON, &js, &len) == 0) {
-        if (!daemon_draining(d)) router_route(r, c, seq, js, len);
+        uint64_t copy = 0;
+        frame_get_u64(f, PK_COPY, &copy);
+        if (!daemon_draining(d)) router_route(r, c, seq, js, len, copy != 0);
         return; /* while draining, ingest hands it to another router once we are gone */
     }
     if (t == PT_JOB_DONE && frame_get_u64(f, PK_SEQ, &seq) == 0) {

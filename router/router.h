@@ -41,6 +41,7 @@ struct router_event {
     TAILQ_ENTRY(router_event) link; /* in waiting, then in events */
     conn_t *ingest; /* NULL once that connection is gone: the ack has nowhere to go */
     uint64_t ingest_seq;
+    int copy; /* ingest may have sent it before (PK_COPY): so may its jobs be */
     unsigned remaining;
     char *js; /* the event's JSON while it waits to be matched */
     size_t len;
@@ -51,6 +52,7 @@ struct router_event {
 typedef struct router_job {
     dispatch_item_t item; /* first: the dispatcher hands this pointer back */
     router_event_t *ev;
+    int sent; /* handed to a sender before: sent again, it may be a copy */
     char inv[INVOCATION_ID_LEN];
     char *webhook_id, *body;
     size_t body_len;
@@ -61,7 +63,7 @@ typedef struct router_job {
  * as the senders have room (router_feed). Matching queues its jobs, or acknowledges at once when
  * nothing matches. A body over r->max_body is not queued: the router writes its delivery-log
  * record itself (failed, 0 attempts, the reason in words). */
-void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len);
+void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy);
 /* router_feed matches waiting events while the senders have room, by count (--window per
  * sender) and by bytes of bodies (--window-bytes per sender). Call it when a window opens. */
 void router_feed(router_t *r);

@@ -117,7 +117,7 @@ static void router_maybe_trim(router_t *r)
     }
 }
 
-void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len)
+void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy)
 {
     router_event_t *ev = calloc(1, sizeof *ev);
     if (ev) ev->js = malloc(len ? len : 1);
@@ -131,6 +131,7 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     ev->len = len;
     ev->ingest = ingest;
     ev->ingest_seq = seq;
+    ev->copy = copy;
     TAILQ_INSERT_TAIL(&r->waiting, ev, link);
     r->nwaiting++;
     r->waiting_bytes += len;
@@ -246,8 +247,10 @@ void router_drop_waiting(router_t *r)
 void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
 {
     router_job_t *j = (router_job_t *)it;
+    int copy = j->ev->copy || j->sent;
+    j->sent = 1;
     msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
     frame_pack_kv_u64(pk, PK_SEQ, seq);
     frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
@@ -257,6 +260,7 @@ void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     frame_pack_kv_u64(pk, PK_ATTEMPT, 1);
     frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
     frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
+    frame_pack_kv_u64(pk, PK_COPY, (uint64_t)copy);
     conn_frame_end(c);
 }
 

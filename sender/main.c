@@ -90,6 +90,7 @@ static int sender_start(daemon_t *d)
         return rc;
     }
     sender_log_init(s);
+    sender_dedupe_load(s, cfgwatch_store(s->cfg));
     if ((rc = http_init(&s->http, daemon_loop(d), &s->http_cfg, err, sizeof err)) < 0) {
         log_error("http: %s", err);
         return rc;

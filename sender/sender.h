@@ -124,6 +124,9 @@ void sender_dedupe_remove(sender_t *s, sender_job_t *j);
 sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt);
 void sender_dedupe_done(sender_t *s, const char *inv, int attempt);
 int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
+/* sender_dedupe_load fills the memory at start from the delivery log's recently settled records,
+ * so a restarted sender still answers the copies routers send of work done before it died. */
+void sender_dedupe_load(sender_t *s, store_t *st);
 /* sender_dedupe_forget: a redelivery starts the attempts again; none of them is done. */
 void sender_dedupe_forget(sender_t *s, const char *inv, size_t len);
 void sender_dedupe_close(sender_t *s);

@@ -277,9 +277,13 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         sender_job_t *twin = sender_dedupe_orphan(s, id, (int)att);
         if (twin && (twin->state != JOB_ATTEMPTING || twin->deferred)) twin = NULL;
         /* only a router's copy: the scheduler's are redeliveries, deferred attempts, or
-         * attempts it holds again after a restart, and it alone knows which */
-        if (c == s->scheduler) sender_dedupe_forget(s, inv, invlen);
-        int done_here = c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
+         * attempts it holds again after a restart, and it alone knows which; its attempt 1 (a
+         * redelivery) starts the count again */
+        if (c == s->scheduler && att == 1) sender_dedupe_forget(s, inv, invlen); /* redelivery */
+        uint64_t copy = 0;
+        frame_get_u64(f, PK_COPY, &copy);
+        if (!copy && c != s->scheduler) twin = NULL; /* a router's new event: always sent */
+        int done_here = copy && c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
         if (twin || done_here) {
             s->stats.deduped++;
             if (twin) { /* it answers this upstream when it ends */

@@ -29,6 +29,9 @@ enum proto_type {
 #define PK_CREATED "ca"     /* invocation creation time, unix ms */
 #define PK_RETRY_AFTER "ra" /* server's Retry-After in ms, 0 when none */
 #define PK_DEFERRED "def"   /* RETRY of an attempt never made: its endpoint was saturated */
+/* EVENT and JOB: 1 when it may be a copy of one handed out before (sent again after a drop or a
+ * restart); a sender may answer only such a JOB from the attempts it already finished. */
+#define PK_COPY "cp"
 #define PK_STATUS "st"
 #define PK_NEXT "next" /* next attempt time, unix ms, 0 when none */
 #define PK_OK "ok"

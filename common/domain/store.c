@@ -971,6 +971,33 @@ int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
     return store_walk_deliveries(s, st, cb, arg, "list live deliveries", err, errlen);
 }
 
+int store_deliveries_settled(store_t *s, int64_t since_ms, int limit,
+                             void (*cb)(void *arg, const char *inv, int attempts), void *arg,
+                             char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc, n = 0;
+    if ((rc = store_prepare(s,
+                            "SELECT invocation_id, attempts FROM deliveries WHERE updated_at >= ?1"
+                            " AND attempts > 0 AND status > 0 ORDER BY updated_at DESC LIMIT ?2",
+                            0, &st, err, errlen)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int(st, 2, limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *inv = (const char *)sqlite3_column_text(st, 0);
+        if (inv) cb(arg, inv, sqlite3_column_int(st, 1));
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = store_fail(s, err, errlen, rc, "list settled deliveries");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
 /* store_col_dup: copy a text column (NULL stays NULL); sets *oom on allocation failure. */
 static char *store_col_dup(sqlite3_stmt *st, int col, int *oom)
 {
