@@ -67,10 +67,14 @@ struct sender {
     struct sender_dedupe *dedupe; /* sender_dedupe.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
-    int log_durable;     /* --fsync always|batch: each log commit waits for its WAL fsync */
-    int log_delay_ms;    /* --fsync batch: a batch collects this long before its commit */
-    store_t *ckpt;       /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
-                            automatic ones, inside our commits) */
+    int log_durable;  /* --fsync always|batch: each log commit waits for its WAL fsync */
+    int log_delay_ms; /* --fsync batch: a batch collects this long before its commit */
+    store_t *ckpt;    /* second connection: WAL checkpoints on a worker thread (NULL: SQLite's
+                         automatic ones, inside our commits) */
+    store_t *logdb;   /* third connection: the log's commits, on log_worker */
+    struct worker *log_worker;
+    struct sender_log_batch *log_batch; /* the commit under way on log_worker, or NULL */
+    int log_closing;
     uv_work_t ckpt_work; /* one checkpoint at a time */
     int ckpt_running, ckpt_closing, ckpt_rc;
     char ckpt_err[256];
