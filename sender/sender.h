@@ -20,6 +20,8 @@ typedef enum {
 
 typedef struct sender sender_t;
 
+#define SENDER_ALSO_MAX 4 /* copies one running job answers for, beyond its own upstream */
+
 typedef struct sender_job {
     sender_t *s;
     TAILQ_ENTRY(sender_job) all;       /* every job of this sender */
@@ -32,6 +34,10 @@ typedef struct sender_job {
     job_state_t state;
     conn_t *up; /* router or scheduler that sent it; NULL once gone (no JOB_DONE then) */
     uint64_t up_seq, retry_seq;
+    /* routers that sent a copy while this one ran: each gets JOB_DONE too (NULL once gone) */
+    conn_t *also[SENDER_ALSO_MAX];
+    uint64_t also_seq[SENDER_ALSO_MAX];
+    int nalso;
     char *inv, *webhook_id, *event_id, *event_type, *body, *url;
     size_t body_len;
     int attempt;
@@ -119,13 +125,13 @@ void sender_job_finish(sender_t *s, sender_job_t *j);
  * endpoint to the scheduler, so upstream windows (and every other endpoint) keep moving. */
 void sender_defer_scan(sender_t *s);
 /* Copies of jobs (sender_dedupe.c). sender_dedupe_add indexes a new job by (invocation,
- * attempt) and sender_dedupe_remove takes it out before it is freed; sender_dedupe_orphan
- * returns the indexed job of that attempt whose upstream went away (the copy's upstream adopts
- * it), or NULL; sender_dedupe_done remembers an attempt that finished here (its outcome durable)
- * and sender_dedupe_recent says whether one at or after attempt did; sender_dedupe_close frees. */
+ * attempt) and sender_dedupe_remove takes it out before it is freed; sender_dedupe_find
+ * returns the indexed job of that attempt (a copy's upstream joins it), or NULL; sender_dedupe_done
+ * remembers an attempt that finished here (its outcome durable) and sender_dedupe_recent says
+ * whether one at or after attempt did; sender_dedupe_close frees. */
 void sender_dedupe_add(sender_t *s, sender_job_t *j);
 void sender_dedupe_remove(sender_t *s, sender_job_t *j);
-sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt);
+sender_job_t *sender_dedupe_find(sender_t *s, const char *inv, int attempt);
 void sender_dedupe_done(sender_t *s, const char *inv, int attempt);
 int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
 /* sender_dedupe_load fills the memory at start from the delivery log's recently settled records,

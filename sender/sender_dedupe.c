@@ -77,12 +77,11 @@ void sender_dedupe_remove(sender_t *s, sender_job_t *j)
     j->indexed = 0;
 }
 
-sender_job_t *sender_dedupe_orphan(sender_t *s, const char *inv, int attempt)
+sender_job_t *sender_dedupe_find(sender_t *s, const char *inv, int attempt)
 {
     if (!s->dedupe) return NULL;
     sender_job_t key = {.inv = (char *)inv, .attempt = attempt};
-    sender_job_t *j = RB_FIND(sender_job_tree, &s->dedupe->jobs, &key);
-    return j && !j->up ? j : NULL;
+    return RB_FIND(sender_job_tree, &s->dedupe->jobs, &key);
 }
 
 void sender_dedupe_done(sender_t *s, const char *inv, int attempt)

@@ -39,12 +39,14 @@ void sender_job_finish(sender_t *s, sender_job_t *j)
     if (j->log_attempt && !j->deferred && j->inv) /* its outcome is durable now */
         sender_dedupe_done(s, j->inv, j->attempt);
     sender_dedupe_remove(s, j);
-    if (j->up) {
-        msgpack_packer *pk = conn_frame_begin(j->up);
+    for (int i = -1; i < j->nalso; i++) {
+        conn_t *c = i < 0 ? j->up : j->also[i];
+        if (!c) continue;
+        msgpack_packer *pk = conn_frame_begin(c);
         msgpack_pack_map(pk, 2);
         frame_pack_kv_u64(pk, PK_TYPE, PT_JOB_DONE);
-        frame_pack_kv_u64(pk, PK_SEQ, j->up_seq);
-        conn_frame_end(j->up);
+        frame_pack_kv_u64(pk, PK_SEQ, i < 0 ? j->up_seq : j->also_seq[i]);
+        conn_frame_end(c);
     }
     TAILQ_REMOVE(&s->jobs, j, all);
     s->njobs--;
@@ -273,8 +275,8 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         char id[INVOCATION_ID_LEN];
         memcpy(id, inv, invlen);
         id[invlen] = 0;
-        /* a twin only while its request runs: its outcome is this attempt's */
-        sender_job_t *twin = sender_dedupe_orphan(s, id, (int)att);
+        /* a twin only while its request runs (or waits to): its outcome is this attempt's */
+        sender_job_t *twin = sender_dedupe_find(s, id, (int)att);
         if (twin && (twin->state != JOB_ATTEMPTING || twin->deferred)) twin = NULL;
         /* only a router's copy: the scheduler's are redeliveries, deferred attempts, or
          * attempts it holds again after a restart, and it alone knows which; its attempt 1 (a
@@ -283,12 +285,20 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         uint64_t copy = 0;
         frame_get_u64(f, PK_COPY, &copy);
         if (!copy && c != s->scheduler) twin = NULL; /* a router's new event: always sent */
+        /* a live twin answers for a router's copy too, while it has room to remember it */
+        if (twin && twin->up && (!copy || c == s->scheduler || twin->nalso == SENDER_ALSO_MAX))
+            twin = NULL;
         int done_here = copy && c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
         if (twin || done_here) {
             s->stats.deduped++;
-            if (twin) { /* it answers this upstream when it ends */
+            if (twin && !twin->up) { /* it answers this upstream when it ends */
                 twin->up = c;
                 twin->up_seq = seq;
+                return;
+            }
+            if (twin) { /* and this one as well */
+                twin->also[twin->nalso] = c;
+                twin->also_seq[twin->nalso++] = seq;
                 return;
             }
             msgpack_packer *pk = conn_frame_begin(c);
@@ -365,6 +375,16 @@ void sender_upstream_down(sender_t *s, conn_t *c)
     if (was_scheduler) s->scheduler = NULL;
     for (j = TAILQ_FIRST(&s->jobs); j; j = next) {
         next = TAILQ_NEXT(j, all);
+        for (int i = 0; i < j->nalso; i++)
+            if (j->also[i] == c) j->also[i] = NULL;
+        if (j->up == c) { /* another router's copy waiting on it takes over */
+            for (int i = 0; i < j->nalso && j->up == c; i++)
+                if (j->also[i]) {
+                    j->up = j->also[i];
+                    j->up_seq = j->also_seq[i];
+                    j->also[i] = NULL;
+                }
+        }
         /* Queued behind its endpoint, not started: upstream hands it out again (it re-queues
          * what this connection held), so sending it here too would only make a duplicate. */
         if (j->up == c && j->state == JOB_ATTEMPTING && http_unqueue(s->http, &j->req) == 0) {
