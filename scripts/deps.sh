@@ -10,6 +10,7 @@ PACKAGES=(
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
     nginx-light wrk
+    iproute2 util-linux coreutils
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
