@@ -278,14 +278,18 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         return -ENOMEM;
     }
     snprintf(s->name, sizeof s->name, "%s", base ? base + 1 : path);
-    /* Create the file ourselves so it is born 0600: it holds webhook credentials. */
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+    /* Create a missing file ourselves so it is born 0600: it holds webhook credentials. Never
+     * open and close an existing one: a close() of any descriptor of the file drops every POSIX
+     * lock this process holds on it, the SHARED lock of an open connection included, and then
+     * another process can take itself for the last connection and delete the WAL under us. */
+    if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0)
+        close(fd); /* new: no connection of ours can hold a lock on it */
+    else if (errno != EEXIST) {
         rc = -errno;
         snprintf(err, errlen, "%s: %s", s->name, strerror(errno));
         free(s);
         return rc;
     }
-    close(fd);
     /* An older file may be looser; SQLite gives new -wal/-shm files the database's mode. */
     if ((rc = fsmode_tighten_file(path, err, errlen)) < 0) {
         free(s);

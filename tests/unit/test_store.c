@@ -7,6 +7,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -808,6 +809,45 @@ static void test_live_records(void)
     store_close(s);
 }
 
+/* shared_lock_held: whether some other process holds a lock on the database file's shared
+ * range (SQLite's SHARED lock, bytes PENDING+2 .. +511), asked from a forked child. */
+static int shared_lock_held(const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(path, O_RDWR);
+        struct flock fl = {
+            .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000000 + 2, .l_len = 510};
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0) _exit(2);
+        _exit(fl.l_type == F_UNLCK ? 0 : 1);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+/* test_open_keeps_others_locks: opening a second connection in the same process must not drop
+ * the first one's POSIX locks (a close() of any descriptor of the file would: then another
+ * process may think itself the last connection, checkpoint and delete the WAL under us). */
+static void test_open_keeps_others_locks(void)
+{
+    char err[256];
+    store_t *a = NULL, *b = NULL;
+    int64_t v;
+
+    CHECK_INT(store_open(&a, dbpath, err, sizeof err), 0);
+    if (!a) return;
+    CHECK_INT(store_config_version(a, &v), 0); /* a read: WAL mode keeps SHARED from here on */
+    CHECK_INT(shared_lock_held(dbpath), 1);
+    CHECK_INT(store_open(&b, dbpath, err, sizeof err), 0);
+    CHECK_INT(shared_lock_held(dbpath), 1);
+    store_close(b);
+    CHECK_INT(shared_lock_held(dbpath), 1);
+    store_close(a);
+    CHECK_INT(shared_lock_held(dbpath), 0);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -820,6 +860,7 @@ int main(void)
     test_deliveries();
     test_late_duplicates();
     test_two_writers();
+    test_open_keeps_others_locks();
     test_manual_checkpoint();
     test_prune_steps();
     test_live_records();
