@@ -411,10 +411,13 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
     if (!a) return; /* the sender keeps waiting; its reconnect resends */
     a->seq = seq;
     sched_entry_t *e = sched_find(s, inv, invlen);
-    /* A stale report of an older attempt; and a deferral applies only to the attempt the entry
-     * is at (a deferred duplicate must never move an invocation back, nor replace the attempt
-     * another sender is making). */
-    if (e && (e->attempt > att + 1 || (deferred && e->attempt != att))) {
+    /* A stale report of an older attempt, or of the one before the attempt under way (a sender
+     * that never saw our answer reports it again, after a restart of either): replacing the one
+     * under way would send it twice. A deferral applies only to the attempt the entry is at (a
+     * deferred duplicate must never move an invocation back, nor replace the attempt another
+     * sender is making). */
+    if (e && (e->attempt > att + 1 || (e->attempt == att + 1 && e->state == ENTRY_DISPATCHED) ||
+              (deferred && e->attempt != att))) {
         a->next = sched_wall_from_mono(e->due);
         TAILQ_INSERT_TAIL(&s->acks, a, link);
         committer_after(s->commit, sched_ack_synced, a);

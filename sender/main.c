@@ -90,7 +90,6 @@ static int sender_start(daemon_t *d)
         return rc;
     }
     sender_log_init(s);
-    sender_dedupe_load(s, cfgwatch_store(s->cfg));
     if ((rc = http_init(&s->http, daemon_loop(d), &s->http_cfg, err, sizeof err)) < 0) {
         log_error("http: %s", err);
         return rc;
@@ -159,9 +158,10 @@ static void sender_stats(daemon_t *d, msgpack_packer *pk)
     sender_t *s = daemon_ctx(d);
     http_stats_t hs = {0};
     if (s->http) http_stats(s->http, &hs);
-    msgpack_pack_map(pk, 14);
+    msgpack_pack_map(pk, 15);
     frame_pack_kv_u64(pk, "config_version", s->cfg ? (uint64_t)cfgwatch_version(s->cfg) : 0);
     frame_pack_kv_u64(pk, "deferred", s->stats.deferred);
+    frame_pack_kv_u64(pk, "deduped", s->stats.deduped);
     frame_pack_kv_u64(pk, "jobs", s->stats.jobs);
     frame_pack_kv_u64(pk, "succeeded", s->stats.succeeded);
     frame_pack_kv_u64(pk, "failed_attempts", s->stats.failed_attempts);

@@ -16,6 +16,7 @@ typedef enum {
     JOB_TO_SCHEDULER,   /* failed: RETRY not yet sent (no scheduler connected) */
     JOB_AWAIT_DECISION, /* RETRY sent, waiting for RETRY_ACK */
     JOB_TO_LOG,         /* outcome known: waiting for the delivery-log batch */
+    JOB_CHECKING,       /* a router's copy: its record in the delivery log is being read */
 } job_state_t;
 
 typedef struct sender sender_t;
@@ -24,11 +25,12 @@ typedef struct sender sender_t;
 
 typedef struct sender_job {
     sender_t *s;
-    TAILQ_ENTRY(sender_job) all;       /* every job of this sender */
-    TAILQ_ENTRY(sender_job) link;      /* in the scheduler wait list */
-    TAILQ_ENTRY(sender_job) log_link;  /* in the delivery-log batch */
-    TAILQ_ENTRY(sender_job) pend_link; /* waiting to show as pending (sender_log_pending) */
-    RB_ENTRY(sender_job) by_inv;       /* in the dedupe index by (inv, attempt) */
+    TAILQ_ENTRY(sender_job) all;        /* every job of this sender */
+    TAILQ_ENTRY(sender_job) link;       /* in the scheduler wait list */
+    TAILQ_ENTRY(sender_job) log_link;   /* in the delivery-log batch */
+    TAILQ_ENTRY(sender_job) pend_link;  /* waiting to show as pending (sender_log_pending) */
+    TAILQ_ENTRY(sender_job) check_link; /* waiting for its delivery-log read (sender_check.c) */
+    RB_ENTRY(sender_job) by_inv;        /* in the dedupe index by (inv, attempt) */
     int indexed;
     int in_pend;
     job_state_t state;
@@ -48,6 +50,9 @@ typedef struct sender_job {
     int log_wait;    /* the log batch shows a deferred attempt 1 as retrying (the scheduler holds
                         it now), due at wait_next */
     int64_t wait_next;
+    int log_undecided; /* the log batch records the failed attempt as retrying with no next
+                          attempt yet: the scheduler has not taken it (sender_log_undecided) */
+    int undecided_logged;
     int in_log_queue;
     header_list_t headers;
     char **lines;
@@ -69,7 +74,8 @@ struct sender {
     http_t *http;
     conn_t *scheduler;
     uint64_t next_retry_seq;
-    struct sender_job_list jobs, waiting, to_log, pend;
+    struct sender_job_list jobs, waiting, to_log, pend, checks;
+    struct sender_check *check;   /* the delivery-log read under way on log_worker, or NULL */
     struct sender_dedupe *dedupe; /* sender_dedupe.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
@@ -119,6 +125,22 @@ void sender_log_forget(sender_t *s, sender_job_t *j);
 void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next);
 void sender_log_flush(sender_t *s);
 void sender_log_close(sender_t *s);
+/* sender_log_undecided: failed attempt j waits for a scheduler; its record goes to the log now
+ * (retrying, no next attempt), so that if this sender dies before the scheduler takes it, the
+ * copy a router sends again is handed to the scheduler as the failure it was, not sent again. */
+void sender_log_undecided(sender_t *s, sender_job_t *j);
+/* sender_check_copy: j, a router's copy (its upstream sent it again after a restart) found in no
+ * memory here, waits in JOB_CHECKING while the delivery log is read on the log's worker: a
+ * settled attempt or one the scheduler holds is answered JOB_DONE, an undecided failure goes to
+ * the scheduler, anything else is started (sender_check.c). sender_check_close ends the reads at
+ * shutdown. */
+void sender_check_copy(sender_t *s, sender_job_t *j);
+/* sender_job_start starts j's POST; sender_job_failed hands its failed attempt (j->rec filled) to
+ * the scheduler, or queues it until one is connected. */
+void sender_job_start(sender_t *s, sender_job_t *j);
+/* sender_job_record_base fills the identity and request part of j's record. */
+void sender_job_record_base(sender_job_t *j);
+void sender_job_failed(sender_t *s, sender_job_t *j);
 /* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */
 void sender_job_finish(sender_t *s, sender_job_t *j);
 /* sender_defer_scan hands every job queued longer than --defer-after-ms behind its saturated
@@ -134,9 +156,6 @@ void sender_dedupe_remove(sender_t *s, sender_job_t *j);
 sender_job_t *sender_dedupe_find(sender_t *s, const char *inv, int attempt);
 void sender_dedupe_done(sender_t *s, const char *inv, int attempt);
 int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
-/* sender_dedupe_load fills the memory at start from the delivery log's recently settled records,
- * so a restarted sender still answers the copies routers send of work done before it died. */
-void sender_dedupe_load(sender_t *s, store_t *st);
 /* sender_dedupe_forget: a redelivery starts the attempts again; none of them is done. */
 void sender_dedupe_forget(sender_t *s, const char *inv, size_t len);
 void sender_dedupe_close(sender_t *s);

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Finished attempts remembered (about 5 MiB), the oldest forgotten first; at start, the outcomes
- * of the last SENDER_RECENT_LOAD_MS come from the delivery log. */
+/* Finished attempts remembered (about 5 MiB), the oldest forgotten first; a copy of one not
+ * remembered (forgotten, done before a restart, or by another sender) is checked against the
+ * delivery log (sender_check.c). */
 #define SENDER_RECENT 65536
-#define SENDER_RECENT_LOAD_MS 300000
 
 /* One remembered finished attempt. */
 typedef struct sender_recent {
@@ -122,28 +122,6 @@ int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt)
     key.inv[len] = 0;
     sender_recent_t *r = RB_FIND(sender_recent_tree, &s->dedupe->tree, &key);
     return r && r->attempt >= attempt;
-}
-
-/* sender_dedupe_loaded takes one settled record of the delivery log into the memory. */
-static void sender_dedupe_loaded(void *arg, const char *inv, int attempts)
-{
-    sender_dedupe_done(arg, inv, attempts);
-}
-
-void sender_dedupe_load(sender_t *s, store_t *st)
-{
-    char err[256];
-    /* the window in which copies of old work still arrive: ingest and routers resend what was
-     * in flight when something died, within seconds of a restart */
-    int n = store_deliveries_settled(st, time_now_ms() - SENDER_RECENT_LOAD_MS, SENDER_RECENT,
-                                     sender_dedupe_loaded, s, err, sizeof err);
-    if (n < 0)
-        log_warn("delivery log: recent outcomes not loaded (%s); copies of them are sent again",
-                 err);
-    else if (n > 0)
-        log_info("delivery log: %d outcomes of the last %d s loaded (copies of them are not sent "
-                 "again)",
-                 n, SENDER_RECENT_LOAD_MS / 1000);
 }
 
 void sender_dedupe_close(sender_t *s)

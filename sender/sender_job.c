@@ -53,8 +53,7 @@ void sender_job_finish(sender_t *s, sender_job_t *j)
     job_free(j);
 }
 
-/* job_record_base fills the identity and request part of the attempt's record. */
-static void job_record_base(sender_job_t *j)
+void sender_job_record_base(sender_job_t *j)
 {
     delivery_t *r = &j->rec;
     r->invocation_id = j->inv;
@@ -72,7 +71,7 @@ static void job_record_base(sender_job_t *j)
 /* job_fail_early ends an attempt that could not start (webhook gone, bad secret). */
 static void job_fail_early(sender_t *s, sender_job_t *j, const char *why)
 {
-    job_record_base(j);
+    sender_job_record_base(j);
     j->rec.status = DLV_FAILED;
     j->rec.error = strdup(why);
     log_warn("invocation %s: %s", j->inv, why);
@@ -181,7 +180,7 @@ static void job_done(http_request_t *req, const http_result_t *res)
         job_free(j);
         return;
     }
-    job_record_base(j);
+    sender_job_record_base(j);
     delivery_t *r = &j->rec;
     r->updated_at = time_now_ms();
     r->duration_ms = (int64_t)res->duration_ms;
@@ -218,11 +217,17 @@ static void job_done(http_request_t *req, const http_result_t *res)
     j->retry_after_ms = job_retry_after(res);
     log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt, j->webhook_id,
              r->error ? r->error : "?");
+    sender_job_failed(s, j);
+}
+
+void sender_job_failed(sender_t *s, sender_job_t *j)
+{
     if (s->scheduler) {
         job_send_retry(s, j);
     } else {
         j->state = JOB_TO_SCHEDULER;
         TAILQ_INSERT_TAIL(&s->waiting, j, link);
+        sender_log_undecided(s, j);
     }
 }
 
@@ -275,19 +280,25 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         char id[INVOCATION_ID_LEN];
         memcpy(id, inv, invlen);
         id[invlen] = 0;
-        /* a twin only while its request runs (or waits to): its outcome is this attempt's */
         sender_job_t *twin = sender_dedupe_find(s, id, (int)att);
-        if (twin && (twin->state != JOB_ATTEMPTING || twin->deferred)) twin = NULL;
-        /* only a router's copy: the scheduler's are redeliveries, deferred attempts, or
-         * attempts it holds again after a restart, and it alone knows which; its attempt 1 (a
-         * redelivery) starts the count again */
-        if (c == s->scheduler && att == 1) sender_dedupe_forget(s, inv, invlen); /* redelivery */
         uint64_t copy = 0;
         frame_get_u64(f, PK_COPY, &copy);
-        if (!copy && c != s->scheduler) twin = NULL; /* a router's new event: always sent */
-        /* a live twin answers for a router's copy too, while it has room to remember it */
-        if (twin && twin->up && (!copy || c == s->scheduler || twin->nalso == SENDER_ALSO_MAX))
-            twin = NULL;
+        if (c == s->scheduler) {
+            /* The scheduler's are redeliveries, deferred attempts, or attempts it holds again
+             * after a restart, and it alone knows which: one adopts only a twin whose request
+             * runs (or waits to) and whose upstream is gone. Its attempt 1 (a redelivery) starts
+             * the count again. */
+            if (att == 1) sender_dedupe_forget(s, inv, invlen);
+            if (twin && (twin->state != JOB_ATTEMPTING || twin->deferred || twin->up)) twin = NULL;
+        } else if (!copy) {
+            twin = NULL; /* a router's new event: always sent */
+        } else if (twin && twin->up && twin->nalso == SENDER_ALSO_MAX) {
+            twin = NULL; /* no room to remember one more upstream */
+        }
+        /* A router's copy (ingest or the router restarted and sent the event again) waits on a
+         * twin in any state: running, queued, failed and waiting for the scheduler to take the
+         * retry, or deferred to it. The twin's JOB_DONE means this attempt is settled or held
+         * durably by the scheduler, which is all the copy's upstream needs to know. */
         int done_here = copy && c != s->scheduler && sender_dedupe_recent(s, inv, invlen, (int)att);
         if (twin || done_here) {
             s->stats.deduped++;
@@ -342,6 +353,19 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);
         return;
     }
+    uint64_t copy = 0;
+    frame_get_u64(f, PK_COPY, &copy);
+    if (copy && c != s->scheduler) { /* sent before, maybe here before a restart */
+        sender_check_copy(s, j);
+        return;
+    }
+    sender_job_start(s, j);
+}
+
+void sender_job_start(sender_t *s, sender_job_t *j)
+{
+    char err[256];
+    int rc;
     j->state = JOB_ATTEMPTING;
     j->started_at = time_now_ms();
     j->req.url = j->url;
@@ -397,6 +421,7 @@ void sender_upstream_down(sender_t *s, conn_t *c)
         if (was_scheduler && j->state == JOB_AWAIT_DECISION) {
             j->state = JOB_TO_SCHEDULER; /* ask again once a scheduler is back */
             TAILQ_INSERT_TAIL(&s->waiting, j, link);
+            sender_log_undecided(s, j);
         }
     }
 }
@@ -460,5 +485,6 @@ void sender_free_all(sender_t *s)
     TAILQ_INIT(&s->waiting);
     TAILQ_INIT(&s->to_log);
     TAILQ_INIT(&s->pend);
+    TAILQ_INIT(&s->checks);
     s->njobs = 0;
 }

@@ -69,6 +69,7 @@ void sender_log_init(sender_t *s)
 {
     TAILQ_INIT(&s->to_log);
     TAILQ_INIT(&s->pend);
+    TAILQ_INIT(&s->checks);
     uv_timer_init(daemon_loop(s->d), &s->log_timer);
     s->log_timer.data = s;
     uv_timer_init(daemon_loop(s->d), &s->pend_timer);
@@ -151,6 +152,14 @@ void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next)
     } /* else the queued batch finishes it */
 }
 
+void sender_log_undecided(sender_t *s, sender_job_t *j)
+{
+    if (j->deferred || j->undecided_logged) return; /* not an attempt made; or written already */
+    j->undecided_logged = 1;
+    j->log_undecided = 1;
+    sender_log_queue(s, j);
+}
+
 void sender_log_queue(sender_t *s, sender_job_t *j)
 {
     if (j->in_pend) {
@@ -181,6 +190,8 @@ struct sender_log_batch {
     size_t npend;
     sender_job_t **jobs;
     size_t njobs;
+    delivery_t *undecided; /* copies: the job goes on changing while the commit runs */
+    size_t nundecided;
     int rc, submitted;
     char err[256];
 };
@@ -198,6 +209,9 @@ static void sender_log_batch_free(struct sender_log_batch *b)
     }
     free(b->pend);
     free(b->jobs);
+    for (size_t i = 0; i < b->nundecided; i++)
+        store_delivery_free(&b->undecided[i]);
+    free(b->undecided);
     free(b);
 }
 
@@ -212,6 +226,8 @@ static void sender_log_batch_run(worker_job_t *job)
         rc = store_delivery_pending(st, p->inv, p->webhook_id, p->event_id, p->event_type, p->body,
                                     p->created_at, b->err, sizeof b->err);
     }
+    for (size_t i = 0; rc == 0 && i < b->nundecided; i++)
+        rc = store_delivery_record(st, &b->undecided[i], b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->njobs; i++) {
         sender_job_t *j = b->jobs[i];
         if (j->log_wait)
@@ -272,7 +288,8 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
     TAILQ_FOREACH(j, &s->to_log, log_link)
     n++;
     struct sender_log_batch *b = calloc(1, sizeof *b);
-    if (!b || !(b->pend = calloc(n, sizeof *b->pend)) || !(b->jobs = calloc(n, sizeof *b->jobs))) {
+    if (!b || !(b->pend = calloc(n, sizeof *b->pend)) || !(b->jobs = calloc(n, sizeof *b->jobs)) ||
+        !(b->undecided = calloc(n, sizeof *b->undecided))) {
         if (b) sender_log_batch_free(b);
         return NULL;
     }
@@ -295,12 +312,24 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
                 return NULL;
             }
         }
-        if (j->state == JOB_TO_LOG) b->jobs[b->njobs++] = j;
+        if (j->state == JOB_TO_LOG) {
+            b->jobs[b->njobs++] = j; /* its outcome's record supersedes an undecided one */
+        } else if (j->log_undecided) {
+            delivery_t *d = &b->undecided[b->nundecided];
+            if (store_delivery_copy(d, &j->rec) < 0) {
+                sender_log_batch_free(b);
+                return NULL;
+            }
+            d->status = DLV_RETRYING;
+            d->next_attempt_at = 0; /* the scheduler has not decided: none known */
+            b->nundecided++;
+        }
     }
     while ((j = TAILQ_FIRST(&s->to_log))) {
         TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
         j->log_pending = 0;
+        j->log_undecided = 0;
     }
     return b;
 }

@@ -975,33 +975,6 @@ int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
     return store_walk_deliveries(s, st, cb, arg, "list live deliveries", err, errlen);
 }
 
-int store_deliveries_settled(store_t *s, int64_t since_ms, int limit,
-                             void (*cb)(void *arg, const char *inv, int attempts), void *arg,
-                             char *err, size_t errlen)
-{
-    sqlite3_stmt *st;
-    int rc, n = 0;
-    if ((rc = store_prepare(s,
-                            "SELECT invocation_id, attempts FROM deliveries WHERE updated_at >= ?1"
-                            " AND attempts > 0 AND status > 0 ORDER BY updated_at DESC LIMIT ?2",
-                            0, &st, err, errlen)) < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, since_ms);
-    sqlite3_bind_int(st, 2, limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *inv = (const char *)sqlite3_column_text(st, 0);
-        if (inv) cb(arg, inv, sqlite3_column_int(st, 1));
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = store_fail(s, err, errlen, rc, "list settled deliveries");
-        sqlite3_finalize(st);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return n;
-}
-
 /* store_col_dup: copy a text column (NULL stays NULL); sets *oom on allocation failure. */
 static char *store_col_dup(sqlite3_stmt *st, int col, int *oom)
 {
@@ -1094,6 +1067,31 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
     sqlite3_bind_int(st, 4, f && f->limit > 0 ? f->limit : STORE_LIST_DEFAULT);
     /* A non-zero return from cb stops the walk; a negative one is passed back. */
     return store_walk_deliveries(s, st, cb, arg, "list deliveries", err, errlen);
+}
+
+int store_delivery_copy(delivery_t *dst, const delivery_t *src)
+{
+    const char *const from[] = {
+        src->invocation_id, src->webhook_id,  src->event_id, src->event_type,   src->req_method,
+        src->req_url,       src->req_headers, src->req_body, src->resp_headers, src->error};
+    char **const to[] = {&dst->invocation_id, &dst->webhook_id, &dst->event_id,    &dst->event_type,
+                         &dst->req_method,    &dst->req_url,    &dst->req_headers, &dst->req_body,
+                         &dst->resp_headers,  &dst->error};
+    size_t n = sizeof to / sizeof to[0];
+    *dst = *src;
+    dst->resp_body = NULL;
+    for (size_t i = 0; i < n; i++)
+        *to[i] = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (from[i] && !(*to[i] = strdup(from[i]))) goto oom;
+    if (src->resp_body) { /* may hold NUL bytes: resp_body_len of them, then one */
+        if (!(dst->resp_body = malloc(src->resp_body_len + 1))) goto oom;
+        memcpy(dst->resp_body, src->resp_body, src->resp_body_len + 1);
+    }
+    return 0;
+oom:
+    store_delivery_free(dst);
+    return -ENOMEM;
 }
 
 void store_delivery_free(delivery_t *d)

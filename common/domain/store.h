@@ -112,14 +112,6 @@ int store_deliveries_stale(store_t *s, delivery_status_t st, int64_t before_ms,
                            int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
                            size_t errlen);
 
-/* store_deliveries_settled calls cb(arg, invocation id, attempts) for the newest limit records
- * updated at or after since_ms whose last attempt's outcome is recorded (retrying, succeeded or
- * failed, attempts > 0): what a restarted sender needs to know which copies it may answer
- * without sending. Returns how many, or a negative errno with err. */
-int store_deliveries_settled(store_t *s, int64_t since_ms, int limit,
-                             void (*cb)(void *arg, const char *inv, int attempts), void *arg,
-                             char *err, size_t errlen);
-
 /* store_delivery_get: 0 and *d (caller store_delivery_free), -ENOENT when unknown. */
 int store_delivery_get(store_t *s, const char *invocation_id, delivery_t *d, char *err,
                        size_t errlen);
@@ -133,6 +125,8 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *err,
                           size_t errlen);
 void store_delivery_free(delivery_t *d);
+/* store_delivery_copy fills *dst with a deep copy of *src: 0, or -ENOMEM with *dst empty. */
+int store_delivery_copy(delivery_t *dst, const delivery_t *src);
 /* store_delivery_to_json renders the contract's --json object. Caller decrefs. */
 json_t *store_delivery_to_json(const delivery_t *d);
 

@@ -287,6 +287,45 @@ class TestCrash(PipelineTestCase):
         self.assertEqual(sch.get("0", {}).get("retries"), 0, status(p))
         p.stop()
 
+    def test_failed_attempt_outlives_its_sender_while_no_scheduler_runs(self):
+        """A failed attempt waits in its sender while no scheduler runs; the delivery log holds
+        it as retrying from then on. The sender killed and restarted, the router hands it the
+        job again: the restarted sender reads the failure back and hands it to the scheduler
+        once one is up, instead of sending attempt 1 a second time."""
+        p = self.pipeline(start=False, cfg=lambda port: one_hook(port, "/fail/x"))
+        p.start_receiver()
+        p.import_config(p.cfg(p.port), settle=False)
+        for stage in ("ingest", "router", "sender"):
+            p.start_daemon(stage)
+        ids = ["evt_undecided%d" % i for i in range(10)]
+        p.publish([created(i) for i in ids])
+        p.wait_received("/fail/", count=10)
+        ds = p.wait_deliveries(lambda ds: len(ds) == 10 and all(
+            d["status"] == "retrying" and d["attempts"] == 1 for d in ds))
+        for d in ds:
+            self.assertIsNone(d["next_attempt_at"], "no scheduler decided yet: %r" % d)
+            self.assertEqual(d["response"]["status"], 500, d)
+        p.kill("sender")
+        p.start_daemon("sender")
+        p.wait_for(lambda: stage_stats(p, "sender").get("0", {}).get("deduped") == 10,
+                   message=lambda: "the restarted sender did not take the 10 copies from the "
+                   "log: %s" % status(p))
+        self.assertEqual(len(p.received("/fail/")), 10, "attempt 1 sent again")
+        p.start_daemon("scheduler")
+        p.wait_received("/fail/", count=20)
+        reqs = p.received("/fail/")
+        per = {}
+        for r in reqs:
+            key = (r["h"]["webhook-id"], r["h"]["x-webhook-attempt"])
+            per[key] = per.get(key, 0) + 1
+        self.assertEqual(sorted(n for (inv, att), n in per.items() if att == "1"), [1] * 10,
+                         "attempt 1 of some invocation reached the receiver twice")
+        self.assertEqual(len([k for k in per if k[1] == "2"]), 10, per)
+        ds = p.wait_deliveries(lambda ds: all(d["attempts"] >= 2 for d in ds))
+        for d in ds:
+            self.assertEqual(d["response"]["status"], 500, d)
+        p.stop()
+
     # --- a full disk ---
 
     def _mount_small_journal(self, p, size):
