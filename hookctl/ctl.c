@@ -70,6 +70,20 @@ static int ctl_mkdirs(const char *path, mode_t mode)
     return 0;
 }
 
+int ctl_store_required(const ctl_t *ctl)
+{
+    struct stat st;
+    if (stat(ctl->db_path, &st) == 0) return 0;
+    if (errno == ENOENT)
+        ctl_error(ctl,
+                  "no store at %s (data dir %s holds no hookline.db): check --data-dir and "
+                  "$HOOKLINE_DATA, or create one with 'hookctl import FILE'",
+                  ctl->db_path, ctl->data_dir);
+    else
+        ctl_error(ctl, "cannot open store %s: %s", ctl->db_path, strerror(errno));
+    return CTL_EXIT_FAIL;
+}
+
 /* ctl_store_open: create DATA when missing, then open the store. */
 int ctl_store_open(ctl_t *ctl, store_t **sp)
 {

@@ -33,6 +33,10 @@ int ctl_usage_error(const ctl_t *ctl, const char *fmt, ...) __attribute__((forma
  * The first call for an argv resets getopt's state (pass first = 1). */
 int ctl_getopt(const ctl_t *ctl, int argc, char **argv, const struct option *opts, int first);
 
+/* ctl_store_required: 0 when DATA/hookline.db exists, else CTL_EXIT_FAIL after printing why.
+ * Every command but import and webhook add refuses a missing store rather than make an empty
+ * one (a typo in --data-dir would otherwise show an empty world). */
+int ctl_store_required(const ctl_t *ctl);
 /* ctl_store_open creates the data dir when missing and opens DATA/hookline.db. Returns 0, or
  * CTL_EXIT_FAIL after printing why. */
 int ctl_store_open(ctl_t *ctl, store_t **sp);

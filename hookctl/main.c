@@ -151,7 +151,11 @@ int main(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     ctl.cmd = cmd->name;
-    int rc = cmd->run(&ctl, nargs - 1, args + 1);
+    /* Only these may create the store; anything else on a data dir without one is a mistake. */
+    int creates = strcmp(cmd->name, "import") == 0 ||
+                  (strcmp(cmd->name, "webhook") == 0 && nargs > 2 && strcmp(args[2], "add") == 0);
+    int rc = creates ? CTL_EXIT_OK : ctl_store_required(&ctl);
+    if (rc == CTL_EXIT_OK) rc = cmd->run(&ctl, nargs - 1, args + 1);
     fflush(stdout);
     if (ferror(stdout) && rc == CTL_EXIT_OK) {
         fprintf(stderr, "hookctl: %s: error writing output\n", cmd->name);

@@ -29,6 +29,34 @@ static int sender_set_allow(void *ctx, const char *val, char *err, size_t errlen
     return guard_add_cidr(s->guard, val, err, errlen);
 }
 
+/* sender_set_ca_file takes --ca-file only when it can be read and holds a PEM certificate: a
+ * sender that cannot verify any TLS endpoint must not start and say it is ready. */
+static int sender_set_ca_file(void *ctx, const char *val, char *err, size_t errlen)
+{
+    sender_t *s = ctx;
+    FILE *f = fopen(val, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", val, strerror(errno));
+        return -EINVAL;
+    }
+    char line[256];
+    int pem = 0;
+    while (!pem && fgets(line, sizeof line, f))
+        pem = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0;
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr) {
+        snprintf(err, errlen, "%s: %s", val, strerror(rerr));
+        return -EINVAL;
+    }
+    if (!pem) {
+        snprintf(err, errlen, "%s: no PEM certificate (-----BEGIN CERTIFICATE-----) in it", val);
+        return -EINVAL;
+    }
+    s->http_cfg.ca_file = val;
+    return 0;
+}
+
 /* sender_fit_fds makes room for every socket the HTTP engine may hold at once (transfers
  * running plus idle cached connections): it raises the soft open-file limit toward the hard one,
  * and when that is still short lowers the caps, so a flood of endpoints cannot run the process
@@ -200,8 +228,9 @@ static const daemon_option_t sender_options[] = {
                       "requests running at once"),
     DAEMON_OPTION_INT("max-per-endpoint", "N", "16", 1, 100000, sender_t, http_cfg.max_per_endpoint,
                       "requests running at once per endpoint"),
-    DAEMON_OPTION_STRING("ca-file", "PEM", NULL, sender_t, http_cfg.ca_file,
-                         "trust these CA certificates instead of the system's"),
+    DAEMON_OPTION_CALL("ca-file", "PEM", NULL, sender_set_ca_file,
+                       "trust these CA certificates instead of the system's (a readable PEM "
+                       "file, checked at start)"),
     DAEMON_OPTION_FLAG("disable-on-410", sender_t, disable_on_410,
                        "a 410 Gone answer disables the webhook and fails the invocation (off: "
                        "retried)"),

@@ -1,0 +1,82 @@
+"""test_operator.py - issue 9, operator safety: what hookctl and the stages do with an
+operator's slips (a data dir without a store, an unreadable CA file)."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import BIN, child_env, config
+
+
+def run(argv, cwd, env=None, input=None):
+    """run returns (exit status, stdout, stderr) of one program run in cwd."""
+    r = subprocess.run(argv, cwd=cwd, env=env or child_env(), input=input, capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode, r.stdout, r.stderr
+
+
+class TestMissingStore(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="operator-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.env = child_env()
+        self.env.pop("HOOKLINE_DATA", None)
+
+    def hookctl(self, *args, input=None):
+        return run([os.path.join(BIN, "hookctl")] + list(args), self.tmp, self.env, input)
+
+    def test_every_reading_command_refuses_a_missing_store(self):
+        """In a directory without var/, and with a --data-dir typo, each command but import and
+        webhook add exits 1 naming the store it did not find, and creates nothing."""
+        commands = [["deliveries"], ["delivery", "inv_x"], ["export"], ["status"],
+                    ["publish", "-"], ["render", "-"], ["redeliver", "inv_x"], ["prune"],
+                    ["webhook", "list"], ["webhook", "rm", "wh_x"], ["webhook", "disable", "wh_x"]]
+        for data in (None, os.path.join(self.tmp, "typo")):
+            for cmd in commands:
+                args = (["--data-dir", data] if data else []) + cmd
+                rc, out, err = self.hookctl(*args, input="")
+                where = os.path.join(data or "./var", "hookline.db")
+                self.assertEqual(rc, 1, "%s: exit %d: %s" % (args, rc, err))
+                self.assertIn("no store at %s" % where, err, args)
+                self.assertEqual(out, "", args)
+                self.assertEqual(os.listdir(self.tmp), [], "%s created something" % args)
+
+    def test_import_and_webhook_add_create_the_store(self):
+        cfgfile = os.path.join(self.tmp, "c.json")
+        with open(cfgfile, "w") as f:
+            json.dump(config(9), f)
+        rc, out, err = self.hookctl("import", cfgfile)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(os.path.exists(os.path.join(self.tmp, "var", "hookline.db")))
+        rc, out, err = self.hookctl("deliveries")
+        self.assertEqual(rc, 0, err)
+        data = os.path.join(self.tmp, "other")
+        rc, out, err = self.hookctl("--data-dir", data, "webhook", "add", "--project", "prj_1",
+                                    "--id", "wh_new", "--url", "https://example.com/h",
+                                    "--event", "opportunity.created")
+        self.assertIn("unknown project \"prj_1\"", err)  # an empty store, but it exists now
+        self.assertTrue(os.path.exists(os.path.join(data, "hookline.db")))
+
+
+class TestSenderCaFile(unittest.TestCase):
+    def test_unreadable_or_empty_ca_file_is_a_usage_error(self):
+        tmp = tempfile.mkdtemp(prefix="operator-test-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        notpem = os.path.join(tmp, "not.pem")
+        with open(notpem, "w") as f:
+            f.write("hello\n")
+        sender = os.path.join(BIN, "hook-sender")
+        data = os.path.join(tmp, "data")
+        for path, why in (("/nonexistent.pem", "No such file or directory"),
+                          (notpem, "no PEM certificate")):
+            rc, out, err = run([sender, "--data-dir", data, "--ca-file", path], tmp)
+            self.assertEqual(rc, 2, err)
+            self.assertIn("--ca-file: %s: %s" % (path, why), err)
+            self.assertNotIn("ready", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
