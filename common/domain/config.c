@@ -13,7 +13,6 @@
 #include <strings.h>
 
 #define CFG_PATH_MAX 160
-#define CFG_MASK "***"
 #define CFG_SECRET_PREFIX "whsec_"
 #define CFG_SECRET_MAX_BYTES 64
 
@@ -225,6 +224,7 @@ static int cfg_check_secret(const char *secret, const char *path, char *err, siz
 {
     size_t plen = strlen(CFG_SECRET_PREFIX);
     long len;
+    if (strcmp(secret, CONFIG_MASK) == 0) return 0; /* the stored one: config_unmask */
     if (strncmp(secret, CFG_SECRET_PREFIX, plen) != 0)
         return cfg_fail(err, errlen, path, "must start with \"" CFG_SECRET_PREFIX "\"");
     len = cfg_base64_len(secret + plen);
@@ -730,7 +730,7 @@ fail:
 /* cfg_secret_json: the value itself, or the mask. */
 static json_t *cfg_secret_json(const char *s, int with_secrets)
 {
-    return json_string(with_secrets ? s : CFG_MASK);
+    return json_string(with_secrets ? s : CONFIG_MASK);
 }
 
 json_t *config_webhook_to_json(const webhook_t *wh, int with_secrets)

@@ -102,4 +102,14 @@ const webhook_t *config_find_webhook(const config_t *cfg, const char *id,
 
 void config_free(config_t *cfg);
 
+/* The mask export shows for a credential or secret. In an import (or an API write) it means
+ * "keep the value stored for this webhook": config_unmask replaces every masked password, key,
+ * token, secret and "secrets" entry (by position) of cfg with the one stored for the same webhook
+ * id in old (NULL: nothing stored); where none is stored it fails with -EINVAL and err naming the
+ * field, so the mask is never stored as a credential. config_webhook_masked names the first
+ * masked field of one webhook ("auth.token", ...), or NULL. */
+#define CONFIG_MASK "***"
+int config_unmask(config_t *cfg, const config_t *old, char *err, size_t errlen);
+const char *config_webhook_masked(const webhook_t *wh);
+
 #endif

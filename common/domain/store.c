@@ -468,11 +468,16 @@ out:
     return rc;
 }
 
-int store_replace_config(store_t *s, const config_t *cfg, char *err, size_t errlen)
+int store_replace_config(store_t *s, config_t *cfg, char *err, size_t errlen)
 {
     sqlite3_stmt *sp = NULL, *sf = NULL, *sw = NULL;
+    config_t *old = NULL;
     int rc;
     if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_load_config(s, &old, err, errlen)) < 0) goto out;
+    rc = config_unmask(cfg, old, err, errlen); /* err names the field of cfg */
+    config_free(old);
+    if (rc < 0) goto out;
     if ((rc = store_exec(s, "DELETE FROM webhooks; DELETE FROM funnels; DELETE FROM projects", err,
                          errlen, "clear configuration")) < 0 ||
         (rc = store_prepare(s,
@@ -602,7 +607,7 @@ int store_load_config(store_t *s, config_t **cfg, char *err, size_t errlen)
 {
     json_t *doc = json_object(), *projects = json_array();
     char cerr[256];
-    int rc, own_tx = !s->in_tx;
+    int rc, own_tx = sqlite3_get_autocommit(s->db); /* else inside a transaction of ours */
 
     *cfg = NULL;
     json_object_set_new(doc, "projects", projects);
@@ -648,6 +653,14 @@ int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
     }
     if ((rc = store_exists(s, "SELECT 1 FROM webhooks WHERE id = ?", wh->id, err, errlen)) != 0) {
         if (rc == 1) rc = store_failf(s, err, errlen, EEXIST, "webhook \"%s\" exists", wh->id);
+        goto out;
+    }
+    const char *masked = config_webhook_masked(wh);
+    if (masked) { /* a new webhook has nothing stored to keep */
+        rc = store_failf(s, err, errlen, EINVAL,
+                         "%s: \"" CONFIG_MASK "\" (the export mask) keeps a stored value, but "
+                         "webhook \"%s\" is new",
+                         masked, wh->id);
         goto out;
     }
     if ((rc =

@@ -36,8 +36,10 @@ int store_checkpoint(store_t *s, char *err, size_t errlen);
  * daemons reload within 1 s. store_load_config builds the whole model (caller config_free). */
 int store_config_version(store_t *s, int64_t *version);
 int store_load_config(store_t *s, config_t **cfg, char *err, size_t errlen);
-/* store_replace_config replaces everything in one transaction. */
-int store_replace_config(store_t *s, const config_t *cfg, char *err, size_t errlen);
+/* store_replace_config replaces everything in one transaction. A credential or secret of cfg
+ * given as the mask keeps the stored one (config_unmask, in the same transaction: cfg is
+ * changed); where none is stored, -EINVAL naming the field and nothing changes. */
+int store_replace_config(store_t *s, config_t *cfg, char *err, size_t errlen);
 /* Single-webhook changes (hookctl webhook add|rm|enable|disable). -ENOENT when unknown,
  * -EEXIST when adding an id that exists, -EINVAL for an unknown project. */
 int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen);

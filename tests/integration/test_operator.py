@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, child_env, config
+from harness import BIN, TEST_SECRET, child_env, config, webhook
 
 
 def run(argv, cwd, env=None, input=None):
@@ -59,6 +59,78 @@ class TestMissingStore(unittest.TestCase):
                                     "--event", "opportunity.created")
         self.assertIn("unknown project \"prj_1\"", err)  # an empty store, but it exists now
         self.assertTrue(os.path.exists(os.path.join(data, "hookline.db")))
+
+
+class TestMaskRoundTrip(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="operator-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.env = child_env()
+        self.env["HOOKLINE_DATA"] = os.path.join(self.tmp, "var")
+
+    def hookctl(self, *args, input=None):
+        return run([os.path.join(BIN, "hookctl")] + list(args), self.tmp, self.env, input)
+
+    def export(self, *args):
+        rc, out, err = self.hookctl("export", *args)
+        self.assertEqual(rc, 0, err)
+        return json.loads(out)
+
+    def test_export_edit_import_keeps_every_credential(self):
+        rc, out, err = self.hookctl("import", "-", input=json.dumps(config(9)))
+        self.assertEqual(rc, 0, err)
+        before = self.export("--with-secrets")
+        masked = self.export()
+        hooks = masked["projects"][0]["webhooks"]
+        self.assertEqual(hooks[0]["auth"]["token"], "***")
+        self.assertEqual(hooks[0]["secret"], "***")
+        hooks[0]["name"] = "Won deals, renamed"
+        hooks[2]["url"] = "https://hooks.example.com/moves"
+        rc, out, err = self.hookctl("import", "-", input=json.dumps(masked))
+        self.assertEqual(rc, 0, err)
+        after = self.export("--with-secrets")
+        self.assertNotIn("***", json.dumps(after))
+        want = before["projects"][0]["webhooks"]
+        got = after["projects"][0]["webhooks"]
+        want[0]["name"] = "Won deals, renamed"
+        want[2]["url"] = "https://hooks.example.com/moves"
+        self.assertEqual(got, want)
+        self.assertEqual(got[0]["auth"]["token"], "tok_won_123")
+        self.assertEqual(got[0]["secret"], TEST_SECRET)
+        self.assertEqual(got[1]["auth"]["password"], "pa55:word")
+        self.assertEqual(got[2]["auth"]["key"], "key_abc")
+
+    def test_mask_with_nothing_stored_is_an_error_naming_the_field(self):
+        rc, out, err = self.hookctl("import", "-", input=json.dumps(config(9)))
+        self.assertEqual(rc, 0, err)
+        before = self.export("--with-secrets")
+        cases = [
+            # a new webhook: nothing stored at all
+            (webhook("wh_new", "https://example.com/n", ["opportunity.created"],
+                     auth={"type": "bearer", "token": "***"}),
+             "projects[0].webhooks[5].auth.token"),
+            # an auth type changed: the stored credential is of another kind
+            (webhook("wh_1", "https://example.com/1", ["opportunity.won"],
+                     auth={"type": "api_key", "key": "***"}),
+             "projects[0].webhooks[0].auth.key"),
+        ]
+        for hook, field in cases:
+            cfg = config(9)
+            hooks = cfg["projects"][0]["webhooks"]
+            if hook["id"] == "wh_1":
+                hooks[0] = hook
+            else:
+                hooks.append(hook)
+            rc, out, err = self.hookctl("import", "-", input=json.dumps(cfg))
+            self.assertEqual(rc, 2, err)
+            self.assertIn(field + ': "***" (the export mask) keeps the stored value', err)
+            self.assertEqual(self.export("--with-secrets"), before, "an import changed things")
+        rc, out, err = self.hookctl("webhook", "add", "--project", "prj_1", "--json", json.dumps(
+            webhook("wh_new", "https://example.com/n", ["opportunity.created"],
+                    secret="***")))
+        self.assertEqual(rc, 2, err)
+        self.assertIn('secret: "***" (the export mask) keeps a stored value', err)
+        self.assertEqual(self.export("--with-secrets"), before)
 
 
 class TestSenderCaFile(unittest.TestCase):
