@@ -456,7 +456,8 @@ void ingest_producer_data(ingest_t *in, conn_t *c, const char *data, size_t n)
         TAILQ_INSERT_TAIL(&in->producers, p, link);
     }
     if (p->stopped) return;
-    if (n == 0) { /* EOF: a last line without newline still counts */
+    cfgwatch_refresh(in->cfg); /* what was sent after a change returned is read with it */
+    if (n == 0) {              /* EOF: a last line without newline still counts */
         if (p->mode == MODE_JSON && p->len && !p->discarding) {
             producer_line(p, p->buf, p->len);
             p->len = 0;

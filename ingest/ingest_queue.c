@@ -103,11 +103,13 @@ static void ingest_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     int copy = fl->sent || fl->seq < in->first_seq;
     fl->sent = 1;
     msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     frame_pack_kv_u64(pk, PK_TYPE, PT_EVENT);
     frame_pack_kv_u64(pk, PK_SEQ, seq);
     frame_pack_kv_strn(pk, PK_EVENT_JSON, js, jslen);
     frame_pack_kv_u64(pk, PK_COPY, (uint64_t)copy);
+    /* at least the version it was accepted under: the loaded one only moves forward */
+    frame_pack_kv_i64(pk, PK_CFG_VERSION, cfgwatch_version(in->cfg));
     conn_frame_end(c);
     msgpack_unpacked_destroy(&up);
     free(rec);

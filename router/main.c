@@ -58,8 +58,10 @@ static void router_frame(daemon_t *d, conn_t *c, uint64_t t, const msgpack_objec
     if (t == PT_EVENT && frame_get_u64(f, PK_SEQ, &seq) == 0 &&
         frame_get_str(f, PK_EVENT_JSON, &js, &len) == 0) {
         uint64_t copy = 0;
+        int64_t cv = 0;
         frame_get_u64(f, PK_COPY, &copy);
-        if (!daemon_draining(d)) router_route(r, c, seq, js, len, copy != 0);
+        frame_get_i64(f, PK_CFG_VERSION, &cv);
+        if (!daemon_draining(d)) router_route(r, c, seq, js, len, copy != 0, cv);
         return; /* while draining, ingest hands it to another router once we are gone */
     }
     if (t == PT_JOB_DONE && frame_get_u64(f, PK_SEQ, &seq) == 0) {

@@ -41,7 +41,8 @@ struct router_event {
     TAILQ_ENTRY(router_event) link; /* in waiting, then in events */
     conn_t *ingest; /* NULL once that connection is gone: the ack has nowhere to go */
     uint64_t ingest_seq;
-    int copy; /* ingest may have sent it before (PK_COPY): so may its jobs be */
+    int copy;   /* ingest may have sent it before (PK_COPY): so may its jobs be */
+    int64_t cv; /* the configuration version ingest accepted it under (PK_CFG_VERSION) */
     unsigned remaining;
     char *js; /* the event's JSON while it waits to be matched */
     size_t len;
@@ -60,10 +61,12 @@ typedef struct router_job {
 } router_job_t;
 
 /* router_route takes one normalized event (JSON text, copied) from ingest and matches it as soon
- * as the senders have room (router_feed). Matching queues its jobs, or acknowledges at once when
+ * as the senders have room (router_feed), against configuration version cv or newer (reloaded
+ * first when the loaded one is older). Matching queues its jobs, or acknowledges at once when
  * nothing matches. A body over r->max_body is not queued: the router writes its delivery-log
  * record itself (failed, 0 attempts, the reason in words). */
-void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy);
+void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy,
+                  int64_t cv);
 /* router_feed matches waiting events while the senders have room, by count (--window per
  * sender) and by bytes of bodies (--window-bytes per sender). Call it when a window opens. */
 void router_feed(router_t *r);

@@ -117,7 +117,8 @@ static void router_maybe_trim(router_t *r)
     }
 }
 
-void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy)
+void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, size_t len, int copy,
+                  int64_t cv)
 {
     router_event_t *ev = calloc(1, sizeof *ev);
     if (ev) ev->js = malloc(len ? len : 1);
@@ -132,6 +133,7 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
     ev->ingest = ingest;
     ev->ingest_seq = seq;
     ev->copy = copy;
+    ev->cv = cv;
     TAILQ_INSERT_TAIL(&r->waiting, ev, link);
     r->nwaiting++;
     r->waiting_bytes += len;
@@ -162,6 +164,10 @@ static void router_match(router_t *r, router_event_t *ev)
         router_ack(r, ev);
         return;
     }
+    if (cfgwatch_catch_up(r->cfg, ev->cv) < 0) /* the store is unreadable: the loaded one */
+        log_warn("event %s: configuration version %lld not loaded (store unreadable); matched "
+                 "with version %lld",
+                 id, (long long)ev->cv, (long long)cfgwatch_version(r->cfg));
     const config_t *cfg = cfgwatch_config(r->cfg);
     const project_t *p = config_find_project(cfg, pid);
     unsigned bit = config_event_type_parse(type);
@@ -250,7 +256,7 @@ void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     int copy = j->ev->copy || j->sent;
     j->sent = 1;
     msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
     frame_pack_kv_u64(pk, PK_SEQ, seq);
     frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
@@ -261,6 +267,8 @@ void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
     frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
     frame_pack_kv_u64(pk, PK_COPY, (uint64_t)copy);
+    /* at least the version it was matched under */
+    frame_pack_kv_i64(pk, PK_CFG_VERSION, cfgwatch_version(((router_t *)ctx)->cfg));
     conn_frame_end(c);
 }
 

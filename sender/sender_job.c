@@ -348,6 +348,12 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     }
     j->log_pending = j->attempt == 1;
     char err[256];
+    int64_t cv = 0;
+    frame_get_i64(f, PK_CFG_VERSION, &cv);
+    if (cfgwatch_catch_up(s->cfg, cv) < 0) /* the store is unreadable: the loaded one */
+        log_warn("invocation %s: configuration version %lld not loaded (store unreadable); "
+                 "prepared with version %lld",
+                 j->inv, (long long)cv, (long long)cfgwatch_version(s->cfg));
     int rc = job_prepare(s, j, err, sizeof err);
     if (rc < 0) {
         job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);

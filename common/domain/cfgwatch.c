@@ -85,6 +85,18 @@ int64_t cfgwatch_version(cfgwatch_t *cw)
     return cw->version;
 }
 
+void cfgwatch_refresh(cfgwatch_t *cw)
+{
+    cfgwatch_reload(cw);
+}
+
+int cfgwatch_catch_up(cfgwatch_t *cw, int64_t version)
+{
+    if (version <= cw->version) return 0;
+    cfgwatch_reload(cw);
+    return cw->version >= version ? 0 : -EAGAIN;
+}
+
 /* cfgwatch_closed frees everything once the timer is closed. */
 static void cfgwatch_closed(uv_handle_t *h)
 {

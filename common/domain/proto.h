@@ -32,6 +32,9 @@ enum proto_type {
 /* EVENT and JOB: 1 when it may be a copy of one handed out before (sent again after a drop or a
  * restart); a sender may answer only such a JOB from the attempts it already finished. */
 #define PK_COPY "cp"
+/* EVENT and JOB: the configuration version the sending stage worked with; the receiving stage
+ * reloads first when its own is older (causal configuration, cfgwatch_catch_up) */
+#define PK_CFG_VERSION "cv"
 #define PK_STATUS "st"
 #define PK_NEXT "next" /* next attempt time, unix ms, 0 when none */
 #define PK_OK "ok"
