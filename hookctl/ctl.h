@@ -60,6 +60,9 @@ int ctl_line_is_blank(const char *s, size_t n);
 int ctl_config_import(ctl_t *ctl, int argc, char **argv);
 int ctl_config_export(ctl_t *ctl, int argc, char **argv);
 int ctl_config_webhook(ctl_t *ctl, int argc, char **argv);
+/* webhook add and webhook update (ctl_webhook.c); argv[0] is "add" or "update". */
+int ctl_webhook_add(ctl_t *ctl, int argc, char **argv);
+int ctl_webhook_update(ctl_t *ctl, int argc, char **argv);
 int ctl_publish_run(ctl_t *ctl, int argc, char **argv);
 int ctl_render_run(ctl_t *ctl, int argc, char **argv);
 int ctl_status_run(ctl_t *ctl, int argc, char **argv);

@@ -1,4 +1,5 @@
-/* ctl_config.c - hookctl import, export and webhook add|rm|enable|disable|list: the
+/* ctl_config.c - hookctl import, export and webhook rm|enable|disable|list (add and update:
+ * ctl_webhook.c): the
  * configuration in the store, validated by config.c before anything changes. */
 #include "ctl.h"
 
@@ -118,169 +119,6 @@ static int ctl_config_store_status(ctl_t *ctl, int rc, const char *id, const cha
     return rc == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
 }
 
-enum {
-    WH_PROJECT = 'p',
-    WH_ID = 'i',
-    WH_URL = 'u',
-    WH_EVENT = 'e',
-    WH_NAME = 'n',
-    WH_AUTH = 'a',
-    WH_USER = 'U',
-    WH_PASS = 'P',
-    WH_KEY = 'k',
-    WH_TOKEN = 't',
-    WH_SECRET = 's',
-    WH_DISABLED = 'd',
-    WH_JSON = 'j',
-};
-
-/* ctl_config_webhook_add: build the import-format object from flags (or --json), validate it
- * with config.c, then add it. */
-static int ctl_config_webhook_add(ctl_t *ctl, int argc, char **argv)
-{
-    static const struct option opts[] = {{"project", required_argument, NULL, WH_PROJECT},
-                                         {"id", required_argument, NULL, WH_ID},
-                                         {"url", required_argument, NULL, WH_URL},
-                                         {"event", required_argument, NULL, WH_EVENT},
-                                         {"name", required_argument, NULL, WH_NAME},
-                                         {"auth", required_argument, NULL, WH_AUTH},
-                                         {"username", required_argument, NULL, WH_USER},
-                                         {"password", required_argument, NULL, WH_PASS},
-                                         {"key", required_argument, NULL, WH_KEY},
-                                         {"token", required_argument, NULL, WH_TOKEN},
-                                         {"secret", required_argument, NULL, WH_SECRET},
-                                         {"disabled", no_argument, NULL, WH_DISABLED},
-                                         {"json", required_argument, NULL, WH_JSON},
-                                         {0, 0, 0, 0}};
-    const char *project = NULL, *id = NULL, *url = NULL, *name = NULL, *auth = NULL;
-    const char *user = NULL, *pass = NULL, *key = NULL, *token = NULL, *secret = NULL;
-    const char *json = NULL;
-    int disabled = 0, c, rc, flags = 0;
-    json_t *events = json_array(), *obj = NULL;
-    char err[512] = "";
-    webhook_t wh;
-    store_t *st = NULL;
-
-    for (int first = 1; (c = ctl_getopt(ctl, argc, argv, opts, first)) != -1; first = 0) {
-        switch (c) {
-        case WH_PROJECT:
-            project = optarg;
-            break;
-        case WH_ID:
-            id = optarg;
-            break;
-        case WH_URL:
-            url = optarg;
-            break;
-        case WH_EVENT:
-            json_array_append_new(events, json_string(optarg));
-            break;
-        case WH_NAME:
-            name = optarg;
-            break;
-        case WH_AUTH:
-            auth = optarg;
-            break;
-        case WH_USER:
-            user = optarg;
-            break;
-        case WH_PASS:
-            pass = optarg;
-            break;
-        case WH_KEY:
-            key = optarg;
-            break;
-        case WH_TOKEN:
-            token = optarg;
-            break;
-        case WH_SECRET:
-            secret = optarg;
-            break;
-        case WH_DISABLED:
-            disabled = 1;
-            break;
-        case WH_JSON:
-            json = optarg;
-            break;
-        default:
-            json_decref(events);
-            return CTL_EXIT_USAGE;
-        }
-        if (c != WH_PROJECT && c != WH_JSON) flags = 1;
-    }
-    if (optind != argc) {
-        json_decref(events);
-        return ctl_usage_error(ctl, "unexpected argument '%s'", argv[optind]);
-    }
-    if (json) {
-        json_error_t jerr;
-        if (flags) {
-            json_decref(events);
-            return ctl_usage_error(ctl, "--json takes the whole webhook; only --project goes "
-                                        "with it");
-        }
-        json_decref(events);
-        obj = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-        if (obj == NULL || !json_is_object(obj)) {
-            json_decref(obj);
-            ctl_error(ctl, "--json: %s", obj ? "not an object" : jerr.text);
-            return CTL_EXIT_USAGE;
-        }
-        /* The object may name its project itself; the import format keeps it outside. */
-        json_t *pj = json_object_get(obj, "project_id");
-        if (pj && json_is_string(pj) && project == NULL) project = json_string_value(pj);
-        if (project) project = strdup(project);
-        json_object_del(obj, "project_id");
-    } else {
-        if (id == NULL || url == NULL || json_array_size(events) == 0) {
-            json_decref(events);
-            return ctl_usage_error(ctl, "--id, --url and at least one --event are required");
-        }
-        if (auth == NULL)
-            auth = user || pass ? "basic" : key ? "api_key" : token ? "bearer" : "none";
-        json_t *a = json_pack("{s:s}", "type", auth);
-        if (user) json_object_set_new(a, "username", json_string(user));
-        if (pass) json_object_set_new(a, "password", json_string(pass));
-        if (key) json_object_set_new(a, "key", json_string(key));
-        if (token) json_object_set_new(a, "token", json_string(token));
-        obj = json_pack("{s:s, s:s, s:b, s:o, s:o}", "id", id, "url", url, "enabled", !disabled,
-                        "events", events, "auth", a);
-        if (obj == NULL) {
-            ctl_error(ctl, "values must be UTF-8 text");
-            return CTL_EXIT_USAGE;
-        }
-        if (name) json_object_set_new(obj, "name", json_string(name));
-        if (secret) json_object_set_new(obj, "secret", json_string(secret));
-        if (project) project = strdup(project);
-    }
-    if (project == NULL) {
-        json_decref(obj);
-        return ctl_usage_error(ctl, "--project is required");
-    }
-    memset(&wh, 0, sizeof wh);
-    rc = config_webhook_from_json(obj, project, &wh, err, sizeof err);
-    json_decref(obj);
-    if (rc < 0) {
-        ctl_error(ctl, "%s", err[0] ? err : strerror(-rc));
-        free((char *)project);
-        return CTL_EXIT_USAGE;
-    }
-    if ((rc = ctl_store_open(ctl, &st)) == 0) {
-        int r = store_webhook_add(st, &wh, err, sizeof err);
-        if (r == -EINVAL && err[0] == '\0') snprintf(err, sizeof err, "no project %s", project);
-        if (r < 0) {
-            rc = ctl_config_store_status(ctl, r, wh.id, err);
-        } else {
-            printf("webhook %s added to project %s\n", wh.id, project);
-            rc = CTL_EXIT_OK;
-        }
-        store_close(st);
-    }
-    config_webhook_clear(&wh);
-    free((char *)project);
-    return rc;
-}
-
 /* ctl_config_webhook_change: rm, enable, disable of one id. */
 static int ctl_config_webhook_change(ctl_t *ctl, int argc, char **argv, const char *verb)
 {
@@ -381,12 +219,16 @@ static int ctl_config_webhook_list(ctl_t *ctl, int argc, char **argv)
 int ctl_config_webhook(ctl_t *ctl, int argc, char **argv)
 {
     static char cmd[64];
-    if (argc < 2) return ctl_usage_error(ctl, "expected add, rm, enable, disable or list");
+    if (argc < 2) return ctl_usage_error(ctl, "expected add, update, rm, enable, disable or list");
     const char *verb = argv[1];
     snprintf(cmd, sizeof cmd, "webhook %s", verb);
     if (strcmp(verb, "add") == 0) {
         ctl->cmd = cmd;
-        return ctl_config_webhook_add(ctl, argc - 1, argv + 1);
+        return ctl_webhook_add(ctl, argc - 1, argv + 1);
+    }
+    if (strcmp(verb, "update") == 0) {
+        ctl->cmd = cmd;
+        return ctl_webhook_update(ctl, argc - 1, argv + 1);
     }
     if (strcmp(verb, "rm") == 0 || strcmp(verb, "remove") == 0 || strcmp(verb, "enable") == 0 ||
         strcmp(verb, "disable") == 0) {
@@ -398,5 +240,6 @@ int ctl_config_webhook(ctl_t *ctl, int argc, char **argv)
         ctl->cmd = cmd;
         return ctl_config_webhook_list(ctl, argc - 1, argv + 1);
     }
-    return ctl_usage_error(ctl, "unknown action '%s' (add, rm, enable, disable, list)", verb);
+    return ctl_usage_error(ctl, "unknown action '%s' (add, update, rm, enable, disable, list)",
+                           verb);
 }

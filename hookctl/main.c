@@ -23,13 +23,21 @@ static const ctl_command_t main_commands[] = {
     {"webhook", ctl_config_webhook,
      "webhook add --project P --id ID --url URL --event TYPE [--event TYPE...]\n"
      "                   [--name NAME] [--auth none|basic|api_key|bearer]\n"
-     "                   [--username U --password P | --key K | --token T]\n"
-     "                   [--secret whsec_...] [--disabled]\n"
-     "       hookctl webhook add --project P --json '{...webhook as in the import file...}'\n"
+     "                   [--username U --password-file F | --key-file F | --token-file F]\n"
+     "                   [--secret-file F] [--disabled]\n"
+     "       hookctl webhook add --project P --json '{...}'|@FILE|-\n"
+     "       hookctl webhook update ID [--url URL] [--name NAME] [--event TYPE...]\n"
+     "                   [--auth ...] [credential flags] [--secret-file F]\n"
+     "                   [--enabled|--disabled] [--json '{...some fields...}'|@FILE|-]\n"
      "       hookctl webhook rm|enable|disable ID\n"
      "       hookctl webhook list [--json]",
      "Change or list single webhooks. --auth defaults to the kind of credential given.\n"
-     "list never shows credentials or secrets."},
+     "Credentials and secrets are best read from a file or standard input (F = -):\n"
+     "--password-file, --key-file, --token-file, --secret-file; --password, --key,\n"
+     "--token and --secret also take the value itself, which ps shows to every local\n"
+     "user. update changes only what is given: --event replaces the list, an --auth or\n"
+     "credential flag the auth (credentials of the same type not given are kept), and\n"
+     "in --json \"***\" keeps the stored value. list never shows credentials or secrets."},
     {"publish", ctl_publish_run, "publish [FILE|-]",
      "Send JSON Lines events to run/ingest.sock. Prints \"line N: reason\" for each\n"
      "rejected line and a summary on stderr. Exit 0 when all were accepted, 2 when some\n"

@@ -110,6 +110,10 @@ void config_free(config_t *cfg);
  * masked field of one webhook ("auth.token", ...), or NULL. */
 #define CONFIG_MASK "***"
 int config_unmask(config_t *cfg, const config_t *old, char *err, size_t errlen);
+/* config_webhook_unmask does it for one webhook against its stored self (NULL: none); path
+ * prefixes the field in err ("webhook": "webhook.auth.token: ..."). */
+int config_webhook_unmask(webhook_t *wh, const webhook_t *old, const char *path, char *err,
+                          size_t errlen);
 const char *config_webhook_masked(const webhook_t *wh);
 
 #endif

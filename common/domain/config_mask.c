@@ -35,9 +35,8 @@ static int mask_take(char **field, const char *stored, const char *path, const c
     return 0;
 }
 
-/* mask_webhook unmasks one webhook against its stored self (NULL: none). */
-static int mask_webhook(webhook_t *wh, const webhook_t *old, const char *path, char *err,
-                        size_t errlen)
+int config_webhook_unmask(webhook_t *wh, const webhook_t *old, const char *path, char *err,
+                          size_t errlen)
 {
     /* an auth field is kept only from stored auth of the same type */
     const auth_t *oa = old && old->auth.type == wh->auth.type ? &old->auth : NULL;
@@ -71,7 +70,7 @@ int config_unmask(config_t *cfg, const config_t *old, char *err, size_t errlen)
             char path[64];
             snprintf(path, sizeof path, "projects[%zu].webhooks[%zu]", i, j);
             const webhook_t *o = old ? config_find_webhook(old, p->webhooks[j].id, NULL) : NULL;
-            int rc = mask_webhook(&p->webhooks[j], o, path, err, errlen);
+            int rc = config_webhook_unmask(&p->webhooks[j], o, path, err, errlen);
             if (rc < 0) return rc;
         }
     }

@@ -638,6 +638,18 @@ static int store_exists(store_t *s, const char *sql, const char *id, char *err, 
     return store_fail(s, err, errlen, rc, "lookup");
 }
 
+/* store_exec_id runs one statement whose only parameter is an id. */
+static int store_exec_id(store_t *s, const char *sql, const char *id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = store_prepare(s, sql, 0, &st, err, errlen);
+    if (rc < 0) return rc;
+    store_bind_text(st, 1, id);
+    rc = store_step(s, st, err, errlen, "change webhook");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
@@ -679,6 +691,45 @@ int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
     sqlite3_finalize(st);
     if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
 out:
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    return store_tx_end(s, 1, err, errlen);
+}
+
+int store_webhook_update(store_t *s, webhook_t *wh, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    config_t *old = NULL;
+    const project_t *op = NULL;
+    int64_t pos = 0;
+    int rc;
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) return rc;
+    if ((rc = store_load_config(s, &old, err, errlen)) < 0) goto out;
+    const webhook_t *ow = config_find_webhook(old, wh->id, &op);
+    if (!ow || !op || strcmp(op->id, wh->project_id) != 0) {
+        rc = store_failf(s, err, errlen, ENOENT, "no webhook \"%s\" in project \"%s\"", wh->id,
+                         wh->project_id);
+        goto out;
+    }
+    if ((rc = config_webhook_unmask(wh, ow, "webhook", err, errlen)) < 0) goto out;
+    if ((rc = store_prepare(s, "SELECT pos FROM webhooks WHERE id = ?", 0, &st, err, errlen)) < 0)
+        goto out;
+    store_bind_text(st, 1, wh->id);
+    if (sqlite3_step(st) == SQLITE_ROW) pos = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if ((rc = store_exec_id(s, "DELETE FROM webhooks WHERE id = ?", wh->id, err, errlen)) < 0 ||
+        (rc = store_prepare(s,
+                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
+                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            0, &st, err, errlen)) < 0)
+        goto out;
+    rc = store_insert_webhook(s, st, wh, pos, err, errlen);
+    sqlite3_finalize(st);
+    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+out:
+    config_free(old);
     if (rc < 0) {
         store_tx_end(s, 0, NULL, 0);
         return rc;

@@ -44,6 +44,10 @@ int store_replace_config(store_t *s, config_t *cfg, char *err, size_t errlen);
  * -EEXIST when adding an id that exists, -EINVAL for an unknown project. */
 int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen);
 int store_webhook_remove(store_t *s, const char *id, char *err, size_t errlen);
+/* store_webhook_update replaces the stored webhook of wh's id (same project; its place in the
+ * list kept) with wh, whose masked credentials keep the stored ones (config_webhook_unmask, in
+ * the same transaction: wh is changed). -ENOENT when no such webhook is in that project. */
+int store_webhook_update(store_t *s, webhook_t *wh, char *err, size_t errlen);
 int store_webhook_set_enabled(store_t *s, const char *id, int enabled, char *err, size_t errlen);
 
 /* --- delivery log: one record per invocation, holding the most recent attempt --- */

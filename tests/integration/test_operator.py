@@ -133,6 +133,108 @@ class TestMaskRoundTrip(unittest.TestCase):
         self.assertEqual(self.export("--with-secrets"), before)
 
 
+class TestWebhookCommands(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="operator-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.env = child_env()
+        self.env["HOOKLINE_DATA"] = os.path.join(self.tmp, "var")
+        rc, out, err = self.hookctl("import", "-", input=json.dumps(config(9)))
+        self.assertEqual(rc, 0, err)
+
+    def hookctl(self, *args, input=None):
+        return run([os.path.join(BIN, "hookctl")] + list(args), self.tmp, self.env, input)
+
+    def file(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def hook(self, wid):
+        rc, out, err = self.hookctl("export", "--with-secrets")
+        self.assertEqual(rc, 0, err)
+        for w in json.loads(out)["projects"][0]["webhooks"]:
+            if w["id"] == wid:
+                return w
+        return None
+
+    def test_credentials_from_a_file_or_standard_input(self):
+        add = ["webhook", "add", "--project", "prj_1", "--url", "https://example.com/h",
+               "--event", "opportunity.created"]
+        rc, out, err = self.hookctl(*add, "--id", "wh_t", "--token-file",
+                                    self.file("tok", "tok_from_file\n"), "--secret-file",
+                                    self.file("sec", TEST_SECRET + "\n"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_t")["auth"], {"type": "bearer", "token": "tok_from_file"})
+        self.assertEqual(self.hook("wh_t")["secret"], TEST_SECRET)
+        rc, out, err = self.hookctl(*add, "--id", "wh_b", "--username", "u",
+                                    "--password-file", "-", input="pw from stdin\r\n")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_b")["auth"],
+                         {"type": "basic", "username": "u", "password": "pw from stdin"})
+        rc, out, err = self.hookctl(*add, "--id", "wh_k", "--key-file", "-", input="k_1")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_k")["auth"], {"type": "api_key", "key": "k_1"})
+        whole = {"id": "wh_j", "url": "https://example.com/j", "events": ["opportunity.won"],
+                 "auth": {"type": "bearer", "token": "tok_json_file"}}
+        rc, out, err = self.hookctl("webhook", "add", "--project", "prj_1", "--json",
+                                    "@" + self.file("wh.json", json.dumps(whole)))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_j")["auth"]["token"], "tok_json_file")
+        whole["id"] = "wh_j2"
+        rc, out, err = self.hookctl("webhook", "add", "--project", "prj_1", "--json", "-",
+                                    input=json.dumps(whole))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_j2")["auth"]["token"], "tok_json_file")
+        rc, out, err = self.hookctl(*add, "--id", "wh_x", "--username", "u", "--password-file",
+                                    "-", "--secret-file", "-", input="x")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("--secret-file: standard input is already read by another flag", err)
+        rc, out, err = self.hookctl(*add, "--id", "wh_x", "--token-file", "/nonexistent/tok")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("/nonexistent/tok: No such file or directory", err)
+        self.assertIsNone(self.hook("wh_x"))
+
+    def test_update_changes_only_what_is_given(self):
+        wh1 = self.hook("wh_1")
+        rc, out, err = self.hookctl("webhook", "update", "wh_1", "--url", "https://n.example/1")
+        self.assertEqual((rc, out), (0, "webhook wh_1 updated\n"), err)
+        self.assertEqual(self.hook("wh_1"), dict(wh1, url="https://n.example/1"))
+        rc, out, err = self.hookctl("webhook", "update", "wh_2", "--password-file", "-",
+                                    input="new:pass\n")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_2")["auth"],
+                         {"type": "basic", "username": "user", "password": "new:pass"})
+        rc, out, err = self.hookctl("webhook", "update", "wh_3", "--auth", "bearer",
+                                    "--token-file", self.file("t3", "tok_3"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_3")["auth"], {"type": "bearer", "token": "tok_3"})
+        rc, out, err = self.hookctl("webhook", "update", "wh_1", "--json", json.dumps(
+            {"name": "Renamed", "auth": {"type": "bearer", "token": "***"}, "secret": "***"}))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.hook("wh_1"), dict(wh1, url="https://n.example/1", name="Renamed"))
+        rc, out, err = self.hookctl("webhook", "update", "wh_1", "--event", "opportunity.lost",
+                                    "--event", "opportunity.won", "--disabled")
+        self.assertEqual(rc, 0, err)
+        got = self.hook("wh_1")
+        self.assertEqual(sorted(got["events"]), ["opportunity.lost", "opportunity.won"])
+        self.assertFalse(got["enabled"])
+        self.assertEqual(got["auth"], wh1["auth"])
+        before = self.hook("wh_1")
+        for args, code, text in (
+                (["wh_nope", "--url", "https://x.example/"], 1, "no webhook wh_nope"),
+                (["wh_1"], 2, "nothing to change"),
+                (["wh_1", "--url", "ftp://x.example/"], 2, "url: not an absolute http(s) URL"),
+                (["wh_1", "--json", '{"id": "wh_other"}'], 2, "a webhook keeps its id"),
+                (["wh_4", "--json", '{"auth": {"type": "bearer", "token": "***"}}'], 2,
+                 'webhook.auth.token: "***" (the export mask) keeps the stored value')):
+            rc, out, err = self.hookctl("webhook", "update", *args)
+            self.assertEqual(rc, code, "%s: %s" % (args, err))
+            self.assertIn(text, err, args)
+        self.assertEqual(self.hook("wh_1"), before, "a refused update changed something")
+
+
 class TestSenderCaFile(unittest.TestCase):
     def test_unreadable_or_empty_ca_file_is_a_usage_error(self):
         tmp = tempfile.mkdtemp(prefix="operator-test-")
