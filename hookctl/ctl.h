@@ -4,6 +4,7 @@
 #define HL_CTL_H
 
 #include "domain/store.h"
+#include "util/client.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -56,6 +57,12 @@ int ctl_socket_path(const ctl_t *ctl, const char *name, char *buf, size_t n);
 /* ctl_line_is_blank: the line holds only spaces, tabs and carriage returns. */
 int ctl_line_is_blank(const char *s, size_t n);
 
+/* ctl_sched_connect connects to DATA/run/scheduler.sock; ctl_sched_redeliver asks it to send
+ * record d again (REDELIVER) and waits for its answer. Both return 0, or CTL_EXIT_FAIL after
+ * printing why. */
+int ctl_sched_connect(ctl_t *ctl, client_t *cl);
+int ctl_sched_redeliver(ctl_t *ctl, client_t *cl, const delivery_t *d);
+
 /* --- subcommands (one file per group) --- */
 int ctl_config_import(ctl_t *ctl, int argc, char **argv);
 int ctl_config_export(ctl_t *ctl, int argc, char **argv);
@@ -70,5 +77,6 @@ int ctl_deliveries_list(ctl_t *ctl, int argc, char **argv);
 int ctl_deliveries_show(ctl_t *ctl, int argc, char **argv);
 int ctl_deliveries_redeliver(ctl_t *ctl, int argc, char **argv);
 int ctl_deliveries_prune(ctl_t *ctl, int argc, char **argv);
+int ctl_recover_run(ctl_t *ctl, int argc, char **argv);
 
 #endif

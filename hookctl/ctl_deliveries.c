@@ -46,8 +46,8 @@ static int ctl_deliveries_row(void *arg, const delivery_t *d)
         return 0;
     }
     printf("%-36s %-20s %-24s %-9s %8d  %-24s %s\n", d->invocation_id, d->webhook_id,
-           d->event_type ? d->event_type : "-", store_status_name(d->status), d->attempts,
-           ctl_deliveries_last(d, last, sizeof last),
+           d->event_type ? d->event_type : "-", store_status_name(d->status),
+           d->earlier_sends + d->attempts, ctl_deliveries_last(d, last, sizeof last),
            ctl_format_time(d->updated_at, upd, sizeof upd));
     return 0;
 }
@@ -146,7 +146,7 @@ static void ctl_deliveries_print(const delivery_t *d)
     printf("event         %s\n", d->event_id ? d->event_id : "-");
     printf("event type    %s\n", d->event_type ? d->event_type : "-");
     printf("status        %s\n", store_status_name(d->status));
-    printf("attempts      %d\n", d->attempts);
+    printf("attempts      %d\n", d->earlier_sends + d->attempts);
     printf("next attempt  %s\n", ctl_format_time(d->next_attempt_at, t, sizeof t));
     printf("created       %s\n", ctl_format_time(d->created_at, t, sizeof t));
     printf("updated       %s\n", ctl_format_time(d->updated_at, t, sizeof t));
@@ -226,11 +226,24 @@ int ctl_deliveries_show(ctl_t *ctl, int argc, char **argv)
     return CTL_EXIT_OK;
 }
 
-/* ctl_deliveries_ask_scheduler: send REDELIVER and wait for its ack. Returns 0 or exit 1. */
-static int ctl_deliveries_ask_scheduler(ctl_t *ctl, const delivery_t *d)
+int ctl_sched_connect(ctl_t *ctl, client_t *cl)
 {
     char path[PATH_MAX], err[256] = "";
-    client_t cl;
+    int rc;
+    if (ctl_socket_path(ctl, "scheduler.sock", path, sizeof path) < 0) {
+        ctl_error(ctl, "socket path too long: %s/scheduler.sock", ctl->run_dir);
+        return CTL_EXIT_FAIL;
+    }
+    if ((rc = client_connect(cl, path, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err)) < 0) {
+        ctl_error(ctl, "cannot reach the scheduler: %s", err[0] ? err : strerror(-rc));
+        return CTL_EXIT_FAIL;
+    }
+    return 0;
+}
+
+int ctl_sched_redeliver(ctl_t *ctl, client_t *cl, const delivery_t *d)
+{
+    char err[256] = "";
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_object reply;
@@ -238,15 +251,6 @@ static int ctl_deliveries_ask_scheduler(ctl_t *ctl, const delivery_t *d)
     uint64_t t;
     int rc;
 
-    if (ctl_socket_path(ctl, "scheduler.sock", path, sizeof path) < 0) {
-        ctl_error(ctl, "socket path too long: %s/scheduler.sock", ctl->run_dir);
-        return CTL_EXIT_FAIL;
-    }
-    if ((rc = client_connect(&cl, path, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err)) <
-        0) {
-        ctl_error(ctl, "cannot reach the scheduler: %s", err[0] ? err : strerror(-rc));
-        return CTL_EXIT_FAIL;
-    }
     msgpack_sbuffer_init(&sb);
     frame_begin(&sb, &pk, &mark);
     msgpack_pack_map(&pk, 7);
@@ -258,21 +262,19 @@ static int ctl_deliveries_ask_scheduler(ctl_t *ctl, const delivery_t *d)
     frame_pack_kv_str(&pk, PK_BODY, d->req_body);
     frame_pack_kv_i64(&pk, PK_CREATED, d->created_at);
     frame_end(&sb, mark);
-    rc = client_send(&cl, &sb);
+    rc = client_send(cl, &sb);
     msgpack_sbuffer_destroy(&sb);
     if (rc < 0) {
         ctl_error(ctl, "sending to the scheduler: %s", strerror(-rc));
-        client_close(&cl);
         return CTL_EXIT_FAIL;
     }
     for (;;) {
-        rc = client_recv(&cl, &reply, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err);
+        rc = client_recv(cl, &reply, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err);
         if (rc <= 0) {
             ctl_error(ctl, "no answer from the scheduler: %s",
                       rc == 0  ? "timed out"
                       : err[0] ? err
                                : strerror(-rc));
-            client_close(&cl);
             return CTL_EXIT_FAIL;
         }
         if (frame_get_u64(&reply, PK_TYPE, &t) == 0 && t == PT_REDELIVER_ACK) break;
@@ -282,13 +284,23 @@ static int ctl_deliveries_ask_scheduler(ctl_t *ctl, const delivery_t *d)
                           (ok->type == MSGPACK_OBJECT_POSITIVE_INTEGER && ok->via.u64 != 0));
     if (!accepted) {
         char *why = frame_dup_str(&reply, PK_ERROR);
-        ctl_error(ctl, "the scheduler refused: %s", why ? why : "no reason given");
+        ctl_error(ctl, "%s: the scheduler refused: %s", d->invocation_id,
+                  why ? why : "no reason given");
         free(why);
-        client_close(&cl);
         return CTL_EXIT_FAIL;
     }
-    client_close(&cl);
     return 0;
+}
+
+/* ctl_deliveries_ask_scheduler: send REDELIVER and wait for its ack. Returns 0 or exit 1. */
+static int ctl_deliveries_ask_scheduler(ctl_t *ctl, const delivery_t *d)
+{
+    client_t cl;
+    int rc = ctl_sched_connect(ctl, &cl);
+    if (rc) return rc;
+    rc = ctl_sched_redeliver(ctl, &cl, d);
+    client_close(&cl);
+    return rc;
 }
 
 /* ctl_deliveries_redeliver: hookctl redeliver ID. */

@@ -124,32 +124,65 @@ static int wh_parse(ctl_t *ctl, int argc, char **argv, wh_args_t *a)
     for (int first = 1; (c = ctl_getopt(ctl, argc, argv, wh_opts, first)) != -1; first = 0) {
         int rc = 0;
         switch (c) {
-        case WH_PROJECT: a->project = optarg; break;
-        case WH_ID: a->id = optarg; break;
-        case WH_URL: a->url = optarg; break;
-        case WH_NAME: a->name = optarg; break;
-        case WH_AUTH: a->auth = optarg; break;
-        case WH_USER: a->user = optarg; break;
+        case WH_PROJECT:
+            a->project = optarg;
+            break;
+        case WH_ID:
+            a->id = optarg;
+            break;
+        case WH_URL:
+            a->url = optarg;
+            break;
+        case WH_NAME:
+            a->name = optarg;
+            break;
+        case WH_AUTH:
+            a->auth = optarg;
+            break;
+        case WH_USER:
+            a->user = optarg;
+            break;
         case WH_EVENT:
             if (!a->events) a->events = json_array();
             json_array_append_new(a->events, json_string(optarg));
             break;
-        case WH_PASS: rc = wh_set(ctl, a, &a->pass, "--password", optarg, 0); break;
-        case WH_PASS_FILE: rc = wh_set(ctl, a, &a->pass, "--password-file", optarg, 1); break;
-        case WH_KEY: rc = wh_set(ctl, a, &a->key, "--key", optarg, 0); break;
-        case WH_KEY_FILE: rc = wh_set(ctl, a, &a->key, "--key-file", optarg, 1); break;
-        case WH_TOKEN: rc = wh_set(ctl, a, &a->token, "--token", optarg, 0); break;
-        case WH_TOKEN_FILE: rc = wh_set(ctl, a, &a->token, "--token-file", optarg, 1); break;
-        case WH_SECRET: rc = wh_set(ctl, a, &a->secret, "--secret", optarg, 0); break;
-        case WH_SECRET_FILE: rc = wh_set(ctl, a, &a->secret, "--secret-file", optarg, 1); break;
-        case WH_DISABLED: a->enabled = 0; break;
-        case WH_ENABLED: a->enabled = 1; break;
+        case WH_PASS:
+            rc = wh_set(ctl, a, &a->pass, "--password", optarg, 0);
+            break;
+        case WH_PASS_FILE:
+            rc = wh_set(ctl, a, &a->pass, "--password-file", optarg, 1);
+            break;
+        case WH_KEY:
+            rc = wh_set(ctl, a, &a->key, "--key", optarg, 0);
+            break;
+        case WH_KEY_FILE:
+            rc = wh_set(ctl, a, &a->key, "--key-file", optarg, 1);
+            break;
+        case WH_TOKEN:
+            rc = wh_set(ctl, a, &a->token, "--token", optarg, 0);
+            break;
+        case WH_TOKEN_FILE:
+            rc = wh_set(ctl, a, &a->token, "--token-file", optarg, 1);
+            break;
+        case WH_SECRET:
+            rc = wh_set(ctl, a, &a->secret, "--secret", optarg, 0);
+            break;
+        case WH_SECRET_FILE:
+            rc = wh_set(ctl, a, &a->secret, "--secret-file", optarg, 1);
+            break;
+        case WH_DISABLED:
+            a->enabled = 0;
+            break;
+        case WH_ENABLED:
+            a->enabled = 1;
+            break;
         case WH_JSON: /* the object itself, @FILE, or - for standard input */
             rc = optarg[0] == '@' || strcmp(optarg, "-") == 0
                      ? wh_set(ctl, a, &a->json, "--json", optarg[0] == '@' ? optarg + 1 : "-", 1)
                      : wh_set(ctl, a, &a->json, "--json", optarg, 0);
             break;
-        default: return CTL_EXIT_USAGE;
+        default:
+            return CTL_EXIT_USAGE;
         }
         if (rc < 0) return CTL_EXIT_USAGE;
         if (c != WH_PROJECT && c != WH_JSON) a->fields = 1;
@@ -243,7 +276,8 @@ int ctl_webhook_add(ctl_t *ctl, int argc, char **argv)
     if (rc) goto out;
     if (a.json) {
         if (a.fields) {
-            rc = ctl_usage_error(ctl, "--json takes the whole webhook; only --project goes with it");
+            rc =
+                ctl_usage_error(ctl, "--json takes the whole webhook; only --project goes with it");
             goto out;
         }
         if (!(obj = wh_parse_json(ctl, a.json))) {

@@ -57,6 +57,10 @@ static const ctl_command_t main_commands[] = {
      "Show one delivery record with its last request and response. Exit 1 when unknown."},
     {"redeliver", ctl_deliveries_redeliver, "redeliver ID",
      "Ask the scheduler to send an invocation again, with the same invocation id."},
+    {"recover", ctl_recover_run, "recover --webhook ID --since TIME",
+     "Send again every invocation of the webhook that ended failed at or after TIME (RFC\n"
+     "3339, e.g. 2026-12-01T10:00:00Z), as redeliver does, and print how many. The\n"
+     "webhook must exist and be enabled."},
     {"prune", ctl_deliveries_prune, "prune [--max-age-days N] [--keep N]",
      "Delete delivery records older than N days (default 30, 0 = no age limit) and keep\n"
      "at most N per webhook (default 0 = no limit)."},

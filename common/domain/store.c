@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
@@ -53,7 +53,8 @@ static const char store_schema[] =
     "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
     " WHERE status < 2;"
-    "PRAGMA user_version = 3;";
+    "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 4;";
 /* Version 1 to 2: signing-secret rotation keeps the webhook's "secrets" list (JSON array). */
 static const char store_schema_v2[] = "ALTER TABLE webhooks ADD COLUMN secrets TEXT;"
                                       "PRAGMA user_version = 2;";
@@ -63,11 +64,18 @@ static const char store_schema_v3[] =
     "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
     " WHERE status < 2;"
     "PRAGMA user_version = 3;";
+/* Version 3 to 4: the sends of earlier rounds (before a redelivery or recover), so a record's
+ * attempts count every send. */
+static const char store_schema_v4[] =
+    "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 4;";
 
 #define STORE_DLV_COLS                                                                             \
     "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
     " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
     " resp_headers, resp_body, resp_truncated, error, duration_ms"
+/* what a read takes: the written columns, then the sends of earlier rounds */
+#define STORE_DLV_READ_COLS STORE_DLV_COLS ", earlier_sends"
 
 static const char sql_version[] = "SELECT v FROM meta WHERE k = 'config_version'";
 static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 1)"
@@ -92,11 +100,13 @@ static const char sql_record[] =
      * an attempt's duplicate a final outcome of that same attempt. */
     " WHERE excluded.attempts > deliveries.attempts"
     " OR (excluded.attempts = deliveries.attempts AND deliveries.status < 2)";
-/* Marking pending (a redelivery) starts the attempt count again. */
+/* Marking pending (a redelivery) starts the attempt count again; the sends so far are kept. */
 static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_at = ?3,"
-                               " updated_at = ?4, attempts = CASE WHEN ?2 = 0 THEN 0"
-                               " ELSE attempts END WHERE invocation_id = ?1";
-static const char sql_get[] = "SELECT " STORE_DLV_COLS " FROM deliveries WHERE invocation_id = ?1";
+                               " updated_at = ?4, earlier_sends = earlier_sends + CASE WHEN"
+                               " ?2 = 0 THEN attempts ELSE 0 END, attempts = CASE WHEN ?2 = 0"
+                               " THEN 0 ELSE attempts END WHERE invocation_id = ?1";
+static const char sql_get[] =
+    "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE invocation_id = ?1";
 
 /* store_now_ms: wall-clock milliseconds. */
 static int64_t store_now_ms(void)
@@ -234,11 +244,13 @@ static int store_schema_init(store_t *s, char *err, size_t errlen)
         rc = store_failf(s, err, errlen, EPROTO,
                          "schema version %d is newer than this program's (%d)", version,
                          STORE_SCHEMA_VERSION);
-    else if (version == 1 || version == 2) {
+    else if (version >= 1 && version <= 3) {
         if (version == 1)
             rc = store_exec(s, store_schema_v2, err, errlen, "upgrade schema to version 2");
-        if (rc == 0)
+        if (rc == 0 && version <= 2)
             rc = store_exec(s, store_schema_v3, err, errlen, "upgrade schema to version 3");
+        if (rc == 0)
+            rc = store_exec(s, store_schema_v4, err, errlen, "upgrade schema to version 4");
     } else if (version < STORE_SCHEMA_VERSION)
         rc = store_exec(s, store_schema, err, errlen, "create schema");
 out:
@@ -924,7 +936,10 @@ int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
         .inv = invocation_id, .n = attempt > 1 ? attempt - 1 : 0, .a = next_attempt_at};
     int changes = 0;
     int rc = store_run_once(s,
-                            "UPDATE deliveries SET status = 1, attempts = ?2,"
+                            /* attempt 1: a new round (redelivery, recover); the sends of
+                             * the last one count on */
+                            "UPDATE deliveries SET status = 1, earlier_sends = earlier_sends +"
+                            " CASE WHEN ?2 = 0 THEN attempts ELSE 0 END, attempts = ?2,"
                             " next_attempt_at = ?3, updated_at = ?4 WHERE invocation_id = ?1",
                             store_bind_scheduled, &a, &changes, err, errlen, "mark scheduled");
     if (rc == 0 && changes == 0)
@@ -1030,7 +1045,7 @@ int store_deliveries_stale(store_t *s, delivery_status_t st_, int64_t before_ms,
                            store_status_name(st_));
     /* "status < 2" repeated so the planner may use the partial index deliveries_live. */
     if ((rc = store_prepare(s,
-                            "SELECT " STORE_DLV_COLS " FROM deliveries WHERE status < 2"
+                            "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE status < 2"
                             " AND status = ?1 AND updated_at < ?2",
                             0, &st, err, errlen)) < 0)
         return rc;
@@ -1083,6 +1098,7 @@ static int store_row_delivery(sqlite3_stmt *st, delivery_t *d)
     d->resp_truncated = sqlite3_column_int(st, 16);
     d->error = store_col_dup(st, 17, &oom);
     d->duration_ms = sqlite3_column_int64(st, 18);
+    d->earlier_sends = sqlite3_column_int(st, 19);
     if (oom) {
         store_delivery_free(d);
         return -ENOMEM;
@@ -1119,7 +1135,7 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
     sqlite3_stmt *st;
     int rc;
     snprintf(sql, sizeof sql,
-             "SELECT " STORE_DLV_COLS " FROM deliveries WHERE 1%s%s%s"
+             "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE 1%s%s%s"
              " ORDER BY created_at DESC, invocation_id LIMIT ?4",
              f && f->webhook_id ? " AND webhook_id = ?1" : "",
              f && f->event_id ? " AND event_id = ?2" : "",
@@ -1264,7 +1280,7 @@ json_t *store_delivery_to_json(const delivery_t *d)
     json_object_set_new(o, "event_id", json_string(d->event_id));
     json_object_set_new(o, "event_type", json_string(d->event_type));
     json_object_set_new(o, "status", json_string(store_status_name(d->status)));
-    json_object_set_new(o, "attempts", json_integer(d->attempts));
+    json_object_set_new(o, "attempts", json_integer(d->earlier_sends + d->attempts));
     json_object_set_new(o, "next_attempt_at", store_time_json(d->next_attempt_at));
     json_object_set_new(o, "created_at", store_time_json(d->created_at));
     json_object_set_new(o, "updated_at", store_time_json(d->updated_at));

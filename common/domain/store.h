@@ -59,7 +59,8 @@ int store_status_parse(const char *s); /* -1 when unknown */
 typedef struct delivery {
     char *invocation_id, *webhook_id, *event_id, *event_type;
     delivery_status_t status;
-    int attempts;
+    int attempts;            /* of the current round: the attempt number of the last send */
+    int earlier_sends;       /* sends of earlier rounds (redeliveries); shown attempts: the sum */
     int64_t next_attempt_at; /* unix ms, 0 = none */
     int64_t created_at, updated_at;
     /* last request; headers are a JSON object text with credentials already masked */

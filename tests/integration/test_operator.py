@@ -1,6 +1,7 @@
 """test_operator.py - issue 9, operator safety: what hookctl and the stages do with an
 operator's slips (a data dir without a store, an unreadable CA file)."""
 
+import datetime
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, TEST_SECRET, child_env, config, webhook
+from harness import BIN, TEST_SECRET, PipelineTestCase, child_env, config, created, webhook
 
 
 def run(argv, cwd, env=None, input=None):
@@ -233,6 +234,53 @@ class TestWebhookCommands(unittest.TestCase):
             self.assertEqual(rc, code, "%s: %s" % (args, err))
             self.assertIn(text, err, args)
         self.assertEqual(self.hook("wh_1"), before, "a refused update changed something")
+
+
+def rfc3339_now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class TestRecover(PipelineTestCase):
+    def test_recover_sends_again_what_failed_since(self):
+        """Two attempts per invocation, an endpoint failing the first two requests of each:
+        everything ends failed. recover --since T sends again exactly those that failed at or
+        after T, with the same invocation ids; they succeed now."""
+        cfg = lambda port: config(port, webhooks=[webhook(  # noqa: E731
+            "wh_f", "http://127.0.0.1:%d/flaky/2/wh_f" % port, ["opportunity.created"])])
+        p = self.pipeline(cfg=cfg, max_attempts=2)
+        p.publish([created("evt_old")])
+        p.wait_deliveries(lambda ds: [d["status"] for d in ds] == ["failed"])
+        since = rfc3339_now()
+        p.publish([created("evt_new1"), created("evt_new2")])
+        ds = p.wait_deliveries(lambda ds: len(ds) == 3 and all(d["status"] == "failed"
+                                                               for d in ds))
+        inv = {d["event_id"]: d["invocation_id"] for d in ds}
+        out, err = p.check_hookctl("recover", "--webhook", "wh_f", "--since", since)
+        self.assertEqual(out, "2 failed invocations of webhook wh_f since %s sent again\n"
+                         % out.split(" since ")[1].split(" sent")[0])
+        ds = p.wait_deliveries(lambda ds: sorted(d["status"] for d in ds) ==
+                               ["failed", "succeeded", "succeeded"])
+        by = {d["event_id"]: d for d in ds}
+        self.assertEqual(by["evt_old"]["status"], "failed")
+        for e in ("evt_new1", "evt_new2"):
+            self.assertEqual(by[e]["invocation_id"], inv[e])
+            self.assertEqual(by[e]["attempts"], 3, "every send counts: 2 failed, then 1")
+        ok = [r for r in p.received("/flaky/") if r["status"] == 200]
+        self.assertEqual(sorted(json.loads(r["body"])["id"] for r in ok), ["evt_new1", "evt_new2"])
+        out, err = p.check_hookctl("recover", "--webhook", "wh_f", "--since", since)
+        self.assertTrue(out.startswith("0 failed invocations of webhook wh_f since "), out)
+        for args, code, text in (
+                (["--webhook", "wh_f", "--since", "yesterday"], 2, "--since: expected an RFC 3339"),
+                (["--webhook", "wh_nope", "--since", since], 1, "no webhook wh_nope"),
+                (["--since", since], 2, "--webhook and --since are required")):
+            rc, out, err = p.hookctl("recover", *args)
+            self.assertEqual(rc, code, err)
+            self.assertIn(text, err)
+        p.check_hookctl("webhook", "disable", "wh_f")
+        rc, out, err = p.hookctl("recover", "--webhook", "wh_f", "--since", since)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("webhook wh_f is disabled: enable it first", err)
+        p.stop()
 
 
 class TestSenderCaFile(unittest.TestCase):

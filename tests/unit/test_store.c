@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -848,6 +849,53 @@ static void test_open_keeps_others_locks(void)
     CHECK_INT(shared_lock_held(dbpath), 0);
 }
 
+/* test_every_send_counts: a store of schema 3 is upgraded (earlier_sends), and a redelivery's
+ * new round keeps the sends of the last one in the shown count. */
+static void test_every_send_counts(void)
+{
+    char err[256], path[300];
+    store_t *s = NULL;
+    delivery_t d;
+    sqlite3 *db;
+
+    snprintf(path, sizeof path, "%s.sends", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(attempt_record(s, "inv_s", 3, DLV_FAILED), 0);
+    store_close(s);
+    /* back to schema 3, as an older hookline left it */
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "ALTER TABLE deliveries DROP COLUMN earlier_sends;"
+                           "PRAGMA user_version = 3;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(store_delivery_get(s, "inv_s", &d, err, sizeof err), 0);
+    CHECK_INT(d.attempts, 3);
+    CHECK_INT(d.earlier_sends, 0);
+    store_delivery_free(&d);
+    /* a redelivery: round 2 starts at attempt 1; 3 sends so far */
+    CHECK_INT(store_delivery_scheduled(s, "inv_s", 1, 5000, err, sizeof err), 0);
+    CHECK_INT(store_delivery_get(s, "inv_s", &d, err, sizeof err), 0);
+    CHECK_INT(d.attempts, 0);
+    CHECK_INT(d.earlier_sends, 3);
+    json_t *o = store_delivery_to_json(&d);
+    CHECK_INT(json_integer_value(json_object_get(o, "attempts")), 3);
+    json_decref(o);
+    store_delivery_free(&d);
+    CHECK_INT(attempt_record(s, "inv_s", 1, DLV_SUCCEEDED), 0);
+    CHECK_INT(store_delivery_get(s, "inv_s", &d, err, sizeof err), 0);
+    o = store_delivery_to_json(&d);
+    CHECK_INT(json_integer_value(json_object_get(o, "attempts")), 4);
+    CHECK_STR(json_string_value(json_object_get(o, "status")), "succeeded");
+    json_decref(o);
+    store_delivery_free(&d);
+    store_close(s);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -861,6 +909,7 @@ int main(void)
     test_late_duplicates();
     test_two_writers();
     test_open_keeps_others_locks();
+    test_every_send_counts();
     test_manual_checkpoint();
     test_prune_steps();
     test_live_records();
