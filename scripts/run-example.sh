@@ -3,20 +3,29 @@
 # recording receiver on 127.0.0.1:8099. Build first with `make` (`make run` does both).
 #
 # usage: scripts/run-example.sh [start|stop|status]
-# env:   ROUTERS=N, SENDERS=N   instances of hook-router / hook-sender (default 1 each)
+# env:   ROUTERS=N, SENDERS=N   instances of hook-router / hook-sender (default 1 each; fewer
+#                               than the last start stops the extra ones)
+#        HOOKLINE_INGEST_ARGS, HOOKLINE_ROUTER_ARGS, HOOKLINE_SENDER_ARGS,
+#        HOOKLINE_SCHEDULER_ARGS  extra flags of each stage ("--retry-base-ms 2000")
 #        BIN=DIR                where the programs are (default <repo>/bin)
+#        DATA=DIR               the data dir (default <repo>/var)
 #        RECEIVER_PORT=N        the example receiver's port (default 8099, as in examples/)
+# The example configuration is imported only into a data dir without a configuration: a
+# second start keeps every webhook added since.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 BINDIR=${BIN:-$REPO/bin}
 case "$BINDIR" in /*) ;; *) BINDIR="$REPO/$BINDIR" ;; esac
-VAR="$REPO/var"
+VAR=${DATA:-$REPO/var} # the data dir (DATA=DIR: another one, e.g. for tests)
+case "$VAR" in /*) ;; *) VAR="$REPO/$VAR" ;; esac
 SCAN="$VAR/s6"
 TEMPLATES="$REPO/contrib/s6"
 ROUTERS=${ROUTERS:-1}
 SENDERS=${SENDERS:-1}
+case "$ROUTERS$SENDERS" in *[!0-9]*) echo "run-example: ROUTERS and SENDERS must be numbers" >&2; exit 2 ;; esac
+[ "$ROUTERS" -ge 1 ] && [ "$SENDERS" -ge 1 ] || { echo "run-example: ROUTERS and SENDERS must be at least 1" >&2; exit 2; }
 RECEIVER_PORT=${RECEIVER_PORT:-8099}
 SVSCAN_PID="$VAR/s6-svscan.pid"
 RECEIVER_PID="$VAR/receiver.pid"
@@ -35,30 +44,45 @@ alive() {
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
 }
 
-# render SRC DST INSTANCE SENDER_ARGS: copies a service directory template, substituting the
+# sed_escape TEXT: TEXT safe as the replacement of a sed s|||.
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
+
+# render SRC DST INSTANCE ARGS: copies a service directory template, substituting the
 # placeholders; files are replaced atomically so s6 never runs a half-written script. The
 # supervise/ and event/ directories s6 keeps in DST are left alone.
 render() {
-    local src=$1 dst=$2 inst=$3 sargs=$4 f rel tmp
+    local src=$1 dst=$2 inst=$3 args f rel tmp
+    args=$(sed_escape "$4")
     mkdir -p "$dst"
     while IFS= read -r -d '' f; do
         rel=${f#"$src"/}
         mkdir -p "$dst/$(dirname "$rel")"
         tmp="$dst/$rel.tmp.$$"
         sed -e "s|@BIN@|$BINDIR|g" -e "s|@DATA@|$VAR|g" -e "s|@INSTANCE@|$inst|g" \
-            -e "s|@SENDER_ARGS@|$sargs|g" "$f" >"$tmp"
+            -e "s|@ARGS@|$args|g" "$f" >"$tmp"
         if [ -x "$f" ]; then chmod 755 "$tmp"; else chmod 644 "$tmp"; fi
         mv -f "$tmp" "$dst/$rel"
     done < <(find "$src" -type f -print0)
 }
 
-# generate: builds the scan directory $SCAN from contrib/s6 (instance templates end in -0).
+# stage_args SERVICE: the extra flags of a service's stage.
+stage_args() {
+    case "$1" in
+        # The example receiver is on loopback, which the sender refuses unless allowed.
+        hook-sender*) printf '%s' "--allow-target 127.0.0.0/8 ${HOOKLINE_SENDER_ARGS:-}" ;;
+        hook-router*) printf '%s' "${HOOKLINE_ROUTER_ARGS:-}" ;;
+        hook-ingest) printf '%s' "${HOOKLINE_INGEST_ARGS:-}" ;;
+        hook-scheduler) printf '%s' "${HOOKLINE_SCHEDULER_ARGS:-}" ;;
+    esac
+}
+
+# generate: builds the scan directory $SCAN from contrib/s6 (instance templates end in -0);
+# instances beyond ROUTERS / SENDERS left by an earlier start are removed (s6-svscanctl -n then
+# stops them).
 generate() {
-    local t name base i n sargs
+    local t name base i n d
     [ -d "$TEMPLATES" ] || die "missing $TEMPLATES"
     mkdir -p "$SCAN" "$VAR/log"
-    # The example receiver is on loopback, which the sender refuses unless allowed.
-    sargs="--allow-target 127.0.0.0/8"
     for t in "$TEMPLATES"/*/; do
         t=${t%/}
         name=$(basename "$t")
@@ -68,18 +92,31 @@ generate() {
                 n=$ROUTERS
                 [ "$base" = hook-sender ] && n=$SENDERS
                 for ((i = 0; i < n; i++)); do
-                    render "$t" "$SCAN/$base-$i" "$i" "$sargs"
+                    render "$t" "$SCAN/$base-$i" "$i" "$(stage_args "$base")"
+                done
+                for d in "$SCAN/$base"-*; do
+                    [ -d "$d" ] || continue
+                    i=${d##*-}
+                    case "$i" in '' | *[!0-9]*) continue ;; esac
+                    if [ "$i" -ge "$n" ]; then
+                        rm -rf "$d"
+                        say "removed $(basename "$d") (now $n instance(s) of $base)"
+                    fi
                 done
                 ;;
-            *) render "$t" "$SCAN/$name" "0" "$sargs" ;;
+            *) render "$t" "$SCAN/$name" "0" "$(stage_args "$name")" ;;
         esac
     done
 }
 
 start_svscan() {
     command -v s6-svscan >/dev/null 2>&1 || die "s6-svscan not found (run scripts/deps.sh as root)"
-    if s6-svscanctl -a "$SCAN" 2>/dev/null; then
-        say "s6-svscan already running on var/s6: rescanned"
+    if s6-svscanctl -an "$SCAN" 2>/dev/null; then
+        say "s6-svscan already running on var/s6: rescanned (flags and instance counts applied)"
+        local svc
+        for svc in "$SCAN"/hook-*/; do # a running stage takes new flags only when restarted
+            s6-svc -r "${svc%/}" 2>/dev/null || true
+        done
         return
     fi
     setsid nohup s6-svscan "$SCAN" </dev/null >>"$VAR/s6-svscan.log" 2>&1 &
@@ -130,6 +167,12 @@ wait_status() {
     done
 }
 
+# has_config: the data dir holds a configuration (at least one project).
+has_config() {
+    "$BINDIR/hookctl" --data-dir "$VAR" export </dev/null 2>/dev/null |
+        /usr/bin/python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["projects"] else 1)'
+}
+
 do_start() {
     local p
     for p in $PROGRAMS; do
@@ -142,9 +185,13 @@ do_start() {
     say "waiting for every stage (hookctl status)..."
     wait_status
     "$BINDIR/hookctl" --data-dir "$VAR" status </dev/null || true
-    "$BINDIR/hookctl" --data-dir "$VAR" import examples/config.json </dev/null ||
-        die "importing examples/config.json failed"
-    say "imported examples/config.json"
+    if has_config; then
+        say "var/ already holds a configuration: kept (examples/config.json not imported)"
+    else
+        "$BINDIR/hookctl" --data-dir "$VAR" import examples/config.json </dev/null ||
+            die "importing examples/config.json failed"
+        say "imported examples/config.json"
+    fi
     cat <<EOF
 
 hookline is running under s6 (scan dir var/s6, logs in var/log/<service>/current).

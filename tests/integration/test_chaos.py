@@ -262,13 +262,11 @@ class S6(Supervisor):
                 for f in files:
                     with open(os.path.join(dirpath, f)) as fh:
                         text = fh.read()
+                    kind = stage.split(".")[0]
+                    args = {"ingest": INGEST_ARGS, "scheduler": SCHEDULER_ARGS,
+                            "sender": SENDER_ARGS}.get(kind, [])
                     text = substitute(text, dict(self.values, INSTANCE=inst,
-                                                 SENDER_ARGS=" ".join(SENDER_ARGS)))
-                    if rel == "." and f == "run":
-                        kind = stage.split(".")[0]
-                        extra = {"ingest": INGEST_ARGS, "scheduler": SCHEDULER_ARGS}.get(kind)
-                        if extra:
-                            text = add_args(text, "--notify-fd 3", extra)
+                                                 ARGS=" ".join(args)))
                     out = os.path.join(dst, rel, f)
                     with open(out, "w") as fh:
                         fh.write(text)
