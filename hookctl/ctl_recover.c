@@ -81,8 +81,9 @@ int ctl_recover_run(ctl_t *ctl, int argc, char **argv)
     if (optind != argc) return ctl_usage_error(ctl, "unexpected argument '%s'", argv[optind]);
     if (!webhook || !since) return ctl_usage_error(ctl, "--webhook and --since are required");
     if (time_parse_rfc3339(since, &l.since) < 0)
-        return ctl_usage_error(ctl, "--since: expected an RFC 3339 date-time "
-                                    "(2026-12-01T10:00:00Z), got '%s'",
+        return ctl_usage_error(ctl,
+                               "--since: expected an RFC 3339 date-time "
+                               "(2026-12-01T10:00:00Z), got '%s'",
                                since);
     if ((rc = ctl_store_open(ctl, &st)) != 0) return rc;
     if ((rc = recover_webhook_ready(ctl, st, webhook)) != 0) {
