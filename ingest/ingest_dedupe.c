@@ -1,0 +1,1009 @@
+/* ingest_dedupe.c - the dedupe index: keys accepted within the window, in time-sliced segment
+ * files of fixed hash slots and the keys themselves, read with pread; in memory one blocked Bloom
+ * filter per segment and the keys not yet written. Writes run in batches on a worker thread. */
+#include "ingest_dedupe.h"
+
+#include "util/crc32c.h"
+#include "util/fsmode.h"
+#include "util/log.h"
+#include "util/worker.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A segment file: a 4 KiB header, 2^log2 slots of 16 bytes, then the keys, appended. A slot is
+ * {u64 hash (0: empty), u32 key offset, u32 accept time in seconds}; a key record is {u32
+ * length, u32 crc32c of the key, key}. Native byte order: the files never leave the host. */
+#define DD_MAGIC "HLDDX1\n"
+#define DD_HEADER 4096u
+#define DD_SLOT 16u
+#define DD_SEG_LOG2 21u                 /* 2M slots (32 MiB), at most 1M keys a segment */
+#define DD_KEY_FILE_MAX (3ull << 30)    /* key offsets are 32-bit: roll well before 4 GiB */
+#define DD_BITS_PER_KEY 10u             /* ~1 % false positives with 6 bits in a 512-bit block */
+#define DD_PROBE_SLOTS 16u              /* slots read at once while probing */
+#define DD_BATCH_MAX 65536u             /* keys written by one batch */
+#define DD_BATCH_SEGS 8                 /* segments one batch may touch */
+#define DD_RETRY_MS 1000u               /* after a failed write batch or segment creation */
+#define DD_SLICES 8u                    /* a segment takes new keys for window / 8 */
+#define DD_NAME_FMT "seg-%016" PRIx64 ".ddx"
+
+enum { DD_HELD = 0, DD_COMMITTED = 1, DD_ABORTED = -1 };
+
+typedef struct dd_slot {
+    uint64_t hash;
+    uint32_t off;
+    uint32_t time;
+} dd_slot_t;
+
+typedef struct dd_header {
+    char magic[8];
+    uint32_t log2;
+    uint32_t pad;
+    uint64_t t_first;
+} dd_header_t;
+
+typedef struct dd_seg {
+    struct dd_seg *next; /* oldest first */
+    uint64_t no;
+    int fd;
+    char *path;
+    uint32_t log2;
+    uint64_t key_end; /* next key offset, assigned on the loop */
+    uint64_t entries;
+    uint64_t t_first, t_last;
+    uint64_t *bloom; /* nblocks blocks of 8 words; calloc'd: untouched pages cost nothing */
+    size_t nblocks;
+    int busy;    /* write batches that name it */
+    int created; /* the directory entry is not yet synced */
+    int damage_logged;
+} dd_seg_t;
+
+struct ingest_dedupe_entry {
+    ingest_dedupe_entry_t *chain; /* pending table */
+    ingest_dedupe_entry_t *qnext; /* write queue, then the batch */
+    uint64_t hash;
+    uint32_t time, len;
+    int state;
+    int refs; /* the caller's, and one while in the pending table */
+    int in_table;
+    dd_seg_t *seg; /* assigned when its batch starts */
+    uint64_t off;
+    char key[];
+};
+
+typedef struct dd_batch {
+    worker_job_t job; /* first */
+    ingest_dedupe_t *d;
+    ingest_dedupe_entry_t *head, **tail;
+    uint64_t n;
+    dd_seg_t *segs[DD_BATCH_SEGS];
+    int nsegs, sync_dir;
+    int rc;
+    char err[512];
+} dd_batch_t;
+
+struct ingest_dedupe {
+    uv_loop_t *loop;
+    ingest_dedupe_opts_t o;
+    char *dir;
+    int dir_fd;
+    worker_t *worker;
+    uv_timer_t timer; /* batch window, retries */
+    uv_timer_t cron;  /* expiry */
+    int open_handles, closing;
+    dd_seg_t *segs, *hot;
+    uint64_t next_no;
+    ingest_dedupe_entry_t **tab;
+    size_t tabcap, tabn, held;
+    ingest_dedupe_entry_t *q, **qtail;
+    size_t qn;
+    dd_batch_t batch;
+    int writing;
+    uint64_t queued, written, damaged;
+    log_limit_t fail_log;
+};
+
+uint64_t (*ingest_dedupe_hash_for_tests)(const void *key, size_t len);
+
+/* --- hashing and filters --- */
+
+/* dd_mix is the murmur3 finalizer. */
+static uint64_t dd_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* dd_hash: FNV-1a with a finalizer; never 0 (an empty slot). */
+static uint64_t dd_hash(const char *key, size_t n)
+{
+    uint64_t h;
+    if (ingest_dedupe_hash_for_tests) {
+        h = ingest_dedupe_hash_for_tests(key, n);
+    } else {
+        h = 0xcbf29ce484222325ull;
+        for (size_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
+        h = dd_mix(h);
+    }
+    return h ? h : 1;
+}
+
+/* dd_bloom_block: the filter block of a hash, and the second hash its bits come from. */
+static uint64_t *dd_bloom_block(const dd_seg_t *s, uint64_t hash, uint64_t *h2)
+{
+    *h2 = dd_mix(hash ^ 0x9e3779b97f4a7c15ull);
+    size_t b = (size_t)(((*h2 >> 32) * (uint64_t)s->nblocks) >> 32);
+    return s->bloom + b * 8;
+}
+
+/* dd_bloom_add sets a key's 6 bits in its block. */
+static void dd_bloom_add(dd_seg_t *s, uint64_t hash)
+{
+    uint64_t h2, *blk = dd_bloom_block(s, hash, &h2);
+    for (int i = 0; i < 6; i++) {
+        unsigned bit = (unsigned)(h2 >> (9 * i)) & 511u;
+        blk[bit >> 6] |= 1ull << (bit & 63);
+    }
+}
+
+/* dd_bloom_has: 0 when the key is surely not in the segment. */
+static int dd_bloom_has(const dd_seg_t *s, uint64_t hash)
+{
+    uint64_t h2;
+    const uint64_t *blk = dd_bloom_block(s, hash, &h2);
+    for (int i = 0; i < 6; i++) {
+        unsigned bit = (unsigned)(h2 >> (9 * i)) & 511u;
+        if (!(blk[bit >> 6] & (1ull << (bit & 63)))) return 0;
+    }
+    return 1;
+}
+
+/* --- time --- */
+
+/* dd_now: wall-clock seconds (the window outlives restarts, so not the monotonic clock). */
+static uint64_t dd_now(const ingest_dedupe_t *d)
+{
+    if (d->o.now_s) return d->o.now_s(d->o.now_arg);
+    return (uint64_t)time(NULL);
+}
+
+/* dd_live: a key accepted at t is still within the window at now. */
+static int dd_live(const ingest_dedupe_t *d, uint64_t t, uint64_t now)
+{
+    return t + d->o.window_s > now;
+}
+
+/* --- segment files --- */
+
+static uint64_t dd_slots(const dd_seg_t *s)
+{
+    return 1ull << s->log2;
+}
+
+/* dd_seg_alloc makes the in-memory half of a segment (its filter). */
+static dd_seg_t *dd_seg_alloc(const ingest_dedupe_t *d, uint64_t no, uint32_t log2)
+{
+    dd_seg_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->no = no;
+    s->fd = -1;
+    s->log2 = log2;
+    uint64_t keys = (1ull << log2) / 2;
+    s->nblocks = (size_t)((keys * DD_BITS_PER_KEY + 511) / 512);
+    if (s->nblocks == 0) s->nblocks = 1;
+    s->bloom = calloc(s->nblocks * 8, sizeof(uint64_t));
+    size_t n = strlen(d->dir) + 40;
+    s->path = malloc(n);
+    if (!s->bloom || !s->path) {
+        free(s->bloom);
+        free(s->path);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->path, n, "%s/" DD_NAME_FMT, d->dir, no);
+    return s;
+}
+
+static void dd_seg_free(dd_seg_t *s)
+{
+    if (s->fd >= 0) close(s->fd);
+    free(s->bloom);
+    free(s->path);
+    free(s);
+}
+
+/* dd_pread_full reads n bytes at off; returns the count read (short at the end of the file) or
+ * a negative errno. */
+static ssize_t dd_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* dd_pwrite_full writes n bytes at off. Returns 0 or a negative errno. */
+static int dd_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
+{
+    size_t put = 0;
+    while (put < n) {
+        ssize_t r = pwrite(fd, (const char *)buf + put, n - put, (off_t)(off + put));
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        put += (size_t)r;
+    }
+    return 0;
+}
+
+/* dd_key_matches: whether the key record at off is key. A record cut short or failing its
+ * checksum (a write lost in a crash) matches nothing; *damaged says so. Any thread. */
+static int dd_key_matches(int fd, uint64_t off, const char *key, uint32_t len, int *damaged)
+{
+    char stackbuf[512];
+    size_t n = 8 + (size_t)len;
+    char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    if (!buf) return 0;
+    ssize_t got = dd_pread_full(fd, buf, n, off);
+    int match = 0;
+    uint32_t hdr[2] = {0, 0};
+    if (got >= 8) memcpy(hdr, buf, 8);
+    if (got < 8 || (hdr[0] == len && (size_t)got < n)) {
+        *damaged = 1;
+    } else if (hdr[0] == len) {
+        if (crc32c(0, buf + 8, len) != hdr[1])
+            *damaged = 1;
+        else
+            match = memcmp(buf + 8, key, len) == 0;
+    }
+    if (buf != stackbuf) free(buf);
+    return match;
+}
+
+/* dd_seg_note_damage logs (once per segment) a slot whose key record is not intact. */
+static void dd_seg_note_damage(ingest_dedupe_t *d, dd_seg_t *s, uint64_t off)
+{
+    d->damaged++;
+    if (s->damage_logged) return;
+    s->damage_logged = 1;
+    log_warn("dedupe: %s: key record at offset %" PRIu64
+             " cut short or damaged (a write lost in a crash); that slot is ignored, and the "
+             "journal puts back the keys of the events it still holds",
+             s->path, off);
+}
+
+/* dd_seg_lookup: whether segment s holds key within the window. Loop thread. */
+static int dd_seg_lookup(ingest_dedupe_t *d, dd_seg_t *s, uint64_t hash, const char *key,
+                         uint32_t len, uint64_t now)
+{
+    if (!dd_bloom_has(s, hash)) return 0;
+    uint64_t nslots = dd_slots(s), i = hash & (nslots - 1), seen = 0;
+    dd_slot_t buf[DD_PROBE_SLOTS];
+    while (seen < nslots) {
+        uint64_t want = nslots - i < DD_PROBE_SLOTS ? nslots - i : DD_PROBE_SLOTS;
+        ssize_t got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
+        if (got < (ssize_t)DD_SLOT) return 0;
+        size_t n = (size_t)got / DD_SLOT;
+        for (size_t k = 0; k < n; k++) {
+            if (buf[k].hash == 0) return 0;
+            if (buf[k].hash != hash || !dd_live(d, buf[k].time, now)) continue;
+            int damaged = 0;
+            if (dd_key_matches(s->fd, buf[k].off, key, len, &damaged)) return 1;
+            if (damaged) dd_seg_note_damage(d, s, buf[k].off);
+        }
+        seen += n;
+        i = (i + n) & (nslots - 1);
+    }
+    return 0;
+}
+
+/* dd_seg_create makes a new empty segment file for keys from now on. Loop thread (rare: one per
+ * slice or per million keys). Returns the segment or NULL (logged). */
+static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
+{
+    uint32_t log2 = d->o.seg_log2 ? d->o.seg_log2 : DD_SEG_LOG2;
+    dd_seg_t *s = dd_seg_alloc(d, d->next_no, log2);
+    if (!s) {
+        log_error("dedupe: out of memory creating a segment");
+        return NULL;
+    }
+    dd_header_t h = {.log2 = log2, .t_first = now};
+    memcpy(h.magic, DD_MAGIC, 8);
+    s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = s->fd < 0 ? -errno : 0;
+    if (rc == 0 && ftruncate(s->fd, (off_t)(DD_HEADER + dd_slots(s) * DD_SLOT)) < 0) rc = -errno;
+    if (rc == 0) rc = dd_pwrite_full(s->fd, &h, sizeof h, 0);
+    if (rc < 0) {
+        unsigned long held = 0;
+        if (log_limit_pass(&d->fail_log, 10000, &held))
+            log_error("dedupe: creating %s: %s; keys wait in memory and are retried",
+                      s->path, strerror(-rc));
+        if (s->fd >= 0) unlink(s->path);
+        dd_seg_free(s);
+        return NULL;
+    }
+    d->next_no++;
+    s->key_end = DD_HEADER + dd_slots(s) * DD_SLOT;
+    s->t_first = s->t_last = now;
+    s->created = 1;
+    dd_seg_t **pp = &d->segs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = s;
+    d->hot = s;
+    return s;
+}
+
+/* dd_hot: the segment a key of len bytes goes to now, rolling to a new one when the current one
+ * is half full, its slice is over, or its keys near 4 GiB. */
+static dd_seg_t *dd_hot(ingest_dedupe_t *d, uint32_t len, uint64_t now)
+{
+    dd_seg_t *s = d->hot;
+    uint64_t slice = d->o.window_s / DD_SLICES ? d->o.window_s / DD_SLICES : 1;
+    if (s && s->entries < dd_slots(s) / 2 && now < s->t_first + slice &&
+        s->key_end + 8 + len <= DD_KEY_FILE_MAX)
+        return s;
+    return dd_seg_create(d, now);
+}
+
+/* dd_seg_read rebuilds an existing segment's filter from its slots, at open. Returns the
+ * segment, or NULL when the file was set aside (logged). */
+static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", d->dir, name);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat st;
+    dd_header_t h;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        log_error("dedupe: %s: %s; its keys are forgotten", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    char err[512];
+    if (fsmode_tighten_file(path, err, sizeof err) < 0) log_warn("dedupe: %s", err);
+    ssize_t got = dd_pread_full(fd, &h, sizeof h, 0);
+    if (got != (ssize_t)sizeof h || memcmp(h.magic, DD_MAGIC, 8) != 0 || h.log2 < 4 ||
+        h.log2 > 28) {
+        char aside[4200];
+        snprintf(aside, sizeof aside, "%s.damaged", path);
+        log_error("dedupe: %s: not an index segment (header %s, %lld bytes); renamed to %s and "
+                  "its keys forgotten; the journal puts back the keys of the events it holds",
+                  path, got < (ssize_t)sizeof h ? "cut short" : "damaged", (long long)st.st_size,
+                  aside);
+        close(fd);
+        if (rename(path, aside) < 0) unlink(path);
+        return NULL;
+    }
+    dd_seg_t *s = dd_seg_alloc(d, no, h.log2);
+    if (!s) {
+        close(fd);
+        return NULL;
+    }
+    s->fd = fd;
+    s->t_first = s->t_last = h.t_first;
+    uint64_t table_end = DD_HEADER + dd_slots(s) * DD_SLOT;
+    if ((uint64_t)st.st_size < table_end) {
+        log_error("dedupe: %s: cut short at %lld bytes (%" PRIu64 " expected); the slots past "
+                  "that are empty now and the keys in them forgotten; the journal puts back the "
+                  "keys of the events it holds",
+                  path, (long long)st.st_size, table_end);
+        if (ftruncate(fd, (off_t)table_end) < 0)
+            log_error("dedupe: %s: extending: %s", path, strerror(errno));
+        st.st_size = (off_t)table_end;
+    }
+    s->key_end = (uint64_t)st.st_size;
+    size_t chunk = 65536;
+    dd_slot_t *buf = malloc(chunk * DD_SLOT);
+    uint64_t dangling = 0;
+    for (uint64_t i = 0; buf && i < dd_slots(s); i += chunk) {
+        uint64_t want = dd_slots(s) - i < chunk ? dd_slots(s) - i : chunk;
+        got = dd_pread_full(fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
+        if (got < 0) break;
+        for (size_t k = 0; k < (size_t)got / DD_SLOT; k++) {
+            if (!buf[k].hash) continue;
+            s->entries++;
+            if (buf[k].time > s->t_last) s->t_last = buf[k].time;
+            if ((uint64_t)buf[k].off + 8 > s->key_end || buf[k].off < table_end) dangling++;
+            dd_bloom_add(s, buf[k].hash);
+        }
+    }
+    free(buf);
+    if (dangling) {
+        s->damage_logged = 1;
+        d->damaged += dangling;
+        log_warn("dedupe: %s: %" PRIu64 " slots name keys past the end of the file (writes cut "
+                 "short by a crash); they are ignored, and the journal puts back the keys of the "
+                 "events it still holds",
+                 path, dangling);
+    }
+    return s;
+}
+
+/* dd_cmp_u64 orders segment numbers. */
+static int dd_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* dd_load reads every segment in the directory, oldest first. Returns 0 or a negative errno. */
+static int dd_load(ingest_dedupe_t *d, char *err, size_t errlen)
+{
+    DIR *dir = opendir(d->dir);
+    if (!dir) {
+        snprintf(err, errlen, "%s: %s", d->dir, strerror(errno));
+        return -errno;
+    }
+    uint64_t *nos = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        uint64_t no;
+        char tail[8];
+        if (sscanf(de->d_name, "seg-%16" SCNx64 ".dd%1s", &no, tail) != 2 ||
+            strcmp(tail, "x") != 0 || strlen(de->d_name) != 24)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint64_t *v = realloc(nos, cap * sizeof *v);
+            if (!v) {
+                closedir(dir);
+                free(nos);
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+            }
+            nos = v;
+        }
+        nos[n++] = no;
+    }
+    closedir(dir);
+    if (n) qsort(nos, n, sizeof *nos, dd_cmp_u64);
+    dd_seg_t **tail = &d->segs;
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, DD_NAME_FMT, nos[i]);
+        if (nos[i] >= d->next_no) d->next_no = nos[i] + 1;
+        dd_seg_t *s = dd_seg_read(d, nos[i], name);
+        if (!s) continue;
+        *tail = s;
+        tail = &s->next;
+    }
+    free(nos);
+    return 0;
+}
+
+/* --- the pending table: keys held or committed and not yet written --- */
+
+static ingest_dedupe_entry_t *dd_tab_find(const ingest_dedupe_t *d, uint64_t hash,
+                                          const char *key, size_t len)
+{
+    if (!d->tabcap) return NULL;
+    for (ingest_dedupe_entry_t *e = d->tab[hash & (d->tabcap - 1)]; e; e = e->chain)
+        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
+    return NULL;
+}
+
+/* dd_tab_add puts e in the table (taking the table's reference). Returns 0 or -ENOMEM. */
+static int dd_tab_add(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
+{
+    if (d->tabn + 1 > d->tabcap) {
+        size_t cap = d->tabcap ? d->tabcap * 2 : 1024;
+        ingest_dedupe_entry_t **t = calloc(cap, sizeof *t);
+        if (!t) return -ENOMEM;
+        for (size_t i = 0; i < d->tabcap; i++) {
+            ingest_dedupe_entry_t *x = d->tab[i], *next;
+            for (; x; x = next) {
+                next = x->chain;
+                x->chain = t[x->hash & (cap - 1)];
+                t[x->hash & (cap - 1)] = x;
+            }
+        }
+        free(d->tab);
+        d->tab = t;
+        d->tabcap = cap;
+    }
+    ingest_dedupe_entry_t **b = &d->tab[e->hash & (d->tabcap - 1)];
+    e->chain = *b;
+    *b = e;
+    e->in_table = 1;
+    e->refs++;
+    d->tabn++;
+    return 0;
+}
+
+/* dd_tab_remove takes e out of the table and drops the table's reference. */
+static void dd_tab_remove(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
+{
+    if (!e->in_table) return;
+    ingest_dedupe_entry_t **pp = &d->tab[e->hash & (d->tabcap - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->chain;
+    if (*pp) *pp = e->chain;
+    e->in_table = 0;
+    d->tabn--;
+    if (d->tabn == 0 && d->tabcap > 1024) { /* a burst is over: give the array back */
+        free(d->tab);
+        d->tab = NULL;
+        d->tabcap = 0;
+    }
+    ingest_dedupe_unref(e);
+}
+
+static ingest_dedupe_entry_t *dd_entry_new(uint64_t hash, const char *key, size_t len)
+{
+    ingest_dedupe_entry_t *e = calloc(1, sizeof *e + len);
+    if (!e) return NULL;
+    e->hash = hash;
+    e->len = (uint32_t)len;
+    memcpy(e->key, key, len);
+    return e;
+}
+
+/* --- write batches --- */
+
+static void dd_batch_start(ingest_dedupe_t *d);
+
+/* dd_on_timer ends a batch window or retries a failed batch. */
+static void dd_on_timer(uv_timer_t *t)
+{
+    dd_batch_start(t->data);
+}
+
+/* dd_schedule starts the batch window when keys wait and no batch is out. */
+static void dd_schedule(ingest_dedupe_t *d)
+{
+    if (d->closing) {
+        if (!d->writing) dd_batch_start(d);
+        return;
+    }
+    if (d->writing || !d->qn || uv_is_active((uv_handle_t *)&d->timer)) return;
+    uv_timer_start(&d->timer, dd_on_timer, d->o.batch_ms, 0);
+}
+
+/* dd_insert_slot puts key's slot into segment s: the first empty slot of its probe run, or the
+ * slot of the same key (an older acceptance) whose time it renews. Worker thread. */
+static int dd_insert_slot(dd_seg_t *s, const ingest_dedupe_entry_t *e, char *err, size_t errlen)
+{
+    uint64_t nslots = dd_slots(s), i = e->hash & (nslots - 1), seen = 0;
+    dd_slot_t buf[DD_PROBE_SLOTS];
+    while (seen < nslots) {
+        uint64_t want = nslots - i < DD_PROBE_SLOTS ? nslots - i : DD_PROBE_SLOTS;
+        ssize_t got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
+        if (got < (ssize_t)DD_SLOT) {
+            snprintf(err, errlen, "%s: reading slots: %s", s->path,
+                     got < 0 ? strerror((int)-got) : "file cut short");
+            return got < 0 ? (int)got : -EIO;
+        }
+        size_t n = (size_t)got / DD_SLOT;
+        for (size_t k = 0; k < n; k++) {
+            int damaged = 0;
+            if (buf[k].hash != 0 &&
+                (buf[k].hash != e->hash ||
+                 !dd_key_matches(s->fd, buf[k].off, e->key, e->len, &damaged)))
+                continue;
+            dd_slot_t slot = {.hash = e->hash, .off = (uint32_t)e->off, .time = e->time};
+            int rc = dd_pwrite_full(s->fd, &slot, sizeof slot, DD_HEADER + (i + k) * DD_SLOT);
+            if (rc < 0) snprintf(err, errlen, "%s: writing a slot: %s", s->path, strerror(-rc));
+            return rc;
+        }
+        seen += n;
+        i = (i + n) & (nslots - 1);
+    }
+    snprintf(err, errlen, "%s: no free slot", s->path); /* cannot happen: half full at most */
+    return -ENOSPC;
+}
+
+/* dd_batch_run writes a batch on the worker thread: each segment's new keys in one write (their
+ * offsets are consecutive), then their slots, then fdatasync. */
+static void dd_batch_run(worker_job_t *job)
+{
+    dd_batch_t *b = (dd_batch_t *)job;
+    b->rc = 0;
+    for (int si = 0; si < b->nsegs && b->rc == 0; si++) {
+        dd_seg_t *s = b->segs[si];
+        uint64_t first = UINT64_MAX, end = 0;
+        for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
+            if (e->seg != s) continue;
+            if (e->off < first) first = e->off;
+            if (e->off + 8 + e->len > end) end = e->off + 8 + e->len;
+        }
+        char *buf = malloc((size_t)(end - first));
+        if (!buf) {
+            b->rc = -ENOMEM;
+            snprintf(b->err, sizeof b->err, "out of memory");
+            break;
+        }
+        for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
+            if (e->seg != s) continue;
+            uint32_t hdr[2] = {e->len, crc32c(0, e->key, e->len)};
+            memcpy(buf + (e->off - first), hdr, 8);
+            memcpy(buf + (e->off - first) + 8, e->key, e->len);
+        }
+        b->rc = dd_pwrite_full(s->fd, buf, (size_t)(end - first), first);
+        free(buf);
+        if (b->rc < 0) {
+            snprintf(b->err, sizeof b->err, "%s: writing keys: %s", s->path, strerror(-b->rc));
+            break;
+        }
+        for (ingest_dedupe_entry_t *e = b->head; e && b->rc == 0; e = e->qnext)
+            if (e->seg == s) b->rc = dd_insert_slot(s, e, b->err, sizeof b->err);
+        if (b->rc == 0 && b->d->o.do_fsync && fdatasync(s->fd) < 0) {
+            b->rc = -errno;
+            snprintf(b->err, sizeof b->err, "%s: fdatasync: %s", s->path, strerror(errno));
+        }
+    }
+    if (b->rc == 0 && b->sync_dir && b->d->o.do_fsync && fsync(b->d->dir_fd) < 0) {
+        b->rc = -errno;
+        snprintf(b->err, sizeof b->err, "%s: fsync: %s", b->d->dir, strerror(errno));
+    }
+}
+
+/* dd_batch_done takes a batch's result on the loop: written keys leave the pending table (the
+ * segments answer for them now); after a failure they go back to the queue, retried later. */
+static void dd_batch_done(worker_job_t *job)
+{
+    dd_batch_t *b = (dd_batch_t *)job;
+    ingest_dedupe_t *d = b->d;
+    d->writing = 0;
+    for (int i = 0; i < b->nsegs; i++) {
+        b->segs[i]->busy--;
+        if (b->rc == 0 && b->sync_dir) b->segs[i]->created = 0;
+    }
+    ingest_dedupe_entry_t *e = b->head, *next;
+    b->head = NULL;
+    if (b->rc < 0) {
+        unsigned long held = 0;
+        if (log_limit_pass(&d->fail_log, 10000, &held))
+            log_error("dedupe: %s; %" PRIu64 " keys wait in memory and are retried (%lu more "
+                      "failures not logged)",
+                      b->err, b->n, held);
+        ingest_dedupe_entry_t **tail = &e;
+        while (*tail) {
+            (*tail)->seg->entries--;
+            (*tail)->seg = NULL;
+            tail = &(*tail)->qnext;
+        }
+        *tail = d->q; /* back at the head, in order */
+        if (!d->q) d->qtail = tail;
+        d->q = e;
+        d->qn += b->n;
+        if (!d->closing) {
+            uv_timer_start(&d->timer, dd_on_timer, DD_RETRY_MS, 0);
+            return;
+        }
+        /* closing: the keys stay unwritten; the journal puts them back at the next start */
+        while ((e = d->q)) {
+            d->q = e->qnext;
+            dd_tab_remove(d, e);
+        }
+        d->qn = 0;
+        d->qtail = &d->q;
+        return;
+    }
+    for (; e; e = next) {
+        next = e->qnext;
+        e->qnext = NULL;
+        dd_tab_remove(d, e);
+    }
+    d->written += b->n;
+    if (d->o.on_written) d->o.on_written(d->o.written_arg);
+    if (d->qn) dd_batch_start(d); /* they waited through this batch already */
+}
+
+/* dd_batch_start hands the queued keys (up to DD_BATCH_MAX) to the worker: each gets its
+ * segment, key offset and filter bits here on the loop. */
+static void dd_batch_start(ingest_dedupe_t *d)
+{
+    uv_timer_stop(&d->timer);
+    if (d->writing || !d->qn) return;
+    dd_batch_t *b = &d->batch;
+    uint64_t now = dd_now(d);
+    b->head = NULL;
+    b->tail = &b->head;
+    b->n = 0;
+    b->nsegs = 0;
+    b->sync_dir = 0;
+    while (d->q && b->n < DD_BATCH_MAX) {
+        ingest_dedupe_entry_t *e = d->q;
+        dd_seg_t *s = dd_hot(d, e->len, now);
+        if (!s) break;
+        int si = 0;
+        while (si < b->nsegs && b->segs[si] != s)
+            si++;
+        if (si == b->nsegs) {
+            if (b->nsegs == DD_BATCH_SEGS) break;
+            b->segs[b->nsegs++] = s;
+            s->busy++;
+            b->sync_dir |= s->created;
+        }
+        d->q = e->qnext;
+        if (!d->q) d->qtail = &d->q;
+        d->qn--;
+        e->qnext = NULL;
+        e->seg = s;
+        e->off = s->key_end;
+        s->key_end += 8 + e->len;
+        s->entries++;
+        if (e->time > s->t_last) s->t_last = e->time;
+        dd_bloom_add(s, e->hash);
+        *b->tail = e;
+        b->tail = &e->qnext;
+        b->n++;
+    }
+    if (!b->n) { /* no segment could be created: try again later */
+        if (!d->closing) uv_timer_start(&d->timer, dd_on_timer, DD_RETRY_MS, 0);
+        return;
+    }
+    d->writing = 1;
+    worker_submit(d->worker, &b->job); /* runs inline once the worker is closed */
+}
+
+/* dd_enqueue queues a committed entry (in the table) for the next batch. */
+static void dd_enqueue(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
+{
+    e->qnext = NULL;
+    *d->qtail = e;
+    d->qtail = &e->qnext;
+    d->qn++;
+    d->queued++;
+    dd_schedule(d);
+}
+
+/* --- the interface --- */
+
+/* dd_on_cron drops expired segments. */
+static void dd_on_cron(uv_timer_t *t)
+{
+    ingest_dedupe_expire(t->data);
+}
+
+int ingest_dedupe_open(ingest_dedupe_t **dp, uv_loop_t *loop, const ingest_dedupe_opts_t *opts,
+                       char *err, size_t errlen)
+{
+    *dp = NULL;
+    if (!opts->window_s) {
+        snprintf(err, errlen, "dedupe window must be > 0");
+        return -EINVAL;
+    }
+    ingest_dedupe_t *d = calloc(1, sizeof *d);
+    if (!d || !(d->dir = strdup(opts->dir))) {
+        free(d);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    d->loop = loop;
+    d->o = *opts;
+    d->o.dir = d->dir;
+    d->dir_fd = -1;
+    d->qtail = &d->q;
+    d->next_no = 1;
+    d->batch.d = d;
+    d->batch.job.run = dd_batch_run;
+    d->batch.job.done = dd_batch_done;
+    int rc = 0;
+    if (mkdir(d->dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", d->dir, strerror(errno));
+    }
+    if (rc == 0 && fsmode_tighten_dir(d->dir, err, errlen) < 0) rc = -EACCES;
+    if (rc == 0 && (d->dir_fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", d->dir, strerror(errno));
+    }
+    if (rc == 0) rc = dd_load(d, err, errlen);
+    if (rc == 0 && (rc = worker_init(&d->worker, loop)) < 0)
+        snprintf(err, errlen, "starting the dedupe thread: %s", strerror(-rc));
+    if (rc < 0) {
+        while (d->segs) {
+            dd_seg_t *s = d->segs;
+            d->segs = s->next;
+            dd_seg_free(s);
+        }
+        if (d->dir_fd >= 0) close(d->dir_fd);
+        free(d->dir);
+        free(d);
+        return rc;
+    }
+    uv_timer_init(loop, &d->timer);
+    uv_timer_init(loop, &d->cron);
+    d->timer.data = d->cron.data = d;
+    d->open_handles = 2;
+    uv_timer_start(&d->cron, dd_on_cron, 1000, 1000);
+    uv_unref((uv_handle_t *)&d->cron);
+    ingest_dedupe_expire(d);
+    *dp = d;
+    return 0;
+}
+
+int ingest_dedupe_check(ingest_dedupe_t *d, const char *key, size_t len,
+                        ingest_dedupe_entry_t **pending)
+{
+    uint64_t hash = dd_hash(key, len), now = dd_now(d);
+    *pending = NULL;
+    ingest_dedupe_entry_t *e = dd_tab_find(d, hash, key, len);
+    if (e) {
+        if (e->state == DD_COMMITTED) return INGEST_DEDUPE_DUP;
+        e->refs++;
+        *pending = e;
+        return INGEST_DEDUPE_PENDING;
+    }
+    for (dd_seg_t *s = d->segs; s; s = s->next)
+        if (dd_live(d, s->t_last, now) && dd_seg_lookup(d, s, hash, key, (uint32_t)len, now))
+            return INGEST_DEDUPE_DUP;
+    return INGEST_DEDUPE_NEW;
+}
+
+ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, size_t len)
+{
+    ingest_dedupe_entry_t *e = dd_entry_new(dd_hash(key, len), key, len);
+    if (!e) return NULL;
+    e->refs = 1;
+    e->state = DD_HELD;
+    if (dd_tab_add(d, e) < 0) {
+        free(e);
+        return NULL;
+    }
+    d->held++;
+    return e;
+}
+
+void ingest_dedupe_commit(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
+{
+    if (e->state != DD_HELD) return;
+    e->state = DD_COMMITTED;
+    e->time = (uint32_t)dd_now(d);
+    d->held--;
+    dd_enqueue(d, e);
+}
+
+void ingest_dedupe_abort(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
+{
+    if (e->state != DD_HELD) return;
+    e->state = DD_ABORTED;
+    d->held--;
+    dd_tab_remove(d, e);
+}
+
+int ingest_dedupe_accepted(const ingest_dedupe_entry_t *e)
+{
+    return e->state;
+}
+
+void ingest_dedupe_unref(ingest_dedupe_entry_t *e)
+{
+    if (e && --e->refs == 0) free(e);
+}
+
+int ingest_dedupe_replay(ingest_dedupe_t *d, const char *key, size_t len, uint64_t time_s)
+{
+    uint64_t now = dd_now(d);
+    if (!dd_live(d, time_s, now)) return 0;
+    ingest_dedupe_entry_t *pending;
+    int st = ingest_dedupe_check(d, key, len, &pending);
+    if (pending) ingest_dedupe_unref(pending);
+    if (st != INGEST_DEDUPE_NEW) return 0;
+    ingest_dedupe_entry_t *e = dd_entry_new(dd_hash(key, len), key, len);
+    if (!e) return -ENOMEM;
+    e->state = DD_COMMITTED;
+    e->time = (uint32_t)time_s;
+    if (dd_tab_add(d, e) < 0) {
+        free(e);
+        return -ENOMEM;
+    }
+    dd_enqueue(d, e);
+    return 0;
+}
+
+uint64_t ingest_dedupe_queued(const ingest_dedupe_t *d)
+{
+    return d->queued;
+}
+
+uint64_t ingest_dedupe_written(const ingest_dedupe_t *d)
+{
+    return d->written;
+}
+
+size_t ingest_dedupe_backlog(const ingest_dedupe_t *d)
+{
+    return (size_t)(d->queued - d->written);
+}
+
+int ingest_dedupe_expire(ingest_dedupe_t *d)
+{
+    uint64_t now = dd_now(d);
+    int dropped = 0;
+    dd_seg_t **pp = &d->segs;
+    while (*pp) {
+        dd_seg_t *s = *pp;
+        if (s->busy || dd_live(d, s->t_last, now)) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        if (d->hot == s) d->hot = NULL;
+        if (unlink(s->path) < 0 && errno != ENOENT)
+            log_error("dedupe: removing %s: %s", s->path, strerror(errno));
+        else
+            log_debug("dedupe: %s expired (%" PRIu64 " keys)", s->path, s->entries);
+        dd_seg_free(s);
+        dropped++;
+    }
+    return dropped;
+}
+
+void ingest_dedupe_get_stats(const ingest_dedupe_t *d, ingest_dedupe_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    uint64_t now = dd_now(d);
+    for (const dd_seg_t *s = d->segs; s; s = s->next) {
+        if (dd_live(d, s->t_last, now)) st->keys += s->entries;
+        st->segments++;
+        st->disk_bytes += s->key_end;
+        st->filter_bytes += s->nblocks * 64;
+    }
+    st->keys += d->held + d->qn;
+    st->damaged = d->damaged;
+}
+
+/* dd_closed frees the index once both timers are closed. */
+static void dd_closed(uv_handle_t *h)
+{
+    ingest_dedupe_t *d = h->data;
+    if (--d->open_handles == 0) free(d);
+}
+
+void ingest_dedupe_close(ingest_dedupe_t *d)
+{
+    if (!d || d->closing) return;
+    d->closing = 1;
+    uv_timer_stop(&d->timer);
+    uv_timer_stop(&d->cron);
+    /* the batch under way finishes here; what is queued is written inline from now on */
+    worker_close(d->worker);
+    for (int round = 0; round < 100 && d->qn && !d->writing; round++)
+        dd_batch_start(d);
+    for (size_t i = 0; i < d->tabcap; i++) {
+        ingest_dedupe_entry_t *e = d->tab[i], *next;
+        for (; e; e = next) {
+            next = e->chain;
+            e->in_table = 0;
+            ingest_dedupe_unref(e);
+        }
+    }
+    free(d->tab);
+    d->tab = NULL;
+    d->tabcap = d->tabn = 0;
+    while (d->segs) {
+        dd_seg_t *s = d->segs;
+        d->segs = s->next;
+        dd_seg_free(s);
+    }
+    if (d->dir_fd >= 0) close(d->dir_fd);
+    free(d->dir);
+    d->dir = NULL;
+    uv_close((uv_handle_t *)&d->timer, dd_closed);
+    uv_close((uv_handle_t *)&d->cron, dd_closed);
+}
