@@ -1,6 +1,8 @@
 /* ingest_dedupe.c - the dedupe index: keys accepted within the window, in time-sliced segment
- * files of fixed hash slots and the keys themselves, read with pread; in memory one blocked Bloom
- * filter per segment and the keys not yet written. Writes run in batches on a worker thread. */
+ * files (a table of hash slots, then the keys, appended); in memory one blocked Bloom filter per
+ * segment, the keys not yet written, and the slots of the one segment taking new keys (written
+ * out once, when it is sealed; older segments are read with pread). Key writes, fdatasync and
+ * sealing run on a worker thread. */
 #include "ingest_dedupe.h"
 
 #include "util/crc32c.h"
@@ -12,21 +14,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 /* A segment file: a 4 KiB header, 2^log2 slots of 16 bytes, then the keys, appended. A slot is
  * {u64 hash (0: empty), u32 key offset, u32 accept time in seconds}; a key record is {u32
- * length, u32 crc32c of the key, key}. Native byte order: the files never leave the host. */
+ * length, u32 crc32c of time and key, u32 accept time, key}. While a segment takes new keys only
+ * its key records are written (one append per batch); its slots live in memory and are written
+ * once, when it is sealed (header flag). An unsealed segment found at open (the one that was
+ * taking keys at a crash or stop) is rebuilt from its key records and sealed then. Native byte
+ * order: the files never leave the host. */
 #define DD_MAGIC "HLDDX1\n"
 #define DD_HEADER 4096u
 #define DD_SLOT 16u
-#define DD_SEG_LOG2 21u                 /* 2M slots (32 MiB), at most 1M keys a segment */
+#define DD_SEG_LOG2 20u                 /* 1M slots (16 MiB), at most 512K keys a segment */
 #define DD_KEY_FILE_MAX (3ull << 30)    /* key offsets are 32-bit: roll well before 4 GiB */
+#define DD_REC 12u                      /* key record header */
+#define DD_KEY_MAX (1u << 20)           /* longest key (an input line is at most 1 MiB) */
 #define DD_BITS_PER_KEY 10u             /* ~1 % false positives with 6 bits in a 512-bit block */
 #define DD_PROBE_SLOTS 16u              /* slots read at once while probing */
 #define DD_BATCH_MAX 65536u             /* keys written by one batch */
@@ -34,6 +45,9 @@
 #define DD_RETRY_MS 1000u               /* after a failed write batch or segment creation */
 #define DD_SLICES 8u                    /* a segment takes new keys for window / 8 */
 #define DD_NAME_FMT "seg-%016" PRIx64 ".ddx"
+#define DD_HUGE (2u << 20)              /* the in-memory slots ask for transparent huge pages */
+#define DD_ENTRY_BYTES 128u             /* pending entries of this size (short keys) are reused */
+#define DD_POOL_MAX 32768u              /* ... up to this many kept free (4 MiB) */
 
 enum { DD_HELD = 0, DD_COMMITTED = 1, DD_ABORTED = -1 };
 
@@ -46,7 +60,7 @@ typedef struct dd_slot {
 typedef struct dd_header {
     char magic[8];
     uint32_t log2;
-    uint32_t pad;
+    uint32_t sealed; /* 1: the slot table on disk is complete */
     uint64_t t_first;
 } dd_header_t;
 
@@ -61,7 +75,9 @@ typedef struct dd_seg {
     uint64_t t_first, t_last;
     uint64_t *bloom; /* nblocks blocks of 8 words; calloc'd: untouched pages cost nothing */
     size_t nblocks;
-    int busy;    /* write batches that name it */
+    dd_slot_t *mem; /* the slots in memory, until the segment is sealed on disk (else NULL) */
+    int busy;    /* write batches and seals that name it */
+    int to_seal; /* it took its last key: seal it after the batch that writes its last keys */
     int created; /* the directory entry is not yet synced */
     int damage_logged;
 } dd_seg_t;
@@ -73,7 +89,7 @@ struct ingest_dedupe_entry {
     uint32_t time, len;
     int state;
     int refs; /* the caller's, and one while in the pending table */
-    int in_table;
+    int in_table, pooled;
     dd_seg_t *seg; /* assigned when its batch starts */
     uint64_t off;
     char key[];
@@ -107,6 +123,7 @@ struct ingest_dedupe {
     size_t qn;
     dd_batch_t batch;
     int writing;
+    pthread_mutex_t mu; /* the in-memory slots: the worker inserts, the loop looks up */
     uint64_t queued, written, damaged;
     log_limit_t fail_log;
 };
@@ -155,7 +172,7 @@ static void dd_bloom_add(dd_seg_t *s, uint64_t hash)
     uint64_t h2, *blk = dd_bloom_block(s, hash, &h2);
     for (int i = 0; i < 6; i++) {
         unsigned bit = (unsigned)(h2 >> (9 * i)) & 511u;
-        blk[bit >> 6] |= 1ull << (bit & 63);
+        __atomic_fetch_or(&blk[bit >> 6], 1ull << (bit & 63), __ATOMIC_RELAXED); /* worker */
     }
 }
 
@@ -166,7 +183,7 @@ static int dd_bloom_has(const dd_seg_t *s, uint64_t hash)
     const uint64_t *blk = dd_bloom_block(s, hash, &h2);
     for (int i = 0; i < 6; i++) {
         unsigned bit = (unsigned)(h2 >> (9 * i)) & 511u;
-        if (!(blk[bit >> 6] & (1ull << (bit & 63)))) return 0;
+        if (!(__atomic_load_n(&blk[bit >> 6], __ATOMIC_RELAXED) & (1ull << (bit & 63)))) return 0;
     }
     return 1;
 }
@@ -217,8 +234,31 @@ static dd_seg_t *dd_seg_alloc(const ingest_dedupe_t *d, uint64_t no, uint32_t lo
     return s;
 }
 
+/* dd_slots_alloc maps zeroed memory for n slots, 2 MiB aligned and advised for transparent
+ * huge pages: random inserts then fault in a few huge pages instead of thousands of small ones.
+ * Returns NULL when out of memory. */
+static dd_slot_t *dd_slots_alloc(uint64_t n)
+{
+    size_t len = (size_t)(n * DD_SLOT), map = len + DD_HUGE;
+    char *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + DD_HUGE - 1) & ~(uintptr_t)(DD_HUGE - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (p + map > a + len) munmap(a + len, (size_t)(p + map - (a + len)));
+    madvise(a, len, MADV_HUGEPAGE); /* advice only: fine if refused */
+    return (dd_slot_t *)(void *)a;
+}
+
+/* dd_slots_free unmaps what dd_slots_alloc mapped. */
+static void dd_slots_free(dd_seg_t *s)
+{
+    if (s->mem) munmap(s->mem, (size_t)(dd_slots(s) * DD_SLOT));
+    s->mem = NULL;
+}
+
 static void dd_seg_free(dd_seg_t *s)
 {
+    dd_slots_free(s);
     if (s->fd >= 0) close(s->fd);
     free(s->bloom);
     free(s->path);
@@ -262,20 +302,20 @@ static int dd_pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
 static int dd_key_matches(int fd, uint64_t off, const char *key, uint32_t len, int *damaged)
 {
     char stackbuf[512];
-    size_t n = 8 + (size_t)len;
+    size_t n = DD_REC + (size_t)len;
     char *buf = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (!buf) return 0;
     ssize_t got = dd_pread_full(fd, buf, n, off);
     int match = 0;
-    uint32_t hdr[2] = {0, 0};
-    if (got >= 8) memcpy(hdr, buf, 8);
-    if (got < 8 || (hdr[0] == len && (size_t)got < n)) {
+    uint32_t hdr[3] = {0, 0, 0};
+    if (got >= DD_REC) memcpy(hdr, buf, DD_REC);
+    if (got < DD_REC || (hdr[0] == len && (size_t)got < n)) {
         *damaged = 1;
     } else if (hdr[0] == len) {
-        if (crc32c(0, buf + 8, len) != hdr[1])
+        if (crc32c(0, buf + 8, 4 + (size_t)len) != hdr[1])
             *damaged = 1;
         else
-            match = memcmp(buf + 8, key, len) == 0;
+            match = memcmp(buf + DD_REC, key, len) == 0;
     }
     if (buf != stackbuf) free(buf);
     return match;
@@ -302,7 +342,13 @@ static int dd_seg_lookup(ingest_dedupe_t *d, dd_seg_t *s, uint64_t hash, const c
     dd_slot_t buf[DD_PROBE_SLOTS];
     while (seen < nslots) {
         uint64_t want = nslots - i < DD_PROBE_SLOTS ? nslots - i : DD_PROBE_SLOTS;
-        ssize_t got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
+        ssize_t got = (ssize_t)(want * DD_SLOT);
+        if (s->mem) {
+            pthread_mutex_lock(&d->mu);
+            memcpy(buf, s->mem + i, (size_t)got);
+            pthread_mutex_unlock(&d->mu);
+        } else
+            got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
         if (got < (ssize_t)DD_SLOT) return 0;
         size_t n = (size_t)got / DD_SLOT;
         for (size_t k = 0; k < n; k++) {
@@ -334,6 +380,7 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
     int rc = s->fd < 0 ? -errno : 0;
     if (rc == 0 && ftruncate(s->fd, (off_t)(DD_HEADER + dd_slots(s) * DD_SLOT)) < 0) rc = -errno;
     if (rc == 0) rc = dd_pwrite_full(s->fd, &h, sizeof h, 0);
+    if (rc == 0 && !(s->mem = dd_slots_alloc(dd_slots(s)))) rc = -ENOMEM;
     if (rc < 0) {
         unsigned long held = 0;
         if (log_limit_pass(&d->fail_log, 10000, &held))
@@ -344,6 +391,7 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
         return NULL;
     }
     d->next_no++;
+    if (d->hot) d->hot->to_seal = 1;
     s->key_end = DD_HEADER + dd_slots(s) * DD_SLOT;
     s->t_first = s->t_last = now;
     s->created = 1;
@@ -362,13 +410,115 @@ static dd_seg_t *dd_hot(ingest_dedupe_t *d, uint32_t len, uint64_t now)
     dd_seg_t *s = d->hot;
     uint64_t slice = d->o.window_s / DD_SLICES ? d->o.window_s / DD_SLICES : 1;
     if (s && s->entries < dd_slots(s) / 2 && now < s->t_first + slice &&
-        s->key_end + 8 + len <= DD_KEY_FILE_MAX)
+        s->key_end + DD_REC + len <= DD_KEY_FILE_MAX)
         return s;
     return dd_seg_create(d, now);
 }
 
-/* dd_seg_read rebuilds an existing segment's filter from its slots, at open. Returns the
- * segment, or NULL when the file was set aside (logged). */
+/* dd_mem_insert puts a slot into the in-memory slots of segment s: the first empty slot of its
+ * probe run, or the slot of the same key (an older acceptance, its record read back from disk)
+ * whose time it renews. Loop thread. */
+static void dd_mem_insert(dd_seg_t *s, uint64_t hash, const char *key, uint32_t len, uint64_t off,
+                          uint32_t time_s)
+{
+    uint64_t nslots = dd_slots(s), i = hash & (nslots - 1);
+    for (uint64_t seen = 0; seen < nslots; seen++, i = (i + 1) & (nslots - 1)) {
+        dd_slot_t *sl = &s->mem[i];
+        int damaged = 0;
+        if (sl->hash != 0 &&
+            (sl->hash != hash || !dd_key_matches(s->fd, sl->off, key, len, &damaged)))
+            continue;
+        *sl = (dd_slot_t){.hash = hash, .off = (uint32_t)off, .time = time_s};
+        return;
+    }
+    /* cannot happen: a segment rolls at half full */
+}
+
+/* dd_seal_write writes a segment's slots from memory and then the header's sealed flag, each
+ * followed by fdatasync when do_fsync. Any thread. Returns 0 or a negative errno with err. */
+static int dd_seal_write(dd_seg_t *s, int do_fsync, char *err, size_t errlen)
+{
+    int rc = dd_pwrite_full(s->fd, s->mem, (size_t)(dd_slots(s) * DD_SLOT), DD_HEADER);
+    if (rc == 0 && do_fsync && fdatasync(s->fd) < 0) rc = -errno;
+    uint32_t one = 1;
+    if (rc == 0) rc = dd_pwrite_full(s->fd, &one, sizeof one, offsetof(dd_header_t, sealed));
+    if (rc == 0 && do_fsync && fdatasync(s->fd) < 0) rc = -errno;
+    if (rc < 0) snprintf(err, errlen, "%s: sealing: %s", s->path, strerror(-rc));
+    return rc;
+}
+
+/* dd_seg_rebuild reads an unsealed segment's key records into its in-memory slots, cutting off
+ * a torn tail (logged with the file and offset). Returns 0 or a negative errno (logged). */
+static int dd_seg_rebuild(ingest_dedupe_t *d, dd_seg_t *s, uint64_t size)
+{
+    if (!(s->mem = dd_slots_alloc(dd_slots(s)))) {
+        log_error("dedupe: %s: out of memory rebuilding it", s->path);
+        return -ENOMEM;
+    }
+    size_t bufsize = (1u << 20) + DD_REC + DD_KEY_MAX;
+    char *buf = malloc(bufsize);
+    if (!buf) {
+        log_error("dedupe: %s: out of memory rebuilding it", s->path);
+        return -ENOMEM;
+    }
+    uint64_t base = s->key_end; /* file offset of buf[0] */
+    size_t have = 0, pos = 0;
+    const char *why = NULL;
+    for (;;) {
+        size_t left = have - pos, need = DD_REC;
+        uint32_t hdr[3] = {0, 0, 0};
+        if (left >= DD_REC) {
+            memcpy(hdr, buf + pos, DD_REC);
+            if (hdr[0] == 0 || hdr[0] > DD_KEY_MAX) {
+                why = "damaged";
+                break;
+            }
+            need = DD_REC + hdr[0];
+        }
+        if (left < need) { /* read on, behind what is left */
+            memmove(buf, buf + pos, left);
+            base += pos;
+            have = left;
+            pos = 0;
+            ssize_t got = dd_pread_full(s->fd, buf + have, bufsize - have, base + have);
+            if (got <= 0) {
+                if (got < 0 || left) why = got < 0 ? "unreadable" : "cut short";
+                break;
+            }
+            have += (size_t)got;
+            continue;
+        }
+        if (crc32c(0, buf + pos + 8, 4 + (size_t)hdr[0]) != hdr[1]) {
+            why = "damaged";
+            break;
+        }
+        const char *key = buf + pos + DD_REC;
+        uint64_t hash = dd_hash(key, hdr[0]);
+        dd_mem_insert(s, hash, key, hdr[0], base + pos, hdr[2]);
+        dd_bloom_add(s, hash);
+        s->entries++;
+        if (hdr[2] > s->t_last) s->t_last = hdr[2];
+        pos += need;
+    }
+    uint64_t off = base + pos;
+    free(buf);
+    s->key_end = off;
+    if (why) {
+        s->damage_logged = 1;
+        d->damaged++;
+        log_warn("dedupe: %s: key record at offset %" PRIu64 " %s (a write lost in a crash): the "
+                 "%" PRIu64 " bytes from there are dropped; the journal puts back the keys of the "
+                 "events it still holds",
+                 s->path, off, why, size - off);
+        if (ftruncate(s->fd, (off_t)off) < 0)
+            log_error("dedupe: %s: cutting off the tail: %s", s->path, strerror(errno));
+    }
+    return 0;
+}
+
+/* dd_seg_read opens an existing segment at open: a sealed one's filter is rebuilt from its
+ * slots; an unsealed one (it was taking keys when ingest stopped) from its key records, and it is
+ * sealed now. Returns the segment, or NULL when the file was set aside (logged). */
 static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
 {
     char path[4096];
@@ -385,7 +535,7 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
     if (fsmode_tighten_file(path, err, sizeof err) < 0) log_warn("dedupe: %s", err);
     ssize_t got = dd_pread_full(fd, &h, sizeof h, 0);
     if (got != (ssize_t)sizeof h || memcmp(h.magic, DD_MAGIC, 8) != 0 || h.log2 < 4 ||
-        h.log2 > 28) {
+        h.log2 > 28 || h.sealed > 1) {
         char aside[4200];
         snprintf(aside, sizeof aside, "%s.damaged", path);
         log_error("dedupe: %s: not an index segment (header %s, %lld bytes); renamed to %s and "
@@ -406,12 +556,24 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
     uint64_t table_end = DD_HEADER + dd_slots(s) * DD_SLOT;
     if ((uint64_t)st.st_size < table_end) {
         log_error("dedupe: %s: cut short at %lld bytes (%" PRIu64 " expected); the slots past "
-                  "that are empty now and the keys in them forgotten; the journal puts back the "
-                  "keys of the events it holds",
+                  "that are empty now and the keys forgotten; the journal puts back the keys of "
+                  "the events it holds",
                   path, (long long)st.st_size, table_end);
         if (ftruncate(fd, (off_t)table_end) < 0)
             log_error("dedupe: %s: extending: %s", path, strerror(errno));
         st.st_size = (off_t)table_end;
+        h.sealed = 0;
+    }
+    s->key_end = table_end;
+    if (!h.sealed) {
+        if (dd_seg_rebuild(d, s, (uint64_t)st.st_size) < 0 ||
+            dd_seal_write(s, d->o.do_fsync, err, sizeof err) < 0) {
+            if (err[0]) log_error("dedupe: %s", err);
+            dd_seg_free(s); /* its keys come back from the journal's replay */
+            return NULL;
+        }
+        dd_slots_free(s);
+        return s;
     }
     s->key_end = (uint64_t)st.st_size;
     size_t chunk = 65536;
@@ -425,7 +587,7 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
             if (!buf[k].hash) continue;
             s->entries++;
             if (buf[k].time > s->t_last) s->t_last = buf[k].time;
-            if ((uint64_t)buf[k].off + 8 > s->key_end || buf[k].off < table_end) dangling++;
+            if ((uint64_t)buf[k].off + DD_REC > s->key_end || buf[k].off < table_end) dangling++;
             dd_bloom_add(s, buf[k].hash);
         }
     }
@@ -508,7 +670,7 @@ static ingest_dedupe_entry_t *dd_tab_find(const ingest_dedupe_t *d, uint64_t has
 /* dd_tab_add puts e in the table (taking the table's reference). Returns 0 or -ENOMEM. */
 static int dd_tab_add(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
 {
-    if (d->tabn + 1 > d->tabcap) {
+    if ((d->tabn + 1) * 2 > d->tabcap) { /* at most half full: mostly one probe */
         size_t cap = d->tabcap ? d->tabcap * 2 : 1024;
         ingest_dedupe_entry_t **t = calloc(cap, sizeof *t);
         if (!t) return -ENOMEM;
@@ -543,7 +705,7 @@ static void dd_tab_remove(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
     if (*pp) *pp = e->chain;
     e->in_table = 0;
     d->tabn--;
-    if (d->tabn == 0 && d->tabcap > 1024) { /* a burst is over: give the array back */
+    if (d->tabn == 0 && d->tabcap > 65536) { /* a burst is over: give the array back */
         free(d->tab);
         d->tab = NULL;
         d->tabcap = 0;
@@ -551,14 +713,40 @@ static void dd_tab_remove(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)
     ingest_dedupe_unref(e);
 }
 
+/* Pending entries come and go at the event rate: short ones are reused from a free list (loop
+ * thread only, shared by every index of the process). */
+static ingest_dedupe_entry_t *dd_pool;
+static size_t dd_pool_n;
+
 static ingest_dedupe_entry_t *dd_entry_new(uint64_t hash, const char *key, size_t len)
 {
-    ingest_dedupe_entry_t *e = calloc(1, sizeof *e + len);
-    if (!e) return NULL;
+    ingest_dedupe_entry_t *e;
+    int pooled = sizeof *e + len <= DD_ENTRY_BYTES;
+    if (pooled && dd_pool) {
+        e = dd_pool;
+        dd_pool = e->chain;
+        dd_pool_n--;
+        memset(e, 0, sizeof *e);
+    } else if (!(e = calloc(1, pooled ? DD_ENTRY_BYTES : sizeof *e + len))) {
+        return NULL;
+    }
+    e->pooled = pooled;
     e->hash = hash;
     e->len = (uint32_t)len;
     memcpy(e->key, key, len);
     return e;
+}
+
+/* dd_entry_free puts an entry back on the free list or frees it. */
+static void dd_entry_free(ingest_dedupe_entry_t *e)
+{
+    if (e->pooled && dd_pool_n < DD_POOL_MAX) {
+        e->chain = dd_pool;
+        dd_pool = e;
+        dd_pool_n++;
+        return;
+    }
+    free(e);
 }
 
 /* --- write batches --- */
@@ -582,41 +770,9 @@ static void dd_schedule(ingest_dedupe_t *d)
     uv_timer_start(&d->timer, dd_on_timer, d->o.batch_ms, 0);
 }
 
-/* dd_insert_slot puts key's slot into segment s: the first empty slot of its probe run, or the
- * slot of the same key (an older acceptance) whose time it renews. Worker thread. */
-static int dd_insert_slot(dd_seg_t *s, const ingest_dedupe_entry_t *e, char *err, size_t errlen)
-{
-    uint64_t nslots = dd_slots(s), i = e->hash & (nslots - 1), seen = 0;
-    dd_slot_t buf[DD_PROBE_SLOTS];
-    while (seen < nslots) {
-        uint64_t want = nslots - i < DD_PROBE_SLOTS ? nslots - i : DD_PROBE_SLOTS;
-        ssize_t got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
-        if (got < (ssize_t)DD_SLOT) {
-            snprintf(err, errlen, "%s: reading slots: %s", s->path,
-                     got < 0 ? strerror((int)-got) : "file cut short");
-            return got < 0 ? (int)got : -EIO;
-        }
-        size_t n = (size_t)got / DD_SLOT;
-        for (size_t k = 0; k < n; k++) {
-            int damaged = 0;
-            if (buf[k].hash != 0 &&
-                (buf[k].hash != e->hash ||
-                 !dd_key_matches(s->fd, buf[k].off, e->key, e->len, &damaged)))
-                continue;
-            dd_slot_t slot = {.hash = e->hash, .off = (uint32_t)e->off, .time = e->time};
-            int rc = dd_pwrite_full(s->fd, &slot, sizeof slot, DD_HEADER + (i + k) * DD_SLOT);
-            if (rc < 0) snprintf(err, errlen, "%s: writing a slot: %s", s->path, strerror(-rc));
-            return rc;
-        }
-        seen += n;
-        i = (i + n) & (nslots - 1);
-    }
-    snprintf(err, errlen, "%s: no free slot", s->path); /* cannot happen: half full at most */
-    return -ENOSPC;
-}
-
-/* dd_batch_run writes a batch on the worker thread: each segment's new keys in one write (their
- * offsets are consecutive), then their slots, then fdatasync. */
+/* dd_batch_run writes a batch on the worker thread: each segment's new key records in one write
+ * (their offsets are consecutive), their slots into the segment's memory and their filter bits,
+ * then fdatasync. */
 static void dd_batch_run(worker_job_t *job)
 {
     dd_batch_t *b = (dd_batch_t *)job;
@@ -627,7 +783,7 @@ static void dd_batch_run(worker_job_t *job)
         for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
             if (e->seg != s) continue;
             if (e->off < first) first = e->off;
-            if (e->off + 8 + e->len > end) end = e->off + 8 + e->len;
+            if (e->off + DD_REC + e->len > end) end = e->off + DD_REC + e->len;
         }
         char *buf = malloc((size_t)(end - first));
         if (!buf) {
@@ -637,9 +793,12 @@ static void dd_batch_run(worker_job_t *job)
         }
         for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
             if (e->seg != s) continue;
-            uint32_t hdr[2] = {e->len, crc32c(0, e->key, e->len)};
-            memcpy(buf + (e->off - first), hdr, 8);
-            memcpy(buf + (e->off - first) + 8, e->key, e->len);
+            char *rec = buf + (e->off - first);
+            uint32_t hdr[3] = {e->len, 0, e->time};
+            memcpy(rec, hdr, DD_REC);
+            memcpy(rec + DD_REC, e->key, e->len);
+            hdr[1] = crc32c(0, rec + 8, 4 + (size_t)e->len);
+            memcpy(rec + 4, &hdr[1], 4);
         }
         b->rc = dd_pwrite_full(s->fd, buf, (size_t)(end - first), first);
         free(buf);
@@ -647,9 +806,16 @@ static void dd_batch_run(worker_job_t *job)
             snprintf(b->err, sizeof b->err, "%s: writing keys: %s", s->path, strerror(-b->rc));
             break;
         }
-        for (ingest_dedupe_entry_t *e = b->head; e && b->rc == 0; e = e->qnext)
-            if (e->seg == s) b->rc = dd_insert_slot(s, e, b->err, sizeof b->err);
-        if (b->rc == 0 && b->d->o.do_fsync && fdatasync(s->fd) < 0) {
+        /* the keys are written: their slots and filter bits, here off the loop (the loop finds
+         * them in its pending table until this batch is done) */
+        pthread_mutex_lock(&b->d->mu);
+        for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
+            if (e->seg != s) continue;
+            dd_mem_insert(s, e->hash, e->key, e->len, e->off, e->time);
+            dd_bloom_add(s, e->hash);
+        }
+        pthread_mutex_unlock(&b->d->mu);
+        if (b->d->o.do_fsync && fdatasync(s->fd) < 0) {
             b->rc = -errno;
             snprintf(b->err, sizeof b->err, "%s: fdatasync: %s", s->path, strerror(errno));
         }
@@ -712,6 +878,53 @@ static void dd_batch_done(worker_job_t *job)
     if (d->qn) dd_batch_start(d); /* they waited through this batch already */
 }
 
+/* A segment being sealed on the worker thread. */
+typedef struct dd_seal {
+    worker_job_t job; /* first */
+    ingest_dedupe_t *d;
+    dd_seg_t *s;
+    int rc;
+    char err[512];
+} dd_seal_t;
+
+/* dd_seal_run writes the slots and the sealed flag, on the worker thread. */
+static void dd_seal_run(worker_job_t *job)
+{
+    dd_seal_t *j = (dd_seal_t *)job;
+    j->rc = dd_seal_write(j->s, j->d->o.do_fsync, j->err, sizeof j->err);
+}
+
+/* dd_seal_done: the segment is read from disk from now on; its slots leave memory. A failed
+ * seal keeps them in memory (the next start rebuilds the segment from its keys). */
+static void dd_seal_done(worker_job_t *job)
+{
+    dd_seal_t *j = (dd_seal_t *)job;
+    j->s->busy--;
+    if (j->rc < 0) {
+        log_error("dedupe: %s; its slots stay in memory", j->err);
+    } else {
+        dd_slots_free(j->s);
+    }
+    free(j);
+}
+
+/* dd_seal_queued submits a seal for each segment that took its last key. */
+static void dd_seal_queued(ingest_dedupe_t *d)
+{
+    for (dd_seg_t *s = d->segs; s; s = s->next) {
+        if (!s->to_seal) continue;
+        dd_seal_t *j = calloc(1, sizeof *j);
+        if (!j) return; /* tried again after the next batch */
+        s->to_seal = 0;
+        s->busy++;
+        j->d = d;
+        j->s = s;
+        j->job.run = dd_seal_run;
+        j->job.done = dd_seal_done;
+        worker_submit(d->worker, &j->job);
+    }
+}
+
 /* dd_batch_start hands the queued keys (up to DD_BATCH_MAX) to the worker: each gets its
  * segment, key offset and filter bits here on the loop. */
 static void dd_batch_start(ingest_dedupe_t *d)
@@ -744,10 +957,10 @@ static void dd_batch_start(ingest_dedupe_t *d)
         e->qnext = NULL;
         e->seg = s;
         e->off = s->key_end;
-        s->key_end += 8 + e->len;
+        s->key_end += DD_REC + e->len;
         s->entries++;
         if (e->time > s->t_last) s->t_last = e->time;
-        dd_bloom_add(s, e->hash);
+
         *b->tail = e;
         b->tail = &e->qnext;
         b->n++;
@@ -758,6 +971,7 @@ static void dd_batch_start(ingest_dedupe_t *d)
     }
     d->writing = 1;
     worker_submit(d->worker, &b->job); /* runs inline once the worker is closed */
+    dd_seal_queued(d);                 /* after the batch that writes the last keys */
 }
 
 /* dd_enqueue queues a committed entry (in the table) for the next batch. */
@@ -800,6 +1014,7 @@ int ingest_dedupe_open(ingest_dedupe_t **dp, uv_loop_t *loop, const ingest_dedup
     d->qtail = &d->q;
     d->next_no = 1;
     d->batch.d = d;
+    pthread_mutex_init(&d->mu, NULL);
     d->batch.job.run = dd_batch_run;
     d->batch.job.done = dd_batch_done;
     int rc = 0;
@@ -822,6 +1037,7 @@ int ingest_dedupe_open(ingest_dedupe_t **dp, uv_loop_t *loop, const ingest_dedup
             dd_seg_free(s);
         }
         if (d->dir_fd >= 0) close(d->dir_fd);
+        pthread_mutex_destroy(&d->mu);
         free(d->dir);
         free(d);
         return rc;
@@ -862,7 +1078,7 @@ ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, s
     e->refs = 1;
     e->state = DD_HELD;
     if (dd_tab_add(d, e) < 0) {
-        free(e);
+        dd_entry_free(e);
         return NULL;
     }
     d->held++;
@@ -893,7 +1109,7 @@ int ingest_dedupe_accepted(const ingest_dedupe_entry_t *e)
 
 void ingest_dedupe_unref(ingest_dedupe_entry_t *e)
 {
-    if (e && --e->refs == 0) free(e);
+    if (e && --e->refs == 0) dd_entry_free(e);
 }
 
 int ingest_dedupe_replay(ingest_dedupe_t *d, const char *key, size_t len, uint64_t time_s)
@@ -909,7 +1125,7 @@ int ingest_dedupe_replay(ingest_dedupe_t *d, const char *key, size_t len, uint64
     e->state = DD_COMMITTED;
     e->time = (uint32_t)time_s;
     if (dd_tab_add(d, e) < 0) {
-        free(e);
+        dd_entry_free(e);
         return -ENOMEM;
     }
     dd_enqueue(d, e);
@@ -972,7 +1188,10 @@ void ingest_dedupe_get_stats(const ingest_dedupe_t *d, ingest_dedupe_stats_t *st
 static void dd_closed(uv_handle_t *h)
 {
     ingest_dedupe_t *d = h->data;
-    if (--d->open_handles == 0) free(d);
+    if (--d->open_handles == 0) {
+        pthread_mutex_destroy(&d->mu);
+        free(d);
+    }
 }
 
 void ingest_dedupe_close(ingest_dedupe_t *d)

@@ -276,16 +276,17 @@ static void producer_reject(producer_t *p, const char *reason)
 }
 
 /* producer_dedupe_key builds the dedupe key of a normalized event whose id the producer gave:
- * project_id, NUL, id, in a malloc'd buffer. NULL when the id was assigned here (it cannot have
- * been accepted before) or memory ran short. */
-static char *producer_dedupe_key(const json_t *obj, const json_t *ev, size_t *len)
+ * project_id, NUL, id, in buf when it fits (bufsize bytes), else in a malloc'd buffer. NULL when
+ * the id was assigned here (it cannot have been accepted before) or memory ran short. */
+static char *producer_dedupe_key(const json_t *obj, const json_t *ev, char *buf, size_t bufsize,
+                                 size_t *len)
 {
     if (!json_is_string(json_object_get(obj, "id"))) return NULL;
     const char *pid = json_string_value(json_object_get(ev, "project_id"));
     const char *id = json_string_value(json_object_get(ev, "id"));
     if (!pid || !id) return NULL;
     size_t a = strlen(pid), b = strlen(id);
-    char *k = malloc(a + 1 + b);
+    char *k = a + 1 + b <= bufsize ? buf : malloc(a + 1 + b);
     if (!k) return NULL;
     memcpy(k, pid, a);
     k[a] = '\0';
@@ -342,11 +343,12 @@ static void producer_accept(producer_t *p, const json_t *obj)
     r->ok = 1;
     r->line = p->line;
     size_t dlen = 0;
-    char *dkey = in->dedupe ? producer_dedupe_key(obj, out[0], &dlen) : NULL;
+    char kbuf[512];
+    char *dkey = in->dedupe ? producer_dedupe_key(obj, out[0], kbuf, sizeof kbuf, &dlen) : NULL;
     if (dkey) {
         ingest_dedupe_entry_t *first = NULL;
         if (ingest_dedupe_check(in->dedupe, dkey, dlen, &first) != INGEST_DEDUPE_NEW) {
-            free(dkey);
+            if (dkey != kbuf) free(dkey);
             producer_duplicate(p, r, out, n, first);
             return;
         }
@@ -371,7 +373,7 @@ static void producer_accept(producer_t *p, const json_t *obj)
             for (int j = i; j < n; j++)
                 json_decref(out[j]);
             free(r);
-            free(dkey);
+            if (dkey != kbuf) free(dkey);
             char msg[600];
             snprintf(msg, sizeof msg, "not accepted: journal: %s", err);
             producer_reject(p, msg);
@@ -382,7 +384,7 @@ static void producer_accept(producer_t *p, const json_t *obj)
         json_decref(out[i]);
     }
     if (dkey) r->dd = ingest_dedupe_hold(in->dedupe, dkey, dlen); /* a copy now is PENDING */
-    free(dkey);
+    if (dkey != kbuf) free(dkey);
     in->stats.lines_accepted++;
     in->stats.events += (uint64_t)n;
     TAILQ_INSERT_TAIL(&p->replies, r, link);
