@@ -38,10 +38,10 @@ typedef struct ingest {
     journal_t *journal;
     committer_t *commit;
     dispatch_t *routers;
-    uint64_t next_seq;   /* journal id of the next accepted event */
-    uint64_t first_seq;  /* the first accepted since this start (older ones were replayed) */
-    unsigned window;     /* events in flight per router */
-    size_t window_bytes; /* event bytes in flight per router (--window-bytes) */
+    uint64_t next_seq;      /* journal id of the next accepted event */
+    uint64_t first_seq;     /* the first accepted since this start (older ones were replayed) */
+    unsigned window;        /* events in flight per router */
+    size_t window_bytes;    /* event bytes in flight per router (--window-bytes) */
     unsigned dedupe_window; /* seconds (--dedupe-window); 0: off */
     ingest_dedupe_t *dedupe;
     ingest_defer_t *defer; /* ring of acknowledged records waiting for the index */
@@ -70,8 +70,7 @@ int ingest_queue_open(ingest_t *in);
  * at_s its accept time, kept in the record so that a restart puts the key back into the index.
  * Returns 0 or a negative errno with err. */
 int ingest_queue_append(ingest_t *in, const json_t *event, const char *dkey, size_t dlen,
-                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err,
-                        size_t errlen);
+                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err, size_t errlen);
 /* ingest_queue_accepted queues a durable event (by its position) for the routers. */
 void ingest_queue_accepted(ingest_t *in, journal_pos_t pos);
 /* ingest_queue_unappend takes back the just-appended record at pos (the second of a

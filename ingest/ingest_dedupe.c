@@ -34,20 +34,20 @@
 #define DD_MAGIC "HLDDX1\n"
 #define DD_HEADER 4096u
 #define DD_SLOT 16u
-#define DD_SEG_LOG2 20u                 /* 1M slots (16 MiB), at most 512K keys a segment */
-#define DD_KEY_FILE_MAX (3ull << 30)    /* key offsets are 32-bit: roll well before 4 GiB */
-#define DD_REC 12u                      /* key record header */
-#define DD_KEY_MAX (1u << 20)           /* longest key (an input line is at most 1 MiB) */
-#define DD_BITS_PER_KEY 10u             /* ~1 % false positives with 6 bits in a 512-bit block */
-#define DD_PROBE_SLOTS 16u              /* slots read at once while probing */
-#define DD_BATCH_MAX 65536u             /* keys written by one batch */
-#define DD_BATCH_SEGS 8                 /* segments one batch may touch */
-#define DD_RETRY_MS 1000u               /* after a failed write batch or segment creation */
-#define DD_SLICES 8u                    /* a segment takes new keys for window / 8 */
+#define DD_SEG_LOG2 20u              /* 1M slots (16 MiB), at most 512K keys a segment */
+#define DD_KEY_FILE_MAX (3ull << 30) /* key offsets are 32-bit: roll well before 4 GiB */
+#define DD_REC 12u                   /* key record header */
+#define DD_KEY_MAX (1u << 20)        /* longest key (an input line is at most 1 MiB) */
+#define DD_BITS_PER_KEY 10u          /* ~1 % false positives with 6 bits in a 512-bit block */
+#define DD_PROBE_SLOTS 16u           /* slots read at once while probing */
+#define DD_BATCH_MAX 65536u          /* keys written by one batch */
+#define DD_BATCH_SEGS 8              /* segments one batch may touch */
+#define DD_RETRY_MS 1000u            /* after a failed write batch or segment creation */
+#define DD_SLICES 8u                 /* a segment takes new keys for window / 8 */
 #define DD_NAME_FMT "seg-%016" PRIx64 ".ddx"
-#define DD_HUGE (2u << 20)              /* the in-memory slots ask for transparent huge pages */
-#define DD_ENTRY_BYTES 128u             /* pending entries of this size (short keys) are reused */
-#define DD_POOL_MAX 32768u              /* ... up to this many kept free (4 MiB) */
+#define DD_HUGE (2u << 20)  /* the in-memory slots ask for transparent huge pages */
+#define DD_ENTRY_BYTES 128u /* pending entries of this size (short keys) are reused */
+#define DD_POOL_MAX 32768u  /* ... up to this many kept free (4 MiB) */
 
 enum { DD_HELD = 0, DD_COMMITTED = 1, DD_ABORTED = -1 };
 
@@ -76,9 +76,9 @@ typedef struct dd_seg {
     uint64_t *bloom; /* nblocks blocks of 8 words; calloc'd: untouched pages cost nothing */
     size_t nblocks;
     dd_slot_t *mem; /* the slots in memory, until the segment is sealed on disk (else NULL) */
-    int busy;    /* write batches and seals that name it */
-    int to_seal; /* it took its last key: seal it after the batch that writes its last keys */
-    int created; /* the directory entry is not yet synced */
+    int busy;       /* write batches and seals that name it */
+    int to_seal;    /* it took its last key: seal it after the batch that writes its last keys */
+    int created;    /* the directory entry is not yet synced */
     int damage_logged;
 } dd_seg_t;
 
@@ -384,8 +384,8 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
     if (rc < 0) {
         unsigned long held = 0;
         if (log_limit_pass(&d->fail_log, 10000, &held))
-            log_error("dedupe: creating %s: %s; keys wait in memory and are retried",
-                      s->path, strerror(-rc));
+            log_error("dedupe: creating %s: %s; keys wait in memory and are retried", s->path,
+                      strerror(-rc));
         if (s->fd >= 0) unlink(s->path);
         dd_seg_free(s);
         return NULL;
@@ -658,8 +658,8 @@ static int dd_load(ingest_dedupe_t *d, char *err, size_t errlen)
 
 /* --- the pending table: keys held or committed and not yet written --- */
 
-static ingest_dedupe_entry_t *dd_tab_find(const ingest_dedupe_t *d, uint64_t hash,
-                                          const char *key, size_t len)
+static ingest_dedupe_entry_t *dd_tab_find(const ingest_dedupe_t *d, uint64_t hash, const char *key,
+                                          size_t len)
 {
     if (!d->tabcap) return NULL;
     for (ingest_dedupe_entry_t *e = d->tab[hash & (d->tabcap - 1)]; e; e = e->chain)

@@ -12,11 +12,11 @@ typedef struct ingest_dedupe ingest_dedupe_t;
 typedef struct ingest_dedupe_entry ingest_dedupe_entry_t;
 
 typedef struct ingest_dedupe_opts {
-    const char *dir;      /* the index directory, created 0700 (DATA/dedupe) */
-    unsigned window_s;    /* remember keys this long (> 0) */
-    int do_fsync;         /* fdatasync the index files after each write batch */
-    unsigned batch_ms;    /* gather writes this long before a batch (0: next loop iteration) */
-    unsigned seg_log2;    /* 0: default; slots per segment = 2^seg_log2 (tests use small ones) */
+    const char *dir;   /* the index directory, created 0700 (DATA/dedupe) */
+    unsigned window_s; /* remember keys this long (> 0) */
+    int do_fsync;      /* fdatasync the index files after each write batch */
+    unsigned batch_ms; /* gather writes this long before a batch (0: next loop iteration) */
+    unsigned seg_log2; /* 0: default; slots per segment = 2^seg_log2 (tests use small ones) */
     uint64_t (*now_s)(void *arg); /* wall-clock seconds (NULL: time(2)); tests fake it */
     void *now_arg;
     void (*on_written)(void *arg); /* after each write batch: ingest_dedupe_written grew */

@@ -25,7 +25,7 @@
 #define WAITING_MAX 65536u /* a producer's replies not yet written (waiting for a sync) */
 #define WAITING_RESUME (WAITING_MAX / 2)
 #define THROTTLE_MS 5 /* how often a producer paused for its unread replies is looked at */
-#define DEDUPE_BACKLOG_MAX 262144u /* keys accepted and not yet in the dedupe index */
+#define DEDUPE_BACKLOG_MAX 65536u /* keys accepted and not yet in the dedupe index */
 #define DEDUPE_BACKLOG_RESUME (DEDUPE_BACKLOG_MAX / 2)
 
 enum { MODE_UNKNOWN = 0, MODE_JSON, MODE_MSGPACK };
@@ -43,9 +43,9 @@ struct reply {
     journal_pos_t pos[2]; /* the events' records, queued for the routers once durable */
     char *ids[2];         /* the events' ids, for the reply */
     int nevents;
-    size_t bytes; /* journal bytes appended for this line, counted in unsynced_bytes */
-    int duplicate;              /* accepted before: answered with "duplicate": true */
-    ingest_dedupe_entry_t *dd;  /* the first copy's dedupe entry (a reference), see below */
+    size_t bytes;              /* journal bytes appended for this line, counted in unsynced_bytes */
+    int duplicate;             /* accepted before: answered with "duplicate": true */
+    ingest_dedupe_entry_t *dd; /* the first copy's dedupe entry (a reference), see below */
 };
 
 struct producer {
@@ -361,9 +361,9 @@ static void producer_accept(producer_t *p, const json_t *obj)
         if (rc < 0)
             snprintf(err, sizeof err, "out of memory");
         else
-            rc = ingest_queue_append(in, out[i], i == 0 ? dkey : NULL, dlen,
-                                     (uint64_t)(now_ms / 1000), &r->pos[i], &bytes, err,
-                                     sizeof err);
+            rc =
+                ingest_queue_append(in, out[i], i == 0 ? dkey : NULL, dlen,
+                                    (uint64_t)(now_ms / 1000), &r->pos[i], &bytes, err, sizeof err);
         if (rc < 0) {
             log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
             for (int j = r->nevents - 1; j >= 0; j--) /* all or nothing */

@@ -441,7 +441,7 @@ static int ingest_queue_dedupe_open(ingest_t *in)
     ingest_dedupe_opts_t o = {.dir = dir,
                               .window_s = in->dedupe_window,
                               .do_fsync = policy != FSYNC_OFF,
-                              .batch_ms = policy == FSYNC_BATCH ? 10 : 0,
+                              .batch_ms = 100,
                               .on_written = ingest_defer_release,
                               .written_arg = in};
     int rc = ingest_dedupe_open(&in->dedupe, daemon_loop(in->d), &o, err, sizeof err);
@@ -487,8 +487,7 @@ int ingest_queue_open(ingest_t *in)
 }
 
 int ingest_queue_append(ingest_t *in, const json_t *event, const char *dkey, size_t dlen,
-                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err,
-                        size_t errlen)
+                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err, size_t errlen)
 {
     char *js = json_dumps(event, JSON_COMPACT);
     if (!js) {

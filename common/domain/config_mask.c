@@ -43,8 +43,8 @@ static int mask_webhook(webhook_t *wh, const webhook_t *old, const char *path, c
     const auth_t *oa = old && old->auth.type == wh->auth.type ? &old->auth : NULL;
     int rc = 0;
     if (mask_is(wh->auth.password))
-        rc = mask_take(&wh->auth.password, oa ? oa->password : NULL, path, "auth.password",
-                       wh->id, err, errlen);
+        rc = mask_take(&wh->auth.password, oa ? oa->password : NULL, path, "auth.password", wh->id,
+                       err, errlen);
     if (rc == 0 && mask_is(wh->auth.key))
         rc = mask_take(&wh->auth.key, oa ? oa->key : NULL, path, "auth.key", wh->id, err, errlen);
     if (rc == 0 && mask_is(wh->auth.token))

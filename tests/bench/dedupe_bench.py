@@ -150,8 +150,22 @@ def memory(ids=IDS):
 
 
 def main():
-    result = {"throughput": throughput()}
-    t = result["throughput"]
+    result = {}
+    if RUNS:
+        t = result["throughput"] = throughput()
+        print_throughput(t)
+    if IDS:
+        m = result["memory"] = memory()
+        print_memory(m)
+    out = os.path.join(BUILD, "bench", "dedupe.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+    print("figures: %s" % out)
+    return 0
+
+
+def print_throughput(t):
     print("ingest accept rate, %d events, median of %d runs:" % (t["events"], t["runs"]))
     print("  --dedupe-window 86400  %8d events/s" % t["on"])
     print("  --dedupe-window 0      %8d events/s" % t["off"])
@@ -159,22 +173,15 @@ def main():
     print("  the same file again    %8d duplicates/s" % t["duplicates_per_s"])
     print("  ingest CPU per event   %8.2f us on, %.2f us off (all threads)" % (
         t["cpu_us_per_event_on"], t["cpu_us_per_event_off"]))
-    if IDS:
-        m = result["memory"] = memory()
-        print("hook-ingest with %d remembered ids (index filled by dedupe_fill, %d segments, "
-              "%.0f MB on disk):" % (m["ids"], m["fill"]["segments"],
-                                     m["fill"]["disk_bytes"] / 1e6))
-        print("  ready after            %8.2f s" % m["ready_s"])
-        print("  VmRSS after start      %8.1f MiB" % (m["rss_start_kib"] / 1024))
-        print("  VmRSS after 20,000 events (half duplicates) %.1f MiB, VmHWM %.1f MiB, %d "
-              "events/s" % (m["rss_after_kib"] / 1024, m["hwm_kib"] / 1024,
-                            m["mixed_events_per_s"]))
-    out = os.path.join(BUILD, "bench", "dedupe.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print("figures: %s" % out)
-    return 0
+
+
+def print_memory(m):
+    print("hook-ingest with %d remembered ids (index filled by dedupe_fill, %d segments, "
+          "%.0f MB on disk):" % (m["ids"], m["fill"]["segments"], m["fill"]["disk_bytes"] / 1e6))
+    print("  ready after            %8.2f s" % m["ready_s"])
+    print("  VmRSS after start      %8.1f MiB" % (m["rss_start_kib"] / 1024))
+    print("  VmRSS after 20,000 events (half duplicates) %.1f MiB, VmHWM %.1f MiB, %d events/s"
+          % (m["rss_after_kib"] / 1024, m["hwm_kib"] / 1024, m["mixed_events_per_s"]))
 
 
 if __name__ == "__main__":

@@ -37,8 +37,12 @@ static uint64_t collide(const void *key, size_t len)
 
 static ingest_dedupe_t *open_index(unsigned window, unsigned log2)
 {
-    ingest_dedupe_opts_t o = {.dir = dir, .window_s = window, .do_fsync = fsync_on, .batch_ms = 1,
-                              .seg_log2 = log2, .now_s = fake_now};
+    ingest_dedupe_opts_t o = {.dir = dir,
+                              .window_s = window,
+                              .do_fsync = fsync_on,
+                              .batch_ms = 1,
+                              .seg_log2 = log2,
+                              .now_s = fake_now};
     ingest_dedupe_t *d = NULL;
     int rc = ingest_dedupe_open(&d, &loop, &o, err, sizeof err);
     if (rc < 0) fprintf(stderr, "open: %s\n", err);
