@@ -405,13 +405,17 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
 
 /* dd_hot: the segment a key of len bytes goes to now, rolling to a new one when the current one
  * is half full, its slice is over, or its keys near 4 GiB. */
+/* dd_fits: segment s may take one more key of len bytes now. */
+static int dd_fits(const ingest_dedupe_t *d, const dd_seg_t *s, uint32_t len, uint64_t now)
+{
+    uint64_t slice = d->o.window_s / DD_SLICES ? d->o.window_s / DD_SLICES : 1;
+    return s->mem && s->entries < dd_slots(s) / 2 && now < s->t_first + slice &&
+           s->key_end + DD_REC + len <= DD_KEY_FILE_MAX;
+}
+
 static dd_seg_t *dd_hot(ingest_dedupe_t *d, uint32_t len, uint64_t now)
 {
-    dd_seg_t *s = d->hot;
-    uint64_t slice = d->o.window_s / DD_SLICES ? d->o.window_s / DD_SLICES : 1;
-    if (s && s->entries < dd_slots(s) / 2 && now < s->t_first + slice &&
-        s->key_end + DD_REC + len <= DD_KEY_FILE_MAX)
-        return s;
+    if (d->hot && dd_fits(d, d->hot, len, now)) return d->hot;
     return dd_seg_create(d, now);
 }
 
@@ -565,14 +569,11 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
         h.sealed = 0;
     }
     s->key_end = table_end;
-    if (!h.sealed) {
-        if (dd_seg_rebuild(d, s, (uint64_t)st.st_size) < 0 ||
-            dd_seal_write(s, d->o.do_fsync, err, sizeof err) < 0) {
-            if (err[0]) log_error("dedupe: %s", err);
+    if (!h.sealed) { /* dd_load seals it, or goes on filling it */
+        if (dd_seg_rebuild(d, s, (uint64_t)st.st_size) < 0) {
             dd_seg_free(s); /* its keys come back from the journal's replay */
             return NULL;
         }
-        dd_slots_free(s);
         return s;
     }
     s->key_end = (uint64_t)st.st_size;
@@ -653,6 +654,22 @@ static int dd_load(ingest_dedupe_t *d, char *err, size_t errlen)
         tail = &s->next;
     }
     free(nos);
+    /* Segments that were taking keys when ingest stopped are sealed now, but the newest one goes
+     * on taking keys while it may (a restart does not start a new file). */
+    uint64_t now = dd_now(d);
+    for (dd_seg_t *s = d->segs; s; s = s->next) {
+        if (!s->mem) continue;
+        if (!s->next && dd_fits(d, s, 0, now)) {
+            d->hot = s;
+            break;
+        }
+        char e2[512];
+        if (dd_seal_write(s, d->o.do_fsync, e2, sizeof e2) < 0) {
+            log_error("dedupe: %s; its slots stay in memory", e2);
+            continue;
+        }
+        dd_slots_free(s);
+    }
     return 0;
 }
 
