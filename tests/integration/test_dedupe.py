@@ -3,7 +3,8 @@ dedupe window is answered as accepted with "duplicate": true (JSON Lines and msg
 is not delivered again (nor its derived won/lost), also across a SIGKILL of ingest; hookctl
 publish counts duplicates and exits 0; --dedupe-window 0 delivers twice; a copy that arrives
 while the first one's sync is under way waits for it; Ctrl-C during publish prints the summary
-so far and exits 130."""
+so far and exits 130; a copy of an event whose journal sync failed (a full disk) is refused
+too, never answered as a duplicate, and its retry is new."""
 
 import json
 import os
@@ -14,7 +15,8 @@ import struct
 import subprocess
 import time
 
-from harness import BIN, PipelineTestCase, created, deadline_after, transitioned
+from harness import BIN, PipelineTestCase, config, created, deadline_after, transitioned
+from test_crash import mount_small_journal
 
 
 def stats(p, stage="ingest"):
@@ -238,4 +240,54 @@ class TestDedupe(PipelineTestCase):
         self.assertIn(b"line 3: ", err)
         self.assertIn(b"interrupted: 3 lines read, 1 accepted (1 event), 1 duplicate, "
                       b"1 rejected; 0 lines sent without a reply yet", err)
+        p.stop()
+
+    def test_refused_copy_is_not_a_duplicate(self):
+        # Every event twice in a row, onto a journal disk that fills up: a copy may say
+        # "duplicate" only when its first copy was accepted; a refused event's retry is new.
+        p = self.pipeline(start=False)
+        p.start_receiver()
+        p.import_config(config(p.port), settle=False)
+        jdir = mount_small_journal(self, p, "256k")
+        p.start_daemon("ingest")
+        accepted, refused, dups = set(), set(), []
+        for batch in range(60):
+            evs = []
+            for i in range(50):
+                e = created("dd_full%03d_%02d" % (batch, i), title="x" * 200)
+                evs += [e, e]
+            pr = Producer(p)
+            replies = pr.json_replies(evs)
+            pr.close()
+            for e, r in zip(evs, replies):
+                if not r["ok"]:
+                    self.assertIn("No space left on device", r["error"])
+                    refused.add(e["id"])
+                elif r.get("duplicate"):
+                    dups.append(e["id"])
+                else:
+                    self.assertNotIn(e["id"], accepted, "accepted twice")
+                    accepted.add(e["id"])
+            if refused:
+                break
+        self.assertTrue(refused, "ingest never refused an event on a 256k journal disk")
+        self.assertTrue(dups)
+        for i in dups:
+            self.assertIn(i, accepted, "a copy of an event that was not accepted said duplicate")
+        r = subprocess.run(["mount", "-o", "remount,size=8m", jdir], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        retry = sorted(refused - accepted)
+        self.assertTrue(retry)
+        pr = Producer(p)
+        replies = pr.json_replies([created(i, title="x" * 200) for i in retry])
+        pr.close()
+        self.assertEqual(replies, [{"ok": True, "ids": [i]} for i in retry])
+        p.start_daemon("scheduler")
+        p.start_daemon("router")
+        p.start_daemon("sender")
+        want = accepted | set(retry)
+        p.wait_received(count=len(want), timeout=30)
+        time.sleep(0.5)
+        self.assertEqual(body_ids(p.received()), sorted(want))
         p.stop()
