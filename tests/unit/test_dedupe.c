@@ -238,6 +238,7 @@ static void test_expiry(void)
     now += 1; /* 80 s after: outside the window, also before its segment is dropped */
     CHECK_INT(count_all(d, 0, 100, INGEST_DEDUPE_NEW), 100);
     CHECK_INT(ingest_dedupe_expire(d), 1);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the files are removed on the worker */
     char names[64][64];
     CHECK_INT(segment_files(names, 64), 0);
     /* a steady stream over 10 windows: the files stay bounded by the window */
@@ -247,6 +248,7 @@ static void test_expiry(void)
         settle(d);
         now++;
         ingest_dedupe_expire(d);
+        uv_run(&loop, UV_RUN_DEFAULT);
         int n = segment_files(names, 64);
         if (n > max_files) max_files = n;
     }
@@ -257,6 +259,7 @@ static void test_expiry(void)
     /* a restart after a long pause drops what is wholly outside the window */
     now += 1000;
     d = open_index(80, 10);
+    uv_run(&loop, UV_RUN_DEFAULT);
     CHECK_INT(segment_files(names, 64), 0);
     close_index(d);
 }
