@@ -1070,10 +1070,11 @@ int ingest_dedupe_open(ingest_dedupe_t **dp, uv_loop_t *loop, const ingest_dedup
     return 0;
 }
 
-int ingest_dedupe_check(ingest_dedupe_t *d, const char *key, size_t len,
-                        ingest_dedupe_entry_t **pending)
+/* dd_check is ingest_dedupe_check with the key's hash computed. */
+static int dd_check(ingest_dedupe_t *d, uint64_t hash, const char *key, size_t len,
+                    ingest_dedupe_entry_t **pending)
 {
-    uint64_t hash = dd_hash(key, len), now = dd_now(d);
+    uint64_t now = dd_now(d);
     *pending = NULL;
     ingest_dedupe_entry_t *e = dd_tab_find(d, hash, key, len);
     if (e) {
@@ -1088,9 +1089,17 @@ int ingest_dedupe_check(ingest_dedupe_t *d, const char *key, size_t len,
     return INGEST_DEDUPE_NEW;
 }
 
-ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, size_t len)
+int ingest_dedupe_check(ingest_dedupe_t *d, const char *key, size_t len,
+                        ingest_dedupe_entry_t **pending)
 {
-    ingest_dedupe_entry_t *e = dd_entry_new(dd_hash(key, len), key, len);
+    return dd_check(d, dd_hash(key, len), key, len, pending);
+}
+
+/* dd_hold is ingest_dedupe_hold with the key's hash computed. */
+static ingest_dedupe_entry_t *dd_hold(ingest_dedupe_t *d, uint64_t hash, const char *key,
+                                      size_t len)
+{
+    ingest_dedupe_entry_t *e = dd_entry_new(hash, key, len);
     if (!e) return NULL;
     e->refs = 1;
     e->state = DD_HELD;
@@ -1100,6 +1109,19 @@ ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, s
     }
     d->held++;
     return e;
+}
+
+ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, size_t len)
+{
+    return dd_hold(d, dd_hash(key, len), key, len);
+}
+
+int ingest_dedupe_claim(ingest_dedupe_t *d, const char *key, size_t len, ingest_dedupe_entry_t **e)
+{
+    uint64_t hash = dd_hash(key, len);
+    int st = dd_check(d, hash, key, len, e);
+    if (st == INGEST_DEDUPE_NEW) *e = dd_hold(d, hash, key, len);
+    return st;
 }
 
 void ingest_dedupe_commit(ingest_dedupe_t *d, ingest_dedupe_entry_t *e)

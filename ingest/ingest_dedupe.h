@@ -47,6 +47,11 @@ int ingest_dedupe_check(ingest_dedupe_t *d, const char *key, size_t len,
  * PENDING. Returns the entry with one reference for the caller, or NULL (out of memory: the
  * event is then simply not deduplicated against copies that arrive during its sync). */
 ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, size_t len);
+/* ingest_dedupe_claim is check, then hold when NEW (one hash, one table probe): for NEW, *e is
+ * the held entry (or NULL when out of memory); for PENDING the first copy's entry; for DUP
+ * NULL. The caller owns one reference to *e; a NEW key whose event then fails to be journaled
+ * is given back with ingest_dedupe_abort. */
+int ingest_dedupe_claim(ingest_dedupe_t *d, const char *key, size_t len, ingest_dedupe_entry_t **e);
 /* ingest_dedupe_commit: the held entry's event is durable in the journal; the key is written to
  * the index by the next batch. ingest_dedupe_abort: its sync failed; the key is forgotten (a
  * retry is new). Neither drops the caller's reference. */

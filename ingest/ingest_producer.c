@@ -346,12 +346,13 @@ static void producer_accept(producer_t *p, const json_t *obj)
     char kbuf[512];
     char *dkey = in->dedupe ? producer_dedupe_key(obj, out[0], kbuf, sizeof kbuf, &dlen) : NULL;
     if (dkey) {
-        ingest_dedupe_entry_t *first = NULL;
-        if (ingest_dedupe_check(in->dedupe, dkey, dlen, &first) != INGEST_DEDUPE_NEW) {
+        ingest_dedupe_entry_t *e = NULL; /* NEW: held now, so that a copy is PENDING */
+        if (ingest_dedupe_claim(in->dedupe, dkey, dlen, &e) != INGEST_DEDUPE_NEW) {
             if (dkey != kbuf) free(dkey);
-            producer_duplicate(p, r, out, n, first);
+            producer_duplicate(p, r, out, n, e);
             return;
         }
+        r->dd = e;
     }
     for (int i = 0; i < n; i++) {
         if (!event_is_routed(out[i], cfg)) in->stats.unrouted++;
@@ -372,6 +373,8 @@ static void producer_accept(producer_t *p, const json_t *obj)
                 free(r->ids[j]);
             for (int j = i; j < n; j++)
                 json_decref(out[j]);
+            if (r->dd) ingest_dedupe_abort(in->dedupe, r->dd); /* not accepted: a retry is new */
+            ingest_dedupe_unref(r->dd);
             free(r);
             if (dkey != kbuf) free(dkey);
             char msg[600];
@@ -383,7 +386,6 @@ static void producer_accept(producer_t *p, const json_t *obj)
         r->bytes += bytes;
         json_decref(out[i]);
     }
-    if (dkey) r->dd = ingest_dedupe_hold(in->dedupe, dkey, dlen); /* a copy now is PENDING */
     if (dkey != kbuf) free(dkey);
     in->stats.lines_accepted++;
     in->stats.events += (uint64_t)n;

@@ -441,7 +441,7 @@ static int ingest_queue_dedupe_open(ingest_t *in)
     ingest_dedupe_opts_t o = {.dir = dir,
                               .window_s = in->dedupe_window,
                               .do_fsync = policy != FSYNC_OFF,
-                              .batch_ms = 100,
+                              .batch_ms = 10,
                               .on_written = ingest_defer_release,
                               .written_arg = in};
     int rc = ingest_dedupe_open(&in->dedupe, daemon_loop(in->d), &o, err, sizeof err);

@@ -223,6 +223,23 @@ static void test_pending(void)
     settle(d);
     CHECK_INT(ingest_dedupe_backlog(d), 0);
     CHECK_INT(check(d, 1, 1), INGEST_DEDUPE_DUP); /* from the segment now */
+
+    /* claim: check and hold in one */
+    len = key(k, 1, 2);
+    ingest_dedupe_entry_t *c1 = NULL, *c2 = NULL;
+    CHECK_INT(ingest_dedupe_claim(d, k, len, &c1), INGEST_DEDUPE_NEW);
+    CHECK(c1 != NULL);
+    CHECK_INT(ingest_dedupe_claim(d, k, len, &c2), INGEST_DEDUPE_PENDING);
+    CHECK(c2 == c1);
+    ingest_dedupe_unref(c2);
+    ingest_dedupe_abort(d, c1); /* its append failed */
+    ingest_dedupe_unref(c1);
+    CHECK_INT(ingest_dedupe_claim(d, k, len, &c1), INGEST_DEDUPE_NEW);
+    ingest_dedupe_commit(d, c1);
+    ingest_dedupe_unref(c1);
+    CHECK_INT(ingest_dedupe_claim(d, k, len, &c2), INGEST_DEDUPE_DUP);
+    CHECK(c2 == NULL);
+    settle(d);
     close_index(d);
 }
 
