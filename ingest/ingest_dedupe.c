@@ -29,12 +29,14 @@
  * length, u32 crc32c of time and key, u32 accept time, key}. While a segment takes new keys only
  * its key records are written (one append per batch); its slots live in memory and are written
  * once, when it is sealed (header flag). An unsealed segment found at open (the one that was
- * taking keys at a crash or stop) is rebuilt from its key records and sealed then. Native byte
- * order: the files never leave the host. */
+ * taking keys at a crash or stop) is rebuilt from its key records, and sealed then unless it is
+ * the newest and has room (it goes on taking keys). Native byte order: the files never leave
+ * the host. */
 #define DD_MAGIC "HLDDX1\n"
 #define DD_HEADER 4096u
 #define DD_SLOT 16u
 #define DD_SEG_LOG2 20u              /* 1M slots (16 MiB), at most 512K keys a segment */
+#define DD_MEM_LOG2 12u              /* the in-memory slots start at 4096 (64 KiB) and double */
 #define DD_KEY_FILE_MAX (3ull << 30) /* key offsets are 32-bit: roll well before 4 GiB */
 #define DD_REC 12u                   /* key record header */
 #define DD_KEY_MAX (1u << 20)        /* longest key (an input line is at most 1 MiB) */
@@ -59,9 +61,11 @@ typedef struct dd_slot {
 
 typedef struct dd_header {
     char magic[8];
-    uint32_t log2;
+    uint32_t log2;   /* the table region: 2^log2 slots; the keys start after it */
     uint32_t sealed; /* 1: the slot table on disk is complete */
     uint64_t t_first;
+    uint32_t tlog2; /* sealed: the table written holds 2^tlog2 slots (<= log2) */
+    uint32_t pad;
 } dd_header_t;
 
 typedef struct dd_seg {
@@ -69,16 +73,20 @@ typedef struct dd_seg {
     uint64_t no;
     int fd;
     char *path;
-    uint32_t log2;
+    uint32_t log2;    /* region */
+    uint32_t tlog2;   /* the slot table: 2^tlog2 slots (in memory it grows up to log2) */
     uint64_t key_end; /* next key offset, assigned on the loop */
     uint64_t entries;
     uint64_t t_first, t_last;
     uint64_t *bloom; /* nblocks blocks of 8 words; calloc'd: untouched pages cost nothing */
     size_t nblocks;
-    dd_slot_t *mem; /* the slots in memory, until the segment is sealed on disk (else NULL) */
-    int busy;       /* write batches and seals that name it */
-    int to_seal;    /* it took its last key: seal it after the batch that writes its last keys */
-    int created;    /* the directory entry is not yet synced */
+    dd_slot_t *mem;    /* the slots in memory, until the segment is sealed on disk (else NULL);
+                        * the worker may replace it (growing): read it under the mutex */
+    uint64_t mem_used; /* slots used in mem (worker, or the loop at open) */
+    int in_mem;        /* mem is set (loop thread's view) */
+    int busy;          /* write batches and seals that name it */
+    int to_seal;       /* it took its last key: seal it after the batch that writes its last keys */
+    int created;       /* the directory entry is not yet synced */
     int damage_logged;
 } dd_seg_t;
 
@@ -205,7 +213,13 @@ static int dd_live(const ingest_dedupe_t *d, uint64_t t, uint64_t now)
 
 /* --- segment files --- */
 
+/* dd_slots: the slot table's size; dd_region: the room reserved for it in the file. */
 static uint64_t dd_slots(const dd_seg_t *s)
+{
+    return 1ull << s->tlog2;
+}
+
+static uint64_t dd_region(const dd_seg_t *s)
 {
     return 1ull << s->log2;
 }
@@ -217,7 +231,7 @@ static dd_seg_t *dd_seg_alloc(const ingest_dedupe_t *d, uint64_t no, uint32_t lo
     if (!s) return NULL;
     s->no = no;
     s->fd = -1;
-    s->log2 = log2;
+    s->log2 = s->tlog2 = log2;
     uint64_t keys = (1ull << log2) / 2;
     s->nblocks = (size_t)((keys * DD_BITS_PER_KEY + 511) / 512);
     if (s->nblocks == 0) s->nblocks = 1;
@@ -240,6 +254,7 @@ static dd_seg_t *dd_seg_alloc(const ingest_dedupe_t *d, uint64_t no, uint32_t lo
 static dd_slot_t *dd_slots_alloc(uint64_t n)
 {
     size_t len = (size_t)(n * DD_SLOT), map = len + DD_HUGE;
+    if (len < DD_HUGE) return calloc(n, DD_SLOT); /* small: the heap's pages */
     char *p = mmap(NULL, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;
     char *a = (char *)(((uintptr_t)p + DD_HUGE - 1) & ~(uintptr_t)(DD_HUGE - 1));
@@ -250,10 +265,20 @@ static dd_slot_t *dd_slots_alloc(uint64_t n)
 }
 
 /* dd_slots_free unmaps what dd_slots_alloc mapped. */
+static void dd_slots_free_mem(dd_slot_t *mem, uint64_t n)
+{
+    if (!mem) return;
+    if (n * DD_SLOT < DD_HUGE)
+        free(mem);
+    else
+        munmap(mem, (size_t)(n * DD_SLOT));
+}
+
 static void dd_slots_free(dd_seg_t *s)
 {
-    if (s->mem) munmap(s->mem, (size_t)(dd_slots(s) * DD_SLOT));
+    dd_slots_free_mem(s->mem, dd_slots(s));
     s->mem = NULL;
+    s->in_mem = 0;
 }
 
 static void dd_seg_free(dd_seg_t *s)
@@ -338,17 +363,26 @@ static int dd_seg_lookup(ingest_dedupe_t *d, dd_seg_t *s, uint64_t hash, const c
                          uint32_t len, uint64_t now)
 {
     if (!dd_bloom_has(s, hash)) return 0;
+    if (s->in_mem) { /* the segment taking keys: its slots in memory, which the worker grows */
+        int found = 0;
+        pthread_mutex_lock(&d->mu);
+        uint64_t nslots = dd_slots(s), i = hash & (nslots - 1);
+        for (uint64_t seen = 0; seen < nslots; seen++, i = (i + 1) & (nslots - 1)) {
+            dd_slot_t sl = s->mem[i];
+            if (sl.hash == 0) break;
+            if (sl.hash != hash || !dd_live(d, sl.time, now)) continue;
+            int damaged = 0;
+            if ((found = dd_key_matches(s->fd, sl.off, key, len, &damaged))) break;
+            if (damaged) dd_seg_note_damage(d, s, sl.off);
+        }
+        pthread_mutex_unlock(&d->mu);
+        return found;
+    }
     uint64_t nslots = dd_slots(s), i = hash & (nslots - 1), seen = 0;
     dd_slot_t buf[DD_PROBE_SLOTS];
     while (seen < nslots) {
         uint64_t want = nslots - i < DD_PROBE_SLOTS ? nslots - i : DD_PROBE_SLOTS;
-        ssize_t got = (ssize_t)(want * DD_SLOT);
-        if (s->mem) {
-            pthread_mutex_lock(&d->mu);
-            memcpy(buf, s->mem + i, (size_t)got);
-            pthread_mutex_unlock(&d->mu);
-        } else
-            got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
+        ssize_t got = dd_pread_full(s->fd, buf, want * DD_SLOT, DD_HEADER + i * DD_SLOT);
         if (got < (ssize_t)DD_SLOT) return 0;
         size_t n = (size_t)got / DD_SLOT;
         for (size_t k = 0; k < n; k++) {
@@ -378,9 +412,11 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
     memcpy(h.magic, DD_MAGIC, 8);
     s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int rc = s->fd < 0 ? -errno : 0;
-    if (rc == 0 && ftruncate(s->fd, (off_t)(DD_HEADER + dd_slots(s) * DD_SLOT)) < 0) rc = -errno;
+    if (rc == 0 && ftruncate(s->fd, (off_t)(DD_HEADER + dd_region(s) * DD_SLOT)) < 0) rc = -errno;
+    s->tlog2 = log2 < DD_MEM_LOG2 ? log2 : DD_MEM_LOG2;
     if (rc == 0) rc = dd_pwrite_full(s->fd, &h, sizeof h, 0);
     if (rc == 0 && !(s->mem = dd_slots_alloc(dd_slots(s)))) rc = -ENOMEM;
+    s->in_mem = s->mem != NULL;
     if (rc < 0) {
         unsigned long held = 0;
         if (log_limit_pass(&d->fail_log, 10000, &held))
@@ -392,7 +428,7 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
     }
     d->next_no++;
     if (d->hot) d->hot->to_seal = 1;
-    s->key_end = DD_HEADER + dd_slots(s) * DD_SLOT;
+    s->key_end = DD_HEADER + dd_region(s) * DD_SLOT;
     s->t_first = s->t_last = now;
     s->created = 1;
     dd_seg_t **pp = &d->segs;
@@ -409,7 +445,7 @@ static dd_seg_t *dd_seg_create(ingest_dedupe_t *d, uint64_t now)
 static int dd_fits(const ingest_dedupe_t *d, const dd_seg_t *s, uint32_t len, uint64_t now)
 {
     uint64_t slice = d->o.window_s / DD_SLICES ? d->o.window_s / DD_SLICES : 1;
-    return s->mem && s->entries < dd_slots(s) / 2 && now < s->t_first + slice &&
+    return s->in_mem && s->entries < dd_region(s) / 2 && now < s->t_first + slice &&
            s->key_end + DD_REC + len <= DD_KEY_FILE_MAX;
 }
 
@@ -419,12 +455,35 @@ static dd_seg_t *dd_hot(ingest_dedupe_t *d, uint32_t len, uint64_t now)
     return dd_seg_create(d, now);
 }
 
+/* dd_mem_grow doubles the in-memory slots of s. Returns 0 or -ENOMEM (nothing changed). */
+static int dd_mem_grow(dd_seg_t *s)
+{
+    uint64_t n = dd_slots(s), m = n * 2;
+    dd_slot_t *t = dd_slots_alloc(m);
+    if (!t) return -ENOMEM;
+    for (uint64_t k = 0; k < n; k++) {
+        if (!s->mem[k].hash) continue;
+        uint64_t i = s->mem[k].hash & (m - 1);
+        while (t[i].hash)
+            i = (i + 1) & (m - 1);
+        t[i] = s->mem[k];
+    }
+    dd_slots_free_mem(s->mem, n);
+    s->mem = t;
+    s->tlog2++;
+    return 0;
+}
+
 /* dd_mem_insert puts a slot into the in-memory slots of segment s: the first empty slot of its
  * probe run, or the slot of the same key (an older acceptance, its record read back from disk)
- * whose time it renews. Loop thread. */
-static void dd_mem_insert(dd_seg_t *s, uint64_t hash, const char *key, uint32_t len, uint64_t off,
-                          uint32_t time_s)
+ * whose time it renews; the slots double while more than half would be used. The worker thread
+ * (under the mutex), or the loop at open. Returns 0 or -ENOMEM. */
+static int dd_mem_insert(dd_seg_t *s, uint64_t hash, const char *key, uint32_t len, uint64_t off,
+                         uint32_t time_s)
 {
+    if ((s->mem_used + 1) * 2 > dd_slots(s) && s->tlog2 < s->log2 && dd_mem_grow(s) < 0 &&
+        s->mem_used + 1 >= dd_slots(s))
+        return -ENOMEM; /* no room at all: the batch is retried */
     uint64_t nslots = dd_slots(s), i = hash & (nslots - 1);
     for (uint64_t seen = 0; seen < nslots; seen++, i = (i + 1) & (nslots - 1)) {
         dd_slot_t *sl = &s->mem[i];
@@ -432,10 +491,11 @@ static void dd_mem_insert(dd_seg_t *s, uint64_t hash, const char *key, uint32_t 
         if (sl->hash != 0 &&
             (sl->hash != hash || !dd_key_matches(s->fd, sl->off, key, len, &damaged)))
             continue;
+        s->mem_used += sl->hash == 0;
         *sl = (dd_slot_t){.hash = hash, .off = (uint32_t)off, .time = time_s};
-        return;
+        return 0;
     }
-    /* cannot happen: a segment rolls at half full */
+    return -ENOMEM; /* cannot happen: checked above */
 }
 
 /* dd_seal_write writes a segment's slots from memory and then the header's sealed flag, each
@@ -444,8 +504,9 @@ static int dd_seal_write(dd_seg_t *s, int do_fsync, char *err, size_t errlen)
 {
     int rc = dd_pwrite_full(s->fd, s->mem, (size_t)(dd_slots(s) * DD_SLOT), DD_HEADER);
     if (rc == 0 && do_fsync && fdatasync(s->fd) < 0) rc = -errno;
-    uint32_t one = 1;
-    if (rc == 0) rc = dd_pwrite_full(s->fd, &one, sizeof one, offsetof(dd_header_t, sealed));
+    dd_header_t h = {.log2 = s->log2, .sealed = 1, .t_first = s->t_first, .tlog2 = s->tlog2};
+    memcpy(h.magic, DD_MAGIC, 8);
+    if (rc == 0) rc = dd_pwrite_full(s->fd, &h, sizeof h, 0); /* one sector: all or nothing */
     if (rc == 0 && do_fsync && fdatasync(s->fd) < 0) rc = -errno;
     if (rc < 0) snprintf(err, errlen, "%s: sealing: %s", s->path, strerror(-rc));
     return rc;
@@ -455,10 +516,12 @@ static int dd_seal_write(dd_seg_t *s, int do_fsync, char *err, size_t errlen)
  * a torn tail (logged with the file and offset). Returns 0 or a negative errno (logged). */
 static int dd_seg_rebuild(ingest_dedupe_t *d, dd_seg_t *s, uint64_t size)
 {
+    s->tlog2 = s->log2 < DD_MEM_LOG2 ? s->log2 : DD_MEM_LOG2;
     if (!(s->mem = dd_slots_alloc(dd_slots(s)))) {
         log_error("dedupe: %s: out of memory rebuilding it", s->path);
         return -ENOMEM;
     }
+    s->in_mem = 1;
     size_t bufsize = (1u << 20) + DD_REC + DD_KEY_MAX;
     char *buf = malloc(bufsize);
     if (!buf) {
@@ -498,7 +561,10 @@ static int dd_seg_rebuild(ingest_dedupe_t *d, dd_seg_t *s, uint64_t size)
         }
         const char *key = buf + pos + DD_REC;
         uint64_t hash = dd_hash(key, hdr[0]);
-        dd_mem_insert(s, hash, key, hdr[0], base + pos, hdr[2]);
+        if (dd_mem_insert(s, hash, key, hdr[0], base + pos, hdr[2]) < 0) {
+            why = "beyond memory";
+            break;
+        }
         dd_bloom_add(s, hash);
         s->entries++;
         if (hdr[2] > s->t_last) s->t_last = hdr[2];
@@ -539,7 +605,7 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
     if (fsmode_tighten_file(path, err, sizeof err) < 0) log_warn("dedupe: %s", err);
     ssize_t got = dd_pread_full(fd, &h, sizeof h, 0);
     if (got != (ssize_t)sizeof h || memcmp(h.magic, DD_MAGIC, 8) != 0 || h.log2 < 4 ||
-        h.log2 > 28 || h.sealed > 1) {
+        h.log2 > 28 || h.sealed > 1 || (h.sealed && (h.tlog2 < 4 || h.tlog2 > h.log2))) {
         char aside[4200];
         snprintf(aside, sizeof aside, "%s.damaged", path);
         log_error("dedupe: %s: not an index segment (header %s, %lld bytes); renamed to %s and "
@@ -557,7 +623,8 @@ static dd_seg_t *dd_seg_read(ingest_dedupe_t *d, uint64_t no, const char *name)
     }
     s->fd = fd;
     s->t_first = s->t_last = h.t_first;
-    uint64_t table_end = DD_HEADER + dd_slots(s) * DD_SLOT;
+    if (h.sealed) s->tlog2 = h.tlog2;
+    uint64_t table_end = DD_HEADER + dd_region(s) * DD_SLOT;
     if ((uint64_t)st.st_size < table_end) {
         log_error("dedupe: %s: cut short at %lld bytes (%" PRIu64 " expected); the slots past "
                   "that are empty now and the keys forgotten; the journal puts back the keys of "
@@ -828,11 +895,16 @@ static void dd_batch_run(worker_job_t *job)
         for (ingest_dedupe_entry_t *e = b->head; e; e = e->qnext) {
             if (e->seg != s) continue;
             pthread_mutex_lock(&b->d->mu); /* per key: a lookup never waits for a whole batch */
-            dd_mem_insert(s, e->hash, e->key, e->len, e->off, e->time);
+            int rc = dd_mem_insert(s, e->hash, e->key, e->len, e->off, e->time);
             pthread_mutex_unlock(&b->d->mu);
+            if (rc < 0) {
+                b->rc = rc;
+                snprintf(b->err, sizeof b->err, "%s: out of memory for its slots", s->path);
+                break;
+            }
             dd_bloom_add(s, e->hash);
         }
-        if (b->d->o.do_fsync && fdatasync(s->fd) < 0) {
+        if (b->rc == 0 && b->d->o.do_fsync && fdatasync(s->fd) < 0) {
             b->rc = -errno;
             snprintf(b->err, sizeof b->err, "%s: fdatasync: %s", s->path, strerror(errno));
         }

@@ -149,22 +149,26 @@ static void test_exact_many_keys(void)
 {
     fresh_dir();
     fsync_on = 1;
-    ingest_dedupe_t *d = open_index(3600, 10); /* 1024 slots: 512 keys a segment */
+    /* 16384 slots: 8192 keys a segment; the in-memory slots grow from 4096 on the way */
+    ingest_dedupe_t *d = open_index(3600, 14);
     CHECK(d != NULL);
-    accept_keys(d, 0, 5000);
+    accept_keys(d, 0, 20000);
     settle(d);
-    CHECK_INT(ingest_dedupe_written(d), 5000);
-    CHECK_INT(count_all(d, 0, 5000, INGEST_DEDUPE_DUP), 5000);
-    CHECK_INT(count_all(d, 5000, 20000, INGEST_DEDUPE_NEW), 15000); /* never a false duplicate */
+    CHECK_INT(ingest_dedupe_written(d), 20000);
+    CHECK_INT(count_all(d, 0, 20000, INGEST_DEDUPE_DUP), 20000);
+    CHECK_INT(count_all(d, 20000, 60000, INGEST_DEDUPE_NEW), 40000); /* never a false duplicate */
     CHECK_INT(check(d, 2, 10), INGEST_DEDUPE_NEW); /* the same id in another project is new */
     ingest_dedupe_stats_t st;
     ingest_dedupe_get_stats(d, &st);
-    CHECK_INT(st.keys, 5000);
-    CHECK(st.segments >= 10);
+    CHECK_INT(st.keys, 20000);
+    CHECK_INT(st.segments, 3);
     close_index(d);
-    d = open_index(3600, 10); /* reopen: the filters are rebuilt from the files */
-    CHECK_INT(count_all(d, 0, 5000, INGEST_DEDUPE_DUP), 5000);
-    CHECK_INT(count_all(d, 5000, 10000, INGEST_DEDUPE_NEW), 5000);
+    d = open_index(3600, 14); /* reopen: the filters are rebuilt from the files */
+    CHECK_INT(count_all(d, 0, 20000, INGEST_DEDUPE_DUP), 20000);
+    CHECK_INT(count_all(d, 20000, 30000, INGEST_DEDUPE_NEW), 10000);
+    accept_keys(d, 20000, 21000); /* the newest segment goes on taking keys */
+    settle(d);
+    CHECK_INT(count_all(d, 0, 21000, INGEST_DEDUPE_DUP), 21000);
     close_index(d);
     fsync_on = 0;
 }
