@@ -140,3 +140,14 @@ $(BUILD)/bench/prune_bench: tests/bench/prune_bench.c $(BUILD)/scheduler/sched_p
 bench-dlog: all $(BUILD)/bench/prune_bench
 	d=$$(mktemp -d) && $(BUILD)/bench/prune_bench $$d 200000; rm -rf $$d
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dlog_bench.py
+
+# Idempotent ingest: hook-ingest's accept rate with --dedupe-window on and off (medians of
+# BENCH_DEDUPE_RUNS, the ratio), and its RSS and start time with 10,000,000 remembered ids filled
+# straight into DATA/dedupe by tests/bench/dedupe_fill.c (a benchmark, not part of test).
+.PHONY: bench-dedupe
+$(BUILD)/bench/dedupe_fill: tests/bench/dedupe_fill.c $(BUILD)/ingest/ingest_dedupe.o $(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/ingest/ingest_dedupe.o $(BUILD)/libhookline.a $(LDLIBS)
+
+bench-dedupe: all $(BUILD)/bench/dedupe_fill
+	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dedupe_bench.py

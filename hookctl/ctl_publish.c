@@ -1,5 +1,6 @@
 /* ctl_publish.c - hookctl publish: stream JSON Lines to run/ingest.sock and read the one reply
- * per line concurrently (poll on input, socket in and socket out), so big files never deadlock. */
+ * per line concurrently (poll on input, socket in and socket out), so big files never deadlock.
+ * Ctrl-C prints the summary so far and exits 130. */
 #include "ctl.h"
 
 #include <errno.h>
@@ -19,6 +20,9 @@
 #define CTL_PUBLISH_REPLY_MAX (1u << 20) /* one reply line */
 #define CTL_PUBLISH_IDLE_MS 60000 /* ingest silent this long with lines unanswered: give up */
 #define CTL_PUBLISH_PROGRESS_MS 100
+#define CTL_PUBLISH_EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells report it */
+
+static volatile sig_atomic_t ctl_publish_interrupted;
 
 typedef struct ctl_publish_buf {
     char *p;
@@ -35,7 +39,7 @@ typedef struct ctl_publish {
     uint64_t line_no;
     uint64_t *q; /* ring of input line numbers waiting for a reply */
     size_t q_head, q_count, q_cap;
-    uint64_t sent, accepted, rejected, events;
+    uint64_t sent, accepted, rejected, duplicates, events;
     int tty, progress_shown;
     int64_t last_progress, last_activity;
     const char *sock_path;
@@ -86,7 +90,7 @@ static void ctl_publish_progress(ctl_publish_t *pb, int64_t now)
     if (!pb->tty || now - pb->last_progress < CTL_PUBLISH_PROGRESS_MS) return;
     pb->last_progress = now;
     fprintf(stderr, "\r%llu lines sent, %llu acknowledged", (unsigned long long)pb->sent,
-            (unsigned long long)(pb->accepted + pb->rejected));
+            (unsigned long long)(pb->accepted + pb->duplicates + pb->rejected));
     pb->progress_shown = 1;
 }
 
@@ -196,7 +200,9 @@ static int ctl_publish_handle_reply(ctl_publish_t *pb, const char *s, size_t n)
         return -EPROTO;
     }
     uint64_t line = ctl_publish_queue_pop(pb);
-    if (json_is_true(ok)) {
+    if (json_is_true(ok) && json_is_true(json_object_get(r, "duplicate"))) {
+        pb->duplicates++; /* accepted before: nothing is delivered again */
+    } else if (json_is_true(ok)) {
         pb->accepted++;
         json_t *ids = json_object_get(r, "ids");
         pb->events += json_is_array(ids) ? json_array_size(ids) : 1;
@@ -297,6 +303,7 @@ static int ctl_publish_loop(ctl_publish_t *pb)
             fds[1].events = POLLIN;
         }
         int n = poll(fds, 2, CTL_PUBLISH_PROGRESS_MS);
+        if (ctl_publish_interrupted) return -EINTR;
         if (n < 0 && errno != EINTR) {
             ctl_error(pb->ctl, "poll: %s", strerror(errno));
             return -errno;
@@ -338,6 +345,44 @@ static int ctl_publish_loop(ctl_publish_t *pb)
     return rc;
 }
 
+/* ctl_publish_on_sigint: Ctrl-C ends the loop at its next poll (poll returns EINTR). */
+static void ctl_publish_on_sigint(int sig)
+{
+    (void)sig;
+    ctl_publish_interrupted = 1;
+}
+
+/* ctl_publish_plural: "1 line", "2 lines". */
+static const char *ctl_publish_plural(uint64_t n, const char *one, const char *many, char *buf,
+                                      size_t len)
+{
+    snprintf(buf, len, "%llu %s", (unsigned long long)n, n == 1 ? one : many);
+    return buf;
+}
+
+/* ctl_publish_summary prints the one-line summary on stderr: "published 3 lines: 1 accepted
+ * (2 events), 1 duplicate, 1 rejected", or after Ctrl-C how far it got. */
+static void ctl_publish_summary(const ctl_publish_t *pb, int interrupted)
+{
+    char a[64], b[64], c[64], d[64];
+    const char *events = ctl_publish_plural(pb->events, "event", "events", b, sizeof b);
+    const char *dups = ctl_publish_plural(pb->duplicates, "duplicate", "duplicates", c, sizeof c);
+    if (!interrupted) {
+        fprintf(stderr, "published %s: %llu accepted (%s), %s, %llu rejected\n",
+                ctl_publish_plural(pb->sent, "line", "lines", a, sizeof a),
+                (unsigned long long)pb->accepted, events, dups, (unsigned long long)pb->rejected);
+        return;
+    }
+    uint64_t unanswered = pb->sent - pb->accepted - pb->duplicates - pb->rejected;
+    fprintf(stderr,
+            "interrupted: %s read, %llu accepted (%s), %s, %llu rejected; %s sent without a reply "
+            "yet (each may or may not have been accepted: publishing them again is safe for "
+            "events with an id)\n",
+            ctl_publish_plural(pb->line_no, "line", "lines", a, sizeof a),
+            (unsigned long long)pb->accepted, events, dups, (unsigned long long)pb->rejected,
+            ctl_publish_plural(unanswered, "line", "lines", d, sizeof d));
+}
+
 /* ctl_publish_run: hookctl publish [FILE|-]. */
 int ctl_publish_run(ctl_t *ctl, int argc, char **argv)
 {
@@ -369,18 +414,22 @@ int ctl_publish_run(ctl_t *ctl, int argc, char **argv)
         return CTL_EXIT_FAIL;
     }
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = ctl_publish_on_sigint}; /* no SA_RESTART: poll ends */
+    sigemptyset(&sa.sa_mask);
+    ctl_publish_interrupted = 0;
+    sigaction(SIGINT, &sa, NULL);
     pb.tty = isatty(2);
     rc = ctl_publish_loop(&pb);
     ctl_publish_clear_progress(&pb);
-    fprintf(stderr, "published %llu lines: %llu accepted (%llu events), %llu rejected\n",
-            (unsigned long long)pb.sent, (unsigned long long)pb.accepted,
-            (unsigned long long)pb.events, (unsigned long long)pb.rejected);
+    ctl_publish_summary(&pb, rc == -EINTR);
     close(pb.sock);
     if (pb.in_fd > 0) close(pb.in_fd);
     free(pb.in.p);
     free(pb.out.p);
     free(pb.reply.p);
     free(pb.q);
+    signal(SIGINT, SIG_DFL);
+    if (rc == -EINTR) return CTL_PUBLISH_EXIT_INTERRUPTED;
     if (rc < 0) return CTL_EXIT_FAIL;
     return pb.rejected ? CTL_EXIT_USAGE : CTL_EXIT_OK;
 }

@@ -40,8 +40,11 @@ static const ctl_command_t main_commands[] = {
      "in --json \"***\" keeps the stored value. list never shows credentials or secrets."},
     {"publish", ctl_publish_run, "publish [FILE|-]",
      "Send JSON Lines events to run/ingest.sock. Prints \"line N: reason\" for each\n"
-     "rejected line and a summary on stderr. Exit 0 when all were accepted, 2 when some\n"
-     "were rejected, 1 when ingest is unreachable or the connection dropped."},
+     "rejected line and a summary on stderr (lines, accepted, duplicates, rejected); a\n"
+     "duplicate is an event whose id was accepted within ingest's --dedupe-window: it is\n"
+     "not delivered again. Exit 0 when all were accepted or duplicates, 2 when some\n"
+     "were rejected, 1 when ingest is unreachable or the connection dropped, 130 on\n"
+     "Ctrl-C (SIGINT), after printing the summary so far."},
     {"render", ctl_render_run, "render [FILE|-]",
      "Normalize, match and build payloads in-process (no daemons, nothing sent): one\n"
      "JSON object per (event, matching webhook): invocation_id, webhook_id, event_type,\n"

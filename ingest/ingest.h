@@ -4,6 +4,7 @@
 #define HL_INGEST_H
 
 #include "domain/cfgwatch.h"
+#include "ingest_dedupe.h"
 #include "util/committer.h"
 #include "util/daemon.h"
 #include "util/dispatch.h"
@@ -23,16 +24,28 @@ typedef struct ingest_ring {
     size_t cap, head, n;
 } ingest_ring_t;
 
+/* Journal positions whose release waits until the dedupe index holds every key queued before
+ * (need): an event's record stays in the journal until its key is durable in the index, so a
+ * key lost by a crash is always put back from the journal. */
+typedef struct ingest_defer {
+    journal_pos_t pos;
+    uint64_t need;
+} ingest_defer_t;
+
 typedef struct ingest {
     daemon_t *d;
     cfgwatch_t *cfg;
     journal_t *journal;
     committer_t *commit;
     dispatch_t *routers;
-    uint64_t next_seq;   /* journal id of the next accepted event */
-    uint64_t first_seq;  /* the first accepted since this start (older ones were replayed) */
-    unsigned window;     /* events in flight per router */
-    size_t window_bytes; /* event bytes in flight per router (--window-bytes) */
+    uint64_t next_seq;      /* journal id of the next accepted event */
+    uint64_t first_seq;     /* the first accepted since this start (older ones were replayed) */
+    unsigned window;        /* events in flight per router */
+    size_t window_bytes;    /* event bytes in flight per router (--window-bytes) */
+    unsigned dedupe_window; /* seconds (--dedupe-window); 0: off */
+    ingest_dedupe_t *dedupe;
+    ingest_defer_t *defer; /* ring of acknowledged records waiting for the index */
+    size_t defer_cap, defer_head, defer_n;
     ingest_ring_t waiting;
     size_t inflight_bytes; /* record bytes of the events the dispatcher holds */
     size_t backlog_peak;   /* most events waiting or in flight since memory was last trimmed */
@@ -45,6 +58,7 @@ typedef struct ingest {
     log_limit_t refused_log; /* lines refused by a failed journal sync */
     struct {
         uint64_t lines_accepted, lines_rejected, events, unrouted, delivered, replayed, paused;
+        uint64_t duplicates;
     } stats;
 } ingest_t;
 
@@ -52,9 +66,11 @@ typedef struct ingest {
  * acknowledged by a router, and queues it. Returns 0 or a negative errno (logged). */
 int ingest_queue_open(ingest_t *in);
 /* ingest_queue_append journals one normalized event (not yet durable: wait for the committer)
- * and returns its position and record size. Returns 0 or a negative errno with err. */
-int ingest_queue_append(ingest_t *in, const json_t *event, journal_pos_t *pos, size_t *bytes,
-                        char *err, size_t errlen);
+ * and returns its position and record size. dkey (dlen bytes, may be NULL) is its dedupe key and
+ * at_s its accept time, kept in the record so that a restart puts the key back into the index.
+ * Returns 0 or a negative errno with err. */
+int ingest_queue_append(ingest_t *in, const json_t *event, const char *dkey, size_t dlen,
+                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err, size_t errlen);
 /* ingest_queue_accepted queues a durable event (by its position) for the routers. */
 void ingest_queue_accepted(ingest_t *in, journal_pos_t pos);
 /* ingest_queue_unappend takes back the just-appended record at pos (the second of a

@@ -25,6 +25,8 @@
 #define WAITING_MAX 65536u /* a producer's replies not yet written (waiting for a sync) */
 #define WAITING_RESUME (WAITING_MAX / 2)
 #define THROTTLE_MS 5 /* how often a producer paused for its unread replies is looked at */
+#define DEDUPE_BACKLOG_MAX 65536u /* keys accepted and not yet in the dedupe index */
+#define DEDUPE_BACKLOG_RESUME (DEDUPE_BACKLOG_MAX / 2)
 
 enum { MODE_UNKNOWN = 0, MODE_JSON, MODE_MSGPACK };
 
@@ -41,7 +43,9 @@ struct reply {
     journal_pos_t pos[2]; /* the events' records, queued for the routers once durable */
     char *ids[2];         /* the events' ids, for the reply */
     int nevents;
-    size_t bytes; /* journal bytes appended for this line, counted in unsynced_bytes */
+    size_t bytes;              /* journal bytes appended for this line, counted in unsynced_bytes */
+    int duplicate;             /* accepted before: answered with "duplicate": true */
+    ingest_dedupe_entry_t *dd; /* the first copy's dedupe entry (a reference), see below */
 };
 
 struct producer {
@@ -77,7 +81,7 @@ static void reply_encode(producer_t *p, reply_t *r)
         msgpack_packer pk;
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, r->ok ? 2 : 3);
+        msgpack_pack_map(&pk, r->ok ? 2 + (r->duplicate != 0) : 3);
         msgpack_pack_str_with_body(&pk, "ok", 2);
         if (r->ok) {
             msgpack_pack_true(&pk);
@@ -85,6 +89,10 @@ static void reply_encode(producer_t *p, reply_t *r)
             msgpack_pack_array(&pk, r->nevents);
             for (int i = 0; i < r->nevents; i++)
                 msgpack_pack_str_with_body(&pk, r->ids[i], strlen(r->ids[i]));
+            if (r->duplicate) {
+                msgpack_pack_str_with_body(&pk, "duplicate", 9);
+                msgpack_pack_true(&pk);
+            }
         } else {
             msgpack_pack_false(&pk);
             msgpack_pack_str_with_body(&pk, "line", 4);
@@ -103,6 +111,7 @@ static void reply_encode(producer_t *p, reply_t *r)
         for (int i = 0; i < r->nevents; i++)
             json_array_append_new(ids, json_string(r->ids[i]));
         json_object_set_new(o, "ids", ids);
+        if (r->duplicate) json_object_set_new(o, "duplicate", json_true());
     } else {
         json_object_set_new(o, "line", json_integer((json_int_t)r->line));
         json_object_set_new(o, "error", json_string(r->error));
@@ -125,8 +134,10 @@ static int producer_over(producer_t *p)
 {
     if (p->in->sync_paused) return 1;
     size_t out = conn_out_pending(p->c);
-    if (p->paused) return out > OUT_RESUME || p->waiting > WAITING_RESUME;
-    return out > OUT_MAX || p->waiting > WAITING_MAX;
+    size_t keys = p->in->dedupe ? ingest_dedupe_backlog(p->in->dedupe) : 0;
+    if (p->paused)
+        return out > OUT_RESUME || p->waiting > WAITING_RESUME || keys > DEDUPE_BACKLOG_RESUME;
+    return out > OUT_MAX || p->waiting > WAITING_MAX || keys > DEDUPE_BACKLOG_MAX;
 }
 
 static void producer_on_throttle(uv_timer_t *t);
@@ -193,7 +204,8 @@ static void producer_flush(producer_t *p)
         TAILQ_REMOVE(&p->replies, r, link);
         if (p->c) reply_encode(p, r);
         for (int i = 0; i < r->nevents; i++) {
-            if (r->ok) ingest_queue_accepted(p->in, r->pos[i]); /* else: cut off by the sync */
+            /* else: cut off by the sync, or a duplicate (nothing was journaled) */
+            if (r->ok && !r->duplicate) ingest_queue_accepted(p->in, r->pos[i]);
             free(r->ids[i]);
         }
         p->waiting--;
@@ -217,12 +229,28 @@ static void reply_synced(void *arg, int status)
     r->ready = 1;
     producer_unsynced(in, -(long long)r->bytes);
     r->bytes = 0;
+    if (r->dd && r->duplicate) {
+        /* a copy that came while the first one's sync was under way: that callback ran before
+         * this one; the copy is a duplicate only if the first one was accepted */
+        status = ingest_dedupe_accepted(r->dd) == 1 ? 0 : status < 0 ? status : -EIO;
+    } else if (r->dd && in->dedupe) {
+        if (status == 0)
+            ingest_dedupe_commit(in->dedupe, r->dd); /* written to the index by its next batch */
+        else
+            ingest_dedupe_abort(in->dedupe, r->dd); /* a retry is new */
+    }
+    ingest_dedupe_unref(r->dd);
+    r->dd = NULL;
     if (status < 0) {
         char msg[256];
         snprintf(msg, sizeof msg, "not accepted: journal write failed: %s", strerror(-status));
         r->ok = 0;
         r->error = strdup(msg);
-        p->in->stats.lines_accepted--;
+        if (r->duplicate)
+            p->in->stats.duplicates--;
+        else
+            p->in->stats.lines_accepted--;
+        r->duplicate = 0;
         p->in->stats.lines_rejected++;
         unsigned long held = 0; /* a full disk refuses every line: say so at a bounded rate */
         if (log_limit_pass(&p->in->refused_log, 10000, &held))
@@ -247,6 +275,50 @@ static void producer_reject(producer_t *p, const char *reason)
     p->waiting++;
 }
 
+/* producer_dedupe_key builds the dedupe key of a normalized event whose id the producer gave:
+ * project_id, NUL, id, in buf when it fits (bufsize bytes), else in a malloc'd buffer. NULL when
+ * the id was assigned here (it cannot have been accepted before) or memory ran short. */
+static char *producer_dedupe_key(const json_t *obj, const json_t *ev, char *buf, size_t bufsize,
+                                 size_t *len)
+{
+    if (!json_is_string(json_object_get(obj, "id"))) return NULL;
+    const char *pid = json_string_value(json_object_get(ev, "project_id"));
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    if (!pid || !id) return NULL;
+    size_t a = strlen(pid), b = strlen(id);
+    char *k = a + 1 + b <= bufsize ? buf : malloc(a + 1 + b);
+    if (!k) return NULL;
+    memcpy(k, pid, a);
+    k[a] = '\0';
+    memcpy(k + a + 1, id, b);
+    *len = a + 1 + b;
+    return k;
+}
+
+/* producer_duplicate answers a line whose event was accepted before: with the same ids and
+ * "duplicate": true, journaling nothing (no derived event either). When the first copy's sync is
+ * still under way (first != NULL), the answer waits for it behind the committer. */
+static void producer_duplicate(producer_t *p, reply_t *r, json_t *out[2], int n,
+                               ingest_dedupe_entry_t *first)
+{
+    ingest_t *in = p->in;
+    r->duplicate = 1;
+    for (int i = 0; i < n; i++) {
+        const char *id = json_string_value(json_object_get(out[i], "id"));
+        if ((r->ids[r->nevents] = strdup(id ? id : ""))) r->nevents++;
+        json_decref(out[i]);
+    }
+    in->stats.duplicates++;
+    TAILQ_INSERT_TAIL(&p->replies, r, link);
+    p->waiting++;
+    if (!first) {
+        r->ready = 1;
+        return;
+    }
+    r->dd = first;
+    committer_after(in->commit, reply_synced, r);
+}
+
 /* producer_accept normalizes one parsed input object, journals it, and queues its reply. */
 static void producer_accept(producer_t *p, const json_t *obj)
 {
@@ -254,7 +326,8 @@ static void producer_accept(producer_t *p, const json_t *obj)
     char err[512];
     json_t *out[2] = {NULL, NULL};
     const config_t *cfg = cfgwatch_config(in->cfg);
-    int n = event_normalize(obj, cfg, time_now_ms(), out, err, sizeof err);
+    int64_t now_ms = time_now_ms();
+    int n = event_normalize(obj, cfg, now_ms, out, err, sizeof err);
     if (n < 0) {
         producer_reject(p, err);
         return;
@@ -269,6 +342,18 @@ static void producer_accept(producer_t *p, const json_t *obj)
     r->p = p;
     r->ok = 1;
     r->line = p->line;
+    size_t dlen = 0;
+    char kbuf[512];
+    char *dkey = in->dedupe ? producer_dedupe_key(obj, out[0], kbuf, sizeof kbuf, &dlen) : NULL;
+    if (dkey) {
+        ingest_dedupe_entry_t *e = NULL; /* NEW: held now, so that a copy is PENDING */
+        if (ingest_dedupe_claim(in->dedupe, dkey, dlen, &e) != INGEST_DEDUPE_NEW) {
+            if (dkey != kbuf) free(dkey);
+            producer_duplicate(p, r, out, n, e);
+            return;
+        }
+        r->dd = e;
+    }
     for (int i = 0; i < n; i++) {
         if (!event_is_routed(out[i], cfg)) in->stats.unrouted++;
         const char *id = json_string_value(json_object_get(out[i], "id"));
@@ -277,7 +362,9 @@ static void producer_accept(producer_t *p, const json_t *obj)
         if (rc < 0)
             snprintf(err, sizeof err, "out of memory");
         else
-            rc = ingest_queue_append(in, out[i], &r->pos[i], &bytes, err, sizeof err);
+            rc =
+                ingest_queue_append(in, out[i], i == 0 ? dkey : NULL, dlen,
+                                    (uint64_t)(now_ms / 1000), &r->pos[i], &bytes, err, sizeof err);
         if (rc < 0) {
             log_error("line %llu: not accepted: journal: %s", (unsigned long long)p->line, err);
             for (int j = r->nevents - 1; j >= 0; j--) /* all or nothing */
@@ -286,7 +373,10 @@ static void producer_accept(producer_t *p, const json_t *obj)
                 free(r->ids[j]);
             for (int j = i; j < n; j++)
                 json_decref(out[j]);
+            if (r->dd) ingest_dedupe_abort(in->dedupe, r->dd); /* not accepted: a retry is new */
+            ingest_dedupe_unref(r->dd);
             free(r);
+            if (dkey != kbuf) free(dkey);
             char msg[600];
             snprintf(msg, sizeof msg, "not accepted: journal: %s", err);
             producer_reject(p, msg);
@@ -296,6 +386,7 @@ static void producer_accept(producer_t *p, const json_t *obj)
         r->bytes += bytes;
         json_decref(out[i]);
     }
+    if (dkey != kbuf) free(dkey);
     in->stats.lines_accepted++;
     in->stats.events += (uint64_t)n;
     TAILQ_INSERT_TAIL(&p->replies, r, link);

@@ -14,6 +14,8 @@
 
 /* Journal record kinds: "e" an accepted event (live), "a" its acknowledgement (marker). */
 #define REC_KIND "k"
+#define REC_DEDUPE_KEY "dk" /* an event's dedupe key: project_id, NUL, id (the producer's ids) */
+#define REC_AT "at"         /* its accept time, unix seconds */
 
 #define RING_MIN 1024 /* the waiting ring never shrinks below this many slots */
 /* A backlog this large (events, or bytes in flight) is followed by malloc_trim once gone. */
@@ -239,6 +241,18 @@ static int ingest_replay_record(void *arg, journal_pos_t pos, const void *rec, s
     frame_get_u64(&up.data, PK_SEQ, &seq);
     if (seq >= in->next_seq) in->next_seq = seq + 1;
     frame_get_str(&up.data, REC_KIND, &kind, &klen);
+    const char *dkey;
+    size_t dlen;
+    uint64_t at = 0;
+    /* every event record still on disk, acknowledged or not, puts its key back: its index write
+     * may have been lost (the record is released only once the index holds the key) */
+    if (in->dedupe && klen == 1 && kind[0] == 'e' &&
+        frame_get_str(&up.data, REC_DEDUPE_KEY, &dkey, &dlen) == 0 &&
+        frame_get_u64(&up.data, REC_AT, &at) == 0 &&
+        ingest_dedupe_replay(in->dedupe, dkey, dlen, at) < 0) {
+        msgpack_unpacked_destroy(&up);
+        return -ENOMEM;
+    }
     if (klen == 1 && kind[0] == 'e' && seq &&
         frame_get_str(&up.data, PK_EVENT_JSON, &js, &jslen) == 0) {
         if ((rs->n + 1) * 2 > rs->cap && replay_grow(rs) < 0) {
@@ -379,6 +393,64 @@ static void ingest_compact_relocate(void *arg, committer_move_t *moves, size_t n
     free(cs.order);
 }
 
+/* --- the dedupe index's side of the journal --- */
+
+/* ingest_defer_release releases the acknowledged records whose keys the index now holds. */
+static void ingest_defer_release(void *arg)
+{
+    ingest_t *in = arg;
+    uint64_t written = ingest_dedupe_written(in->dedupe);
+    while (in->defer_n && in->defer[in->defer_head].need <= written) {
+        journal_release(in->journal, in->defer[in->defer_head].pos);
+        in->defer_head = (in->defer_head + 1) & (in->defer_cap - 1);
+        in->defer_n--;
+    }
+}
+
+/* ingest_release releases an acknowledged event's record now, or once the index holds every
+ * key queued so far (its own among them). */
+static void ingest_release(ingest_t *in, journal_pos_t pos)
+{
+    uint64_t need = in->dedupe ? ingest_dedupe_queued(in->dedupe) : 0;
+    if (!in->dedupe || ingest_dedupe_written(in->dedupe) >= need) {
+        journal_release(in->journal, pos);
+        return;
+    }
+    if (in->defer_n == in->defer_cap) {
+        size_t cap = in->defer_cap ? in->defer_cap * 2 : 1024;
+        ingest_defer_t *v = malloc(cap * sizeof *v);
+        if (!v) { /* kept live: replayed (and routed again) after a restart, never lost */
+            log_error("out of memory: an acknowledged event stays in the journal");
+            return;
+        }
+        for (size_t i = 0; i < in->defer_n; i++)
+            v[i] = in->defer[(in->defer_head + i) & (in->defer_cap - 1)];
+        free(in->defer);
+        in->defer = v;
+        in->defer_cap = cap;
+        in->defer_head = 0;
+    }
+    in->defer[(in->defer_head + in->defer_n) & (in->defer_cap - 1)] = (ingest_defer_t){pos, need};
+    in->defer_n++;
+}
+
+/* ingest_queue_dedupe_open opens the dedupe index under DATA/dedupe. */
+static int ingest_queue_dedupe_open(ingest_t *in)
+{
+    char dir[4096], err[512];
+    snprintf(dir, sizeof dir, "%s/dedupe", daemon_data_dir(in->d));
+    fsync_policy_t policy = daemon_fsync(in->d);
+    ingest_dedupe_opts_t o = {.dir = dir,
+                              .window_s = in->dedupe_window,
+                              .do_fsync = policy != FSYNC_OFF,
+                              .batch_ms = 10,
+                              .on_written = ingest_defer_release,
+                              .written_arg = in};
+    int rc = ingest_dedupe_open(&in->dedupe, daemon_loop(in->d), &o, err, sizeof err);
+    if (rc < 0) log_error("dedupe index %s: %s", dir, err);
+    return rc;
+}
+
 /* --- the queue's interface --- */
 
 int ingest_queue_open(ingest_t *in)
@@ -393,6 +465,7 @@ int ingest_queue_open(ingest_t *in)
     }
     rc = dispatch_init(&in->routers, in->window, ingest_send, in);
     if (rc < 0) return rc;
+    if (in->dedupe_window && (rc = ingest_queue_dedupe_open(in)) < 0) return rc;
     replay_state_t rs = {.in = in};
     in->next_seq = 1;
     rc = journal_replay(in->journal, ingest_replay_record, &rs);
@@ -415,8 +488,8 @@ int ingest_queue_open(ingest_t *in)
     return rc;
 }
 
-int ingest_queue_append(ingest_t *in, const json_t *event, journal_pos_t *pos, size_t *bytes,
-                        char *err, size_t errlen)
+int ingest_queue_append(ingest_t *in, const json_t *event, const char *dkey, size_t dlen,
+                        uint64_t at_s, journal_pos_t *pos, size_t *bytes, char *err, size_t errlen)
 {
     char *js = json_dumps(event, JSON_COMPACT);
     if (!js) {
@@ -428,11 +501,15 @@ int ingest_queue_append(ingest_t *in, const json_t *event, journal_pos_t *pos, s
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, dkey ? 5 : 3);
     frame_pack_kv_str(&pk, REC_KIND, "e");
     frame_pack_kv_u64(&pk, PK_SEQ, seq);
     frame_pack_kv_strn(&pk, PK_EVENT_JSON, js, strlen(js));
     free(js);
+    if (dkey) {
+        frame_pack_kv_strn(&pk, REC_DEDUPE_KEY, dkey, dlen);
+        frame_pack_kv_u64(&pk, REC_AT, at_s);
+    }
     int rc = journal_append(in->journal, sb.data, sb.size, 1, pos, err, errlen);
     *bytes = sb.size;
     msgpack_sbuffer_destroy(&sb);
@@ -496,7 +573,7 @@ void ingest_queue_ack(ingest_t *in, conn_t *c, uint64_t seq)
                  (unsigned long long)fl->seq, err);
     msgpack_sbuffer_destroy(&sb);
     committer_after(in->commit, ingest_marker_synced, in);
-    journal_release(in->journal, fl->pos);
+    ingest_release(in, fl->pos);
     in->inflight_bytes -= fl->bytes;
     in->stats.delivered++;
     free(fl);
@@ -532,6 +609,11 @@ void ingest_queue_close(ingest_t *in)
 {
     if (in->commit) committer_close(in->commit);
     in->commit = NULL;
+    if (in->dedupe) ingest_dedupe_close(in->dedupe); /* writes what is committed */
+    in->dedupe = NULL;
+    free(in->defer); /* their records stay live: replay sees their markers */
+    in->defer = NULL;
+    in->defer_cap = in->defer_head = in->defer_n = 0;
     if (in->routers) {
         dispatch_item_t *it;
         while ((it = dispatch_pop_any(in->routers)))

@@ -80,7 +80,9 @@ static void ingest_drain(daemon_t *d)
 static void ingest_stats(daemon_t *d, msgpack_packer *pk)
 {
     ingest_t *in = daemon_ctx(d);
-    msgpack_pack_map(pk, 13);
+    ingest_dedupe_stats_t ds = {0};
+    if (in->dedupe) ingest_dedupe_get_stats(in->dedupe, &ds);
+    msgpack_pack_map(pk, 19);
     frame_pack_kv_u64(pk, "config_version", in->cfg ? (uint64_t)cfgwatch_version(in->cfg) : 0);
     frame_pack_kv_u64(pk, "lines_accepted", in->stats.lines_accepted);
     frame_pack_kv_u64(pk, "lines_rejected", in->stats.lines_rejected);
@@ -94,6 +96,12 @@ static void ingest_stats(daemon_t *d, msgpack_packer *pk)
     frame_pack_kv_u64(pk, "producers_paused", ingest_producer_paused(in));
     frame_pack_kv_u64(pk, "in_flight", in->routers ? dispatch_inflight(in->routers) : 0);
     frame_pack_kv_u64(pk, "routers", in->routers ? dispatch_peers(in->routers) : 0);
+    frame_pack_kv_u64(pk, "duplicates", in->stats.duplicates);
+    frame_pack_kv_u64(pk, "dedupe_window", in->dedupe_window);
+    frame_pack_kv_u64(pk, "dedupe_keys", ds.keys);
+    frame_pack_kv_u64(pk, "dedupe_segments", ds.segments);
+    frame_pack_kv_u64(pk, "dedupe_disk_bytes", ds.disk_bytes);
+    frame_pack_kv_u64(pk, "dedupe_damaged", ds.damaged);
 }
 
 /* ingest_close frees the queue and the configuration. */
@@ -111,6 +119,9 @@ static const daemon_option_t ingest_options[] = {
                        "events in flight per router before waiting for acknowledgements"),
     DAEMON_OPTION_SIZE("window-bytes", "N", "8388608", 1, 1ull << 40, ingest_t, window_bytes,
                        "event bytes in flight per router before waiting"),
+    DAEMON_OPTION_UINT("dedupe-window", "SECONDS", "86400", 0, 315360000, ingest_t, dedupe_window,
+                       "an event whose (project_id, id) was accepted this recently is answered "
+                       "as a duplicate and not delivered again; 0 turns it off"),
     DAEMON_OPTION_END,
 };
 

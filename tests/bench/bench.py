@@ -19,6 +19,8 @@ Each run (BENCH_RUNS, default 3; the table shows the median and each run):
              webhooks (saturation): time from the {"ok":true} reply to nginx's $msec, p50/p99/p99.9
   isolation  a fresh pipeline with 16 endpoints, one hanging (accepts, never answers) and one
              answering 500: deliveries/s to the 14 healthy ones vs the all-healthy run
+  dedupe     hook-ingest alone, events/s with --dedupe-window on and off and their ratio
+             (tests/bench/dedupe_bench.py throughput; `make bench-dedupe` adds the memory part)
 Writes the figures to $BUILD/bench/results.json (BENCH_OUT). Environment: BIN, BUILD,
 BENCH_RUNS, BENCH_EVENTS (pipeline events per run, 16 deliveries each), BENCH_BARE_REQUESTS,
 BENCH_WRK_SECONDS, BENCH_PERF=1 (perf stat instructions per delivery for each stage).
@@ -704,6 +706,10 @@ def main():
         p.cleanup()
         nginx.stop()
         hang.stop()
+    import dedupe_bench
+    log("dedupe: ingest accept rate with --dedupe-window on and off")
+    dedupe = dedupe_bench.throughput(runs=int(os.environ.get("BENCH_DEDUPE_RUNS", "3")),
+                                     events=int(os.environ.get("BENCH_DEDUPE_EVENTS", "300000")))
     keys = set()
 
     def walk(d, prefix):
@@ -725,12 +731,15 @@ def main():
                            "connections": CONNS, "max_per_endpoint": PER_ENDPOINT,
                            "bare_requests": BARE_REQUESTS, "wrk_seconds": WRK_SECONDS,
                            "fsync": "batch", "latency_rates": list(RATES)},
-              "median": med, "runs": runs,
+              "median": med, "runs": runs, "dedupe": dedupe,
               "seconds": round(time.monotonic() - t_start, 1)}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
     print(table(runs, med))
+    print("\ningest alone, %d events, median of %d runs: %d events/s with --dedupe-window 86400, "
+          "%d with 0: ratio %.3f (goal >= 0.9)" % (dedupe["events"], dedupe["runs"], dedupe["on"],
+                                                   dedupe["off"], dedupe["ratio"]))
     print("\nmachine: %(nproc)d x %(cpu)s, kernel %(kernel)s" % result["machine"])
     print("figures: %s (%.0f s)" % (OUT, result["seconds"]))
     if os.environ.get("HOOKLINE_TEST_KEEP") in (None, "", "0"):
