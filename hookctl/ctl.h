@@ -67,6 +67,9 @@ int ctl_sched_redeliver(ctl_t *ctl, client_t *cl, const delivery_t *d);
 int ctl_config_import(ctl_t *ctl, int argc, char **argv);
 int ctl_config_export(ctl_t *ctl, int argc, char **argv);
 int ctl_config_webhook(ctl_t *ctl, int argc, char **argv);
+/* ctl_config_store_status prints why a single-webhook change failed (rc, err) and returns its
+ * exit status: no such webhook 1, exists already or bad input 2, else 1. */
+int ctl_config_store_status(const ctl_t *ctl, int rc, const char *id, const char *err);
 /* webhook add and webhook update (ctl_webhook.c); argv[0] is "add" or "update". */
 int ctl_webhook_add(ctl_t *ctl, int argc, char **argv);
 int ctl_webhook_update(ctl_t *ctl, int argc, char **argv);

@@ -104,8 +104,7 @@ int ctl_config_export(ctl_t *ctl, int argc, char **argv)
     return rc;
 }
 
-/* ctl_config_store_status: exit status for a failed single-webhook change. */
-static int ctl_config_store_status(ctl_t *ctl, int rc, const char *id, const char *err)
+int ctl_config_store_status(const ctl_t *ctl, int rc, const char *id, const char *err)
 {
     if (rc == -ENOENT) {
         ctl_error(ctl, "no webhook %s", id);

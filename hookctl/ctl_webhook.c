@@ -234,21 +234,6 @@ static json_t *wh_parse_json(ctl_t *ctl, const char *text)
     return obj;
 }
 
-/* wh_store_status: exit status for a failed single-webhook change. */
-static int wh_store_status(ctl_t *ctl, int rc, const char *id, const char *err)
-{
-    if (rc == -ENOENT) {
-        ctl_error(ctl, "no webhook %s", id);
-        return CTL_EXIT_FAIL;
-    }
-    if (rc == -EEXIST) {
-        ctl_error(ctl, "webhook %s already exists", id);
-        return CTL_EXIT_USAGE;
-    }
-    ctl_error(ctl, "%s", err[0] ? err : strerror(-rc));
-    return rc == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_FAIL;
-}
-
 /* wh_build validates obj (consumed) as a webhook of project into *wh. */
 static int wh_build(ctl_t *ctl, json_t *obj, const char *project, webhook_t *wh)
 {
@@ -310,7 +295,7 @@ int ctl_webhook_add(ctl_t *ctl, int argc, char **argv)
     if (rc == 0 && (rc = ctl_store_open(ctl, &st)) == 0) {
         int r = store_webhook_add(st, &wh, err, sizeof err);
         if (r < 0) {
-            rc = wh_store_status(ctl, r, wh.id, err);
+            rc = ctl_config_store_status(ctl, r, wh.id, err);
         } else {
             printf("webhook %s added to project %s\n", wh.id, project);
         }
@@ -380,7 +365,7 @@ int ctl_webhook_update(ctl_t *ctl, int argc, char **argv)
     if ((rc = wh_build(ctl, obj, p->id, &wh)) != 0) goto out;
     int r = store_webhook_update(st, &wh, err, sizeof err);
     if (r < 0)
-        rc = wh_store_status(ctl, r, id, err);
+        rc = ctl_config_store_status(ctl, r, id, err);
     else
         printf("webhook %s updated\n", id);
     config_webhook_clear(&wh);

@@ -274,6 +274,8 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         return;
     }
     frame_get_i64(f, PK_CREATED, &ca);
+    uint64_t copy = 0; /* a router's possible copy: memory and the delivery log may answer it */
+    frame_get_u64(f, PK_COPY, &copy);
     const char *inv;
     size_t invlen;
     if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) == 0 && invlen < INVOCATION_ID_LEN) {
@@ -281,8 +283,6 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         memcpy(id, inv, invlen);
         id[invlen] = 0;
         sender_job_t *twin = sender_dedupe_find(s, id, (int)att);
-        uint64_t copy = 0;
-        frame_get_u64(f, PK_COPY, &copy);
         if (c == s->scheduler) {
             /* The scheduler's are redeliveries, deferred attempts, or attempts it holds again
              * after a restart, and it alone knows which: one adopts only a twin whose request
@@ -359,8 +359,6 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
         job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);
         return;
     }
-    uint64_t copy = 0;
-    frame_get_u64(f, PK_COPY, &copy);
     if (copy && c != s->scheduler) { /* sent before, maybe here before a restart */
         sender_check_copy(s, j);
         return;

@@ -105,6 +105,9 @@ static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_
                                " updated_at = ?4, earlier_sends = earlier_sends + CASE WHEN"
                                " ?2 = 0 THEN attempts ELSE 0 END, attempts = CASE WHEN ?2 = 0"
                                " THEN 0 ELSE attempts END WHERE invocation_id = ?1";
+static const char sql_insert_webhook[] =
+    "INSERT INTO webhooks(id, project_id, name, url, enabled, events, auth, secret, pos, secrets)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 static const char sql_get[] =
     "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE invocation_id = ?1";
 
@@ -500,10 +503,7 @@ int store_replace_config(store_t *s, config_t *cfg, char *err, size_t errlen)
                             "INSERT INTO funnels(id, project_id, name, stages, won_stage_id,"
                             " lost_stage_id, pos) VALUES(?, ?, ?, ?, ?, ?, ?)",
                             0, &sf, err, errlen)) < 0 ||
-        (rc = store_prepare(s,
-                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
-                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            0, &sw, err, errlen)) < 0)
+        (rc = store_prepare(s, sql_insert_webhook, 0, &sw, err, errlen)) < 0)
         goto out;
     for (size_t i = 0; cfg && i < cfg->nprojects; i++)
         if ((rc = store_insert_project(s, sp, sf, sw, &cfg->projects[i], (int64_t)i, err, errlen)) <
@@ -662,6 +662,19 @@ static int store_exec_id(store_t *s, const char *sql, const char *id, char *err,
     return rc;
 }
 
+/* store_put_webhook inserts one webhook at pos and bumps the configuration version (inside the
+ * caller's transaction). */
+static int store_put_webhook(store_t *s, const webhook_t *wh, int64_t pos, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = store_prepare(s, sql_insert_webhook, 0, &st, err, errlen);
+    if (rc < 0) return rc;
+    rc = store_insert_webhook(s, st, wh, pos, err, errlen);
+    sqlite3_finalize(st);
+    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+    return rc;
+}
+
 int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
@@ -694,14 +707,7 @@ int store_webhook_add(store_t *s, const webhook_t *wh, char *err, size_t errlen)
     store_bind_text(st, 1, wh->project_id);
     if (sqlite3_step(st) == SQLITE_ROW) pos = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if ((rc = store_prepare(s,
-                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
-                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            0, &st, err, errlen)) < 0)
-        goto out;
-    rc = store_insert_webhook(s, st, wh, pos, err, errlen);
-    sqlite3_finalize(st);
-    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+    rc = store_put_webhook(s, wh, pos, err, errlen);
 out:
     if (rc < 0) {
         store_tx_end(s, 0, NULL, 0);
@@ -731,15 +737,8 @@ int store_webhook_update(store_t *s, webhook_t *wh, char *err, size_t errlen)
     store_bind_text(st, 1, wh->id);
     if (sqlite3_step(st) == SQLITE_ROW) pos = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    if ((rc = store_exec_id(s, "DELETE FROM webhooks WHERE id = ?", wh->id, err, errlen)) < 0 ||
-        (rc = store_prepare(s,
-                            "INSERT INTO webhooks(id, project_id, name, url, enabled, events,"
-                            " auth, secret, pos, secrets) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            0, &st, err, errlen)) < 0)
-        goto out;
-    rc = store_insert_webhook(s, st, wh, pos, err, errlen);
-    sqlite3_finalize(st);
-    if (rc == 0) rc = store_exec(s, sql_bump, err, errlen, "bump config version");
+    if ((rc = store_exec_id(s, "DELETE FROM webhooks WHERE id = ?", wh->id, err, errlen)) == 0)
+        rc = store_put_webhook(s, wh, pos, err, errlen);
 out:
     config_free(old);
     if (rc < 0) {
