@@ -145,9 +145,10 @@ bench-dlog: all $(BUILD)/bench/prune_bench
 # BENCH_DEDUPE_RUNS, the ratio), and its RSS and start time with 10,000,000 remembered ids filled
 # straight into DATA/dedupe by tests/bench/dedupe_fill.c (a benchmark, not part of test).
 .PHONY: bench-dedupe
-$(BUILD)/bench/dedupe_fill: tests/bench/dedupe_fill.c $(BUILD)/ingest/ingest_dedupe.o $(BUILD)/libhookline.a
+DEDUPE_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard ingest/ingest_dedupe.c ingest/dedupe_*.c))
+$(BUILD)/bench/dedupe_fill: tests/bench/dedupe_fill.c $(DEDUPE_OBJS) $(BUILD)/libhookline.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/ingest/ingest_dedupe.o $(BUILD)/libhookline.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(DEDUPE_OBJS) $(BUILD)/libhookline.a $(LDLIBS)
 
 bench-dedupe: all $(BUILD)/bench/dedupe_fill
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dedupe_bench.py

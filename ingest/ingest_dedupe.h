@@ -52,6 +52,12 @@ ingest_dedupe_entry_t *ingest_dedupe_hold(ingest_dedupe_t *d, const char *key, s
  * NULL. The caller owns one reference to *e; a NEW key whose event then fails to be journaled
  * is given back with ingest_dedupe_abort. */
 int ingest_dedupe_claim(ingest_dedupe_t *d, const char *key, size_t len, ingest_dedupe_entry_t **e);
+/* ingest_dedupe_prefetch returns key's hash and starts loading the memory its claim reads (its
+ * pending-table slot, its filter blocks): called before other work (normalizing the event), the
+ * claim then finds them in cache. ingest_dedupe_claim_hashed is claim with that hash. */
+uint64_t ingest_dedupe_prefetch(const ingest_dedupe_t *d, const char *key, size_t len);
+int ingest_dedupe_claim_hashed(ingest_dedupe_t *d, const char *key, size_t len, uint64_t hash,
+                               ingest_dedupe_entry_t **e);
 /* ingest_dedupe_commit: the held entry's event is durable in the journal; the key is written to
  * the index by the next batch. ingest_dedupe_abort: its sync failed; the key is forgotten (a
  * retry is new). Neither drops the caller's reference. */

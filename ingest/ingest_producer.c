@@ -275,15 +275,14 @@ static void producer_reject(producer_t *p, const char *reason)
     p->waiting++;
 }
 
-/* producer_dedupe_key builds the dedupe key of a normalized event whose id the producer gave:
+/* producer_dedupe_key builds the dedupe key of an input event whose producer gave its id:
  * project_id, NUL, id, in buf when it fits (bufsize bytes), else in a malloc'd buffer. NULL when
- * the id was assigned here (it cannot have been accepted before) or memory ran short. */
-static char *producer_dedupe_key(const json_t *obj, const json_t *ev, char *buf, size_t bufsize,
-                                 size_t *len)
+ * either is not a string (the id is assigned here: it cannot have been accepted before; or the
+ * event is refused) or memory ran short. */
+static char *producer_dedupe_key(const json_t *obj, char *buf, size_t bufsize, size_t *len)
 {
-    if (!json_is_string(json_object_get(obj, "id"))) return NULL;
-    const char *pid = json_string_value(json_object_get(ev, "project_id"));
-    const char *id = json_string_value(json_object_get(ev, "id"));
+    const char *pid = json_string_value(json_object_get(obj, "project_id"));
+    const char *id = json_string_value(json_object_get(obj, "id"));
     if (!pid || !id) return NULL;
     size_t a = strlen(pid), b = strlen(id);
     char *k = a + 1 + b <= bufsize ? buf : malloc(a + 1 + b);
@@ -327,27 +326,28 @@ static void producer_accept(producer_t *p, const json_t *obj)
     json_t *out[2] = {NULL, NULL};
     const config_t *cfg = cfgwatch_config(in->cfg);
     int64_t now_ms = time_now_ms();
+    /* The key is the input's project_id and id, which the normalized event keeps as they are:
+     * taken first, so that the index's memory for it loads while the event is normalized. */
+    size_t dlen = 0;
+    uint64_t dhash = 0;
+    char kbuf[512];
+    char *dkey = in->dedupe ? producer_dedupe_key(obj, kbuf, sizeof kbuf, &dlen) : NULL;
+    if (dkey) dhash = ingest_dedupe_prefetch(in->dedupe, dkey, dlen);
     int n = event_normalize(obj, cfg, now_ms, out, err, sizeof err);
-    if (n < 0) {
-        producer_reject(p, err);
-        return;
-    }
-    reply_t *r = calloc(1, sizeof *r);
+    reply_t *r = n < 0 ? NULL : calloc(1, sizeof *r);
     if (!r) {
         for (int i = 0; i < n; i++)
             json_decref(out[i]);
-        producer_reject(p, "out of memory");
+        if (dkey != kbuf) free(dkey);
+        producer_reject(p, n < 0 ? err : "out of memory");
         return;
     }
     r->p = p;
     r->ok = 1;
     r->line = p->line;
-    size_t dlen = 0;
-    char kbuf[512];
-    char *dkey = in->dedupe ? producer_dedupe_key(obj, out[0], kbuf, sizeof kbuf, &dlen) : NULL;
     if (dkey) {
         ingest_dedupe_entry_t *e = NULL; /* NEW: held now, so that a copy is PENDING */
-        if (ingest_dedupe_claim(in->dedupe, dkey, dlen, &e) != INGEST_DEDUPE_NEW) {
+        if (ingest_dedupe_claim_hashed(in->dedupe, dkey, dlen, dhash, &e) != INGEST_DEDUPE_NEW) {
             if (dkey != kbuf) free(dkey);
             producer_duplicate(p, r, out, n, e);
             return;

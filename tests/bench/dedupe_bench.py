@@ -4,15 +4,15 @@
 throughput  hook-ingest alone (no router: every event stays in its journal, --fsync batch) takes
             N created events, each with its own id, through `hookctl publish FILE`; events/s from
             the publish start to its exit, with --dedupe-window 86400 (on) and 0 (off), runs
-            alternating, a fresh data dir each; the medians and their ratio (on / off, the goal
-            is >= 0.9). Then the same file again into the "on" pipeline: duplicates/s.
+            alternating, a fresh data dir each; the medians, and the ratio on / off (the goal
+            is >= 0.9) as the median of the back-to-back pairs' ratios. Then the same file again into the "on" pipeline: duplicates/s.
 memory      DATA/dedupe filled with M ids straight through ingest/ingest_dedupe.c by
             tests/bench/dedupe_fill.c (not through the socket: 10 million events would take
             minutes and a 5 GB journal), then hook-ingest started on it: time to ready, VmRSS
             after start and after publishing 10,000 of those ids again (all duplicates, each
             looked up on disk) and 10,000 new ones, VmHWM.
 Prints a table and writes $BUILD/bench/dedupe.json. Environment: BIN, BUILD,
-BENCH_DEDUPE_RUNS (default 5), BENCH_DEDUPE_EVENTS (default 100000), BENCH_DEDUPE_IDS
+BENCH_DEDUPE_RUNS (default 7), BENCH_DEDUPE_EVENTS (default 200000), BENCH_DEDUPE_IDS
 (default 10000000; 0 skips the memory part).
 """
 
@@ -30,8 +30,8 @@ from harness import Pipeline  # noqa: E402
 
 BIN = os.path.abspath(os.environ.get("BIN") or os.path.join(REPO, "bin"))
 BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
-RUNS = int(os.environ.get("BENCH_DEDUPE_RUNS", "5"))
-EVENTS = int(os.environ.get("BENCH_DEDUPE_EVENTS", "100000"))
+RUNS = int(os.environ.get("BENCH_DEDUPE_RUNS", "7"))
+EVENTS = int(os.environ.get("BENCH_DEDUPE_EVENTS", "200000"))
 IDS = int(os.environ.get("BENCH_DEDUPE_IDS", "10000000"))
 
 
@@ -112,11 +112,15 @@ def throughput(runs=RUNS, events=EVENTS):
                 p.cleanup()
             log("run %d %s: %.0f events/s" % (run + 1, mode, res[mode][-1]))
     on, off = statistics.median(res["on"]), statistics.median(res["off"])
-    # each run's on and off ran back to back: the median of their ratios is less exposed to a
-    # neighbour's load changing between runs than the ratio of the medians
+    # Each run's on and off ran back to back, in alternating order: the median of those pairs'
+    # ratios is the figure (a neighbour's load that comes and goes between runs moves both halves
+    # of a pair, and the median drops the pairs it hit in one half only). The ratio of the
+    # medians and of the best runs (noise only ever slows a run) are printed beside it.
     pairs = statistics.median(a / b for a, b in zip(res["on"], res["off"]))
     return {"events": events, "runs": runs, "on": round(on), "off": round(off),
-            "ratio": round(on / off, 3), "pair_ratio": round(pairs, 3), "duplicates_per_s": round(statistics.median(res["dup"])),
+            "ratio": round(pairs, 3), "median_ratio": round(on / off, 3),
+            "best_ratio": round(max(res["on"]) / max(res["off"]), 3),
+            "duplicates_per_s": round(statistics.median(res["dup"])),
             "cpu_us_per_event_on": round(statistics.median(res["cpu_us_on"]), 2),
             "cpu_us_per_event_off": round(statistics.median(res["cpu_us_off"]), 2),
             "each": {k: [round(x, 2) for x in v] for k, v in res.items()}}
@@ -172,8 +176,9 @@ def print_throughput(t):
     print("ingest accept rate, %d events, median of %d runs:" % (t["events"], t["runs"]))
     print("  --dedupe-window 86400  %8d events/s" % t["on"])
     print("  --dedupe-window 0      %8d events/s" % t["off"])
-    print("  ratio on/off           %8.3f   (goal >= 0.9; median of the runs' own ratios %.3f)"
-          % (t["ratio"], t["pair_ratio"]))
+    print("  ratio on/off           %8.3f   (goal >= 0.9: the median of the %d back-to-back "
+          "pairs' ratios; of the medians %.3f, of the best runs %.3f)"
+          % (t["ratio"], t["runs"], t["median_ratio"], t["best_ratio"]))
     print("  the same file again    %8d duplicates/s" % t["duplicates_per_s"])
     print("  ingest CPU per event   %8.2f us on, %.2f us off (all threads)" % (
         t["cpu_us_per_event_on"], t["cpu_us_per_event_off"]))

@@ -1,8 +1,8 @@
 /* test_dedupe.c - the dedupe index on a real loop and files with a fake clock: exact under many
  * keys and under forced hash collisions, held entries answer PENDING and aborted ones are
- * forgotten, per-key and per-segment expiry bound the files, reopen keeps everything, and a
- * segment cut short or with a damaged header is logged by name while the journal's replay puts
- * every key back. */
+ * forgotten (the pending table under one long wrapping run too), per-key and per-segment expiry
+ * bound the files, reopen keeps everything, and a segment cut short or with a damaged header is
+ * logged by name while the journal's replay puts every key back. */
 #include "check.h"
 #include "../../ingest/ingest_dedupe.h"
 
@@ -33,6 +33,15 @@ static uint64_t collide(const void *key, size_t len)
     for (size_t i = 0; i < len; i++)
         h = h * 31 + ((const unsigned char *)key)[i];
     return (h & 3) + 1;
+}
+
+/* clustered puts key evt_N's home at pending-table slot 1020 + N % 8 of a 1024-slot table: one
+ * long run that wraps around the end, with distinct hashes (the filters still tell them apart). */
+static uint64_t clustered(const void *key, size_t len)
+{
+    const char *k = key, *evt = memchr(k, '\0', len);
+    long n = evt ? strtol(evt + 1 + 4, NULL, 10) : 0;
+    return (uint64_t)(1020 + n % 8) + ((uint64_t)n << 20);
 }
 
 static ingest_dedupe_t *open_index(unsigned window, unsigned log2)
@@ -247,6 +256,54 @@ static void test_pending(void)
     close_index(d);
 }
 
+/* The pending table under one wrapping run: entries taken out of its middle in scattered
+ * order (aborts, then a batch written) leave every other one findable. */
+static void test_pending_table(void)
+{
+    fresh_dir();
+    ingest_dedupe_hash_for_tests = clustered;
+    ingest_dedupe_t *d = open_index(3600, 12);
+    enum { N = 400 };
+    ingest_dedupe_entry_t *e[N];
+    char k[64];
+    for (int i = 0; i < N; i++) {
+        size_t len = key(k, 1, i);
+        CHECK_INT(ingest_dedupe_claim(d, k, len, &e[i]), INGEST_DEDUPE_NEW);
+    }
+    for (int i = 0; i < N; i++) { /* abort every third, in a scattered order */
+        int j = (i * 7) % N;
+        if (j % 3 == 0) ingest_dedupe_abort(d, e[j]);
+    }
+    int pending = 0, fresh = 0;
+    for (int i = 0; i < N; i++) {
+        ingest_dedupe_entry_t *p = NULL;
+        size_t len = key(k, 1, i);
+        int st = ingest_dedupe_check(d, k, len, &p);
+        if (st == INGEST_DEDUPE_PENDING && p == e[i] && i % 3) pending++;
+        if (st == INGEST_DEDUPE_NEW && i % 3 == 0) fresh++;
+        ingest_dedupe_unref(p);
+    }
+    CHECK_INT(pending, N - (N + 2) / 3);
+    CHECK_INT(fresh, (N + 2) / 3);
+    for (int i = 0; i < N; i++) {
+        if (i % 3) ingest_dedupe_commit(d, e[i]);
+        ingest_dedupe_unref(e[i]);
+    }
+    settle(d); /* written: every one leaves the table */
+    CHECK_INT(ingest_dedupe_backlog(d), 0);
+    int dup = 0;
+    fresh = 0;
+    for (int i = 0; i < N; i++) {
+        int st = check(d, 1, i);
+        dup += st == INGEST_DEDUPE_DUP && i % 3;
+        fresh += st == INGEST_DEDUPE_NEW && i % 3 == 0;
+    }
+    CHECK_INT(dup, N - (N + 2) / 3);
+    CHECK_INT(fresh, (N + 2) / 3);
+    close_index(d);
+    ingest_dedupe_hash_for_tests = NULL;
+}
+
 static void test_expiry(void)
 {
     fresh_dir();
@@ -391,6 +448,7 @@ int main(void)
     test_exact_many_keys();
     test_collisions();
     test_pending();
+    test_pending_table();
     test_expiry();
     test_restart_reuses_segment();
     test_damaged_files();
