@@ -1,6 +1,6 @@
 /* store.c - the SQLite store: configuration tables (versioned by meta.config_version) and the
  * delivery log, written in batches through cached statements. WAL, so readers never block. */
-#include "domain/store.h"
+#include "domain/store_int.h"
 
 #include "util/fsmode.h"
 
@@ -14,19 +14,26 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
 
-struct store {
-    sqlite3 *db;
-    int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
-    char name[64];    /* the file's base name, prefixed to error messages */
-    int in_tx;        /* a store_begin transaction is open */
-    int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
-    sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
-};
+/* What version 5 adds (hook-api): each delivery's project (the sender writes it; older records
+ * take their webhook's), and its index for the API's pages of one project's deliveries, newest
+ * first; API and portal tokens (a hash only: kind 0 api, 1 portal; a NULL project is an admin
+ * token); and the durable counters behind /metrics, written in the same transaction as the
+ * delivery-log rows they count (a restart never counts twice). */
+#define STORE_SCHEMA_V5                                                                            \
+    "ALTER TABLE deliveries ADD COLUMN project_id TEXT;"                                           \
+    "CREATE INDEX IF NOT EXISTS deliveries_project ON deliveries(project_id, created_at,"          \
+    " invocation_id);"                                                                             \
+    "CREATE TABLE IF NOT EXISTS tokens(name TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"          \
+    " project_id TEXT, kind INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"              \
+    " expires_at INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER NOT NULL DEFAULT 0);"              \
+    "CREATE TABLE IF NOT EXISTS counters(metric TEXT NOT NULL, webhook_id TEXT NOT NULL,"          \
+    " label TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, sum REAL NOT NULL DEFAULT 0,"             \
+    " PRIMARY KEY(metric, webhook_id, label)) WITHOUT ROWID;"
 
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
@@ -53,8 +60,8 @@ static const char store_schema[] =
     "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
     "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
     " WHERE status < 2;"
-    "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;"
-    "PRAGMA user_version = 4;";
+    "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;" STORE_SCHEMA_V5
+    "PRAGMA user_version = 5;";
 /* Version 1 to 2: signing-secret rotation keeps the webhook's "secrets" list (JSON array). */
 static const char store_schema_v2[] = "ALTER TABLE webhooks ADD COLUMN secrets TEXT;"
                                       "PRAGMA user_version = 2;";
@@ -69,6 +76,12 @@ static const char store_schema_v3[] =
 static const char store_schema_v4[] =
     "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;"
     "PRAGMA user_version = 4;";
+/* Version 4 to 5: see STORE_SCHEMA_V5; the records written before it take their webhook's
+ * project. */
+static const char store_schema_v5[] =
+    STORE_SCHEMA_V5 "UPDATE deliveries SET project_id = (SELECT w.project_id FROM webhooks w"
+                    " WHERE w.id = deliveries.webhook_id);"
+                    "PRAGMA user_version = 5;";
 
 #define STORE_DLV_COLS                                                                             \
     "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
@@ -111,129 +124,6 @@ static const char sql_insert_webhook[] =
 static const char sql_get[] =
     "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE invocation_id = ?1";
 
-/* store_now_ms: wall-clock milliseconds. */
-static int64_t store_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* store_errno: a negative errno for an SQLite result code. */
-static int store_errno(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-    case SQLITE_AUTH:
-        return -EACCES;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    case SQLITE_CONSTRAINT:
-        return -EEXIST;
-    default:
-        return -EIO;
-    }
-}
-
-/* store_fail: "hookline.db: what: sqlite message" into err; returns the mapped errno. */
-static int store_fail(const store_t *s, char *err, size_t errlen, int rc, const char *what)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s: %s: %s", s->name, what,
-                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    return store_errno(rc);
-}
-
-/* store_failf: "hookline.db: message" with a chosen errno. */
-__attribute__((format(printf, 5, 6))) static int
-store_failf(const store_t *s, char *err, size_t errlen, int e, const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (err && errlen) snprintf(err, errlen, "%s: %s", s->name, msg);
-    return -e;
-}
-
-/* store_exec: run SQL text, retrying while another process holds the write lock. */
-static int store_exec(store_t *s, const char *sql, char *err, size_t errlen, const char *what)
-{
-    int rc = SQLITE_BUSY;
-    for (int i = 0; i < s->busy_retries; i++) {
-        rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
-        if ((rc & 0xff) != SQLITE_BUSY) break;
-    }
-    if (rc != SQLITE_OK) return store_fail(s, err, errlen, rc, what);
-    return 0;
-}
-
-/* store_step: step a write statement to completion (retrying on busy), then reset it. */
-static int store_step(store_t *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
-{
-    int rc = SQLITE_BUSY;
-    for (int i = 0; i < s->busy_retries; i++) {
-        rc = sqlite3_step(st);
-        if ((rc & 0xff) != SQLITE_BUSY) break;
-        sqlite3_reset(st);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return store_fail(s, err, errlen, rc, what);
-    return 0;
-}
-
-/* store_prepare: compile a statement (persistent ones are cached for the handle's life). */
-static int store_prepare(store_t *s, const char *sql, int persistent, sqlite3_stmt **st, char *err,
-                         size_t errlen)
-{
-    int rc =
-        sqlite3_prepare_v3(s->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, st, NULL);
-    if (rc != SQLITE_OK) return store_fail(s, err, errlen, rc, "prepare");
-    return 0;
-}
-
-/* store_bind_text: bind a string or NULL. */
-static void store_bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-/* store_tx_begin: our own write transaction, or a savepoint inside the caller's batch. */
-static int store_tx_begin(store_t *s, char *err, size_t errlen)
-{
-    if (s->in_tx) return store_exec(s, "SAVEPOINT store_tx", err, errlen, "savepoint");
-    return store_exec(s, "BEGIN IMMEDIATE", err, errlen, "begin");
-}
-
-/* store_tx_end: commit (ok) or roll back what store_tx_begin opened. */
-static int store_tx_end(store_t *s, int ok, char *err, size_t errlen)
-{
-    if (s->in_tx) {
-        if (!ok) sqlite3_exec(s->db, "ROLLBACK TO store_tx", NULL, NULL, NULL);
-        return store_exec(s, "RELEASE store_tx", err, errlen, "release");
-    }
-    if (ok) {
-        int rc = store_exec(s, "COMMIT", err, errlen, "commit");
-        if (rc < 0 && !sqlite3_get_autocommit(s->db))
-            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
-    }
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return 0;
-}
-
 /* store_schema_init: create or check the schema, once per file, under the write lock. */
 static int store_schema_init(store_t *s, char *err, size_t errlen)
 {
@@ -247,13 +137,15 @@ static int store_schema_init(store_t *s, char *err, size_t errlen)
         rc = store_failf(s, err, errlen, EPROTO,
                          "schema version %d is newer than this program's (%d)", version,
                          STORE_SCHEMA_VERSION);
-    else if (version >= 1 && version <= 3) {
+    else if (version >= 1 && version <= 4) {
         if (version == 1)
             rc = store_exec(s, store_schema_v2, err, errlen, "upgrade schema to version 2");
         if (rc == 0 && version <= 2)
             rc = store_exec(s, store_schema_v3, err, errlen, "upgrade schema to version 3");
-        if (rc == 0)
+        if (rc == 0 && version <= 3)
             rc = store_exec(s, store_schema_v4, err, errlen, "upgrade schema to version 4");
+        if (rc == 0)
+            rc = store_exec(s, store_schema_v5, err, errlen, "upgrade schema to version 5");
     } else if (version < STORE_SCHEMA_VERSION)
         rc = store_exec(s, store_schema, err, errlen, "create schema");
 out:

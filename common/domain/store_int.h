@@ -1,0 +1,43 @@
+/* store_int.h - the store's insides, shared by its files (store.c, store_sql.c and the other
+ * store_*.c): the handle and the SQLite plumbing of store_sql.c. Not for stages. */
+#ifndef HL_STORE_INT_H
+#define HL_STORE_INT_H
+
+#include "domain/store.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct store {
+    sqlite3 *db;
+    int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
+    char name[64];    /* the file's base name, prefixed to error messages */
+    int in_tx;        /* a store_begin transaction is open */
+    int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
+    sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
+};
+
+/* store_now_ms: wall-clock milliseconds. */
+int64_t store_now_ms(void);
+/* store_errno: a negative errno for an SQLite result code. */
+int store_errno(int rc);
+/* store_fail: "hookline.db: what: sqlite message" into err; returns the mapped errno. */
+int store_fail(const store_t *s, char *err, size_t errlen, int rc, const char *what);
+/* store_failf: "hookline.db: message" with a chosen errno e (returns -e). */
+__attribute__((format(printf, 5, 6))) int store_failf(const store_t *s, char *err, size_t errlen,
+                                                      int e, const char *fmt, ...);
+/* store_exec: run SQL text, retrying while another process holds the write lock. */
+int store_exec(store_t *s, const char *sql, char *err, size_t errlen, const char *what);
+/* store_step: step a write statement to completion (retrying on busy), then reset it. */
+int store_step(store_t *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what);
+/* store_prepare: compile a statement (persistent ones are cached for the handle's life). */
+int store_prepare(store_t *s, const char *sql, int persistent, sqlite3_stmt **st, char *err,
+                  size_t errlen);
+/* store_bind_text: bind a string or NULL. */
+void store_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* store_tx_begin: our own write transaction, or a savepoint inside the caller's batch;
+ * store_tx_end commits (ok) or rolls back what it opened. */
+int store_tx_begin(store_t *s, char *err, size_t errlen);
+int store_tx_end(store_t *s, int ok, char *err, size_t errlen);
+
+#endif
