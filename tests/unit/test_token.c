@@ -54,12 +54,10 @@ static void test_create_verify(store_t *s)
 
     /* a name is taken once; bad names and kinds are refused */
     char c[STORE_TOKEN_TEXT];
-    CHECK_INT(store_token_create(s, "acme", NULL, STORE_TOKEN_API, 0, c, err, sizeof err),
-              -EEXIST);
+    CHECK_INT(store_token_create(s, "acme", NULL, STORE_TOKEN_API, 0, c, err, sizeof err), -EEXIST);
     CHECK(strstr(err, "'acme' exists") != NULL);
     CHECK_INT(store_token_create(s, "", NULL, STORE_TOKEN_API, 0, c, err, sizeof err), -EINVAL);
-    CHECK_INT(store_token_create(s, "a b", NULL, STORE_TOKEN_API, 0, c, err, sizeof err),
-              -EINVAL);
+    CHECK_INT(store_token_create(s, "a b", NULL, STORE_TOKEN_API, 0, c, err, sizeof err), -EINVAL);
     CHECK(strstr(err, "'a b'") != NULL);
     CHECK_INT(store_token_create(s, "k", NULL, 7, 0, c, err, sizeof err), -EINVAL);
     char longname[200];
@@ -149,13 +147,15 @@ static void test_portal(store_t *s)
     store_token_t *v;
     CHECK_INT(store_token_list(s, &v, &n, err, sizeof err), 0);
     size_t portals = 0;
-    for (size_t i = 0; i < n; i++) portals += v[i].kind == STORE_TOKEN_PORTAL;
+    for (size_t i = 0; i < n; i++)
+        portals += v[i].kind == STORE_TOKEN_PORTAL;
     CHECK_INT(portals, 2);
     free(v);
     CHECK_INT(store_token_portal(s, "prj_1", 60000, q, &exp, err, sizeof err), 0);
     CHECK_INT(store_token_list(s, &v, &n, err, sizeof err), 0);
     portals = 0;
-    for (size_t i = 0; i < n; i++) portals += v[i].kind == STORE_TOKEN_PORTAL;
+    for (size_t i = 0; i < n; i++)
+        portals += v[i].kind == STORE_TOKEN_PORTAL;
     CHECK_INT(portals, 2); /* the first and the newest */
     free(v);
 }
