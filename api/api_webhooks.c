@@ -183,8 +183,8 @@ static void recover_done(uv_work_t *w, int status)
     if (status < 0)
         api_reply_error(j->r, 500, "recover: %s", uv_strerror(status));
     else if (j->rc < 0)
-        api_reply_error(j->r, 503, "%s (%zu of %zu failed invocations sent again)", j->err,
-                        j->sent, j->list.n);
+        api_reply_error(j->r, 503, "%s (%zu of %zu failed invocations sent again)", j->err, j->sent,
+                        j->list.n);
     else
         api_reply_json(j->r, 202, json_pack("{s:I}", "count", (json_int_t)j->sent));
     redeliver_list_free(&j->list);

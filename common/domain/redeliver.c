@@ -107,8 +107,8 @@ static int redeliver_take(void *arg, const delivery_t *d)
     return 0;
 }
 
-int redeliver_failed_since(store_t *s, const char *webhook_id, int64_t since,
-                           redeliver_list_t *l, char *err, size_t errlen)
+int redeliver_failed_since(store_t *s, const char *webhook_id, int64_t since, redeliver_list_t *l,
+                           char *err, size_t errlen)
 {
     redeliver_take_ctx_t c = {l, since};
     delivery_filter_t f = {webhook_id, NULL, DLV_FAILED, INT_MAX};

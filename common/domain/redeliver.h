@@ -34,8 +34,8 @@ typedef struct redeliver_list {
 
 /* redeliver_failed_since fills l with every record of webhook_id that ended failed at or after
  * since (unix ms) and holds what a resend needs. Returns 0 or a negative errno with err. */
-int redeliver_failed_since(store_t *s, const char *webhook_id, int64_t since,
-                           redeliver_list_t *l, char *err, size_t errlen);
+int redeliver_failed_since(store_t *s, const char *webhook_id, int64_t since, redeliver_list_t *l,
+                           char *err, size_t errlen);
 void redeliver_list_free(redeliver_list_t *l);
 
 #endif
