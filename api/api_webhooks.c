@@ -27,10 +27,20 @@ static const webhook_t *webhook_find(api_req_t *r)
     return NULL;
 }
 
-/* webhook_reply answers status with the webhook, credentials and secrets masked. */
-static void webhook_reply(api_req_t *r, unsigned status, const webhook_t *wh)
+/* webhook_json: the API's webhook, credentials and secrets masked; "auth" always there (the
+ * import format leaves out {"type": "none"}, a client should not have to know that). */
+static json_t *webhook_json(const webhook_t *wh)
 {
     json_t *o = config_webhook_to_json(wh, 0);
+    if (o && !json_object_get(o, "auth"))
+        json_object_set_new(o, "auth", json_pack("{s:s}", "type", "none"));
+    return o;
+}
+
+/* webhook_reply answers status with the webhook. */
+static void webhook_reply(api_req_t *r, unsigned status, const webhook_t *wh)
+{
+    json_t *o = webhook_json(wh);
     if (o)
         api_reply_json(r, status, o);
     else
@@ -52,7 +62,7 @@ void api_webhooks_list(api_req_t *r)
     if (!p) return;
     json_t *data = json_array();
     for (size_t i = 0; data && i < p->nwebhooks; i++) {
-        json_t *o = config_webhook_to_json(&p->webhooks[i], 0);
+        json_t *o = webhook_json(&p->webhooks[i]);
         if (!o || json_array_append_new(data, o) < 0) {
             json_decref(data);
             data = NULL;
