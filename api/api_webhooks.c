@@ -88,7 +88,8 @@ void api_webhook_create(api_req_t *r)
         goto out;
     }
     json_object_del(body, "project_id");
-    if (!json_object_get(body, "id")) { /* one is assigned: wh_ and a UUIDv7, sortable by age */
+    const json_t *jid = json_object_get(body, "id");
+    if (!jid || json_is_null(jid)) { /* one is assigned: wh_ and a UUIDv7, sortable by age */
         memcpy(id, "wh_", 3);
         uuid_v7(time_now_ms(), id + 3);
         json_object_set_new(body, "id", json_string(id));

@@ -377,6 +377,11 @@ class TestWebhooks(ApiConfigTestCase):
         r = p.wait_received("/ok/new")[0]
         self.assertEqual(r["h"]["x-api-key"], "k_new")
         self.assertEqual(self.hook(p, new_id)["auth"]["key"], "k_new")
+        _, doc = api.call("POST", wh, token=self.t1, body=dict(body, id=None, url=base + "/ok/n2"),
+                          expect=201)
+        self.assertRegex(doc["id"], r"^wh_[0-9a-f-]{36}$")
+        self.assertNotEqual(doc["id"], new_id)
+        api.call("DELETE", wh + "/" + doc["id"], token=self.t1, expect=204)
         _, doc = api.call("POST", wh, token=self.t1, expect=409,
                           body=dict(body, id="wh_1", project_id="prj_1"))
         self.assertIn('"wh_1"', doc["error"])
