@@ -10,6 +10,7 @@ PACKAGES=(
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
     nginx-light wrk
+    python3-yaml # tests/integration/test_api_config.py reads docs/openapi.yaml
     iproute2 util-linux coreutils
 )
 
