@@ -162,8 +162,7 @@ static void metrics_render_stages(promtext_t *p, const metrics_snap_t *m)
                     "there but it does not.");
     for (size_t i = 0; i < m->stages.n; i++) {
         const stagestat_inst_t *in = &m->stages.inst[i];
-        const char *ls[] = {"stage", stagestat_stages[in->stage], "instance",
-                            in->instance[0] ? in->instance : in->sock, NULL};
+        const char *ls[] = {"stage", stagestat_stages[in->stage], "instance", in->instance, NULL};
         promtext_sample(p, "hookline_stage_up", ls, in->up ? 1 : 0);
     }
     promtext_family(p, "hookline_stage_instances_up", "gauge",

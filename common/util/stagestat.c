@@ -39,6 +39,18 @@ static void stagestat_copy(char *dst, size_t cap, const char *src, size_t n)
     dst[n] = 0;
 }
 
+/* stagestat_instance_of: the instance a socket name says ("router.2.sock": "2"); ingest.sock and
+ * scheduler.sock name none, and serve the one instance, "0" unless told otherwise. Until the
+ * instance answers (its handshake names it), this is what a silent one is listed as. */
+static void stagestat_instance_of(stagestat_inst_t *in)
+{
+    const char *dot = strchr(in->sock, '.'), *end = strrchr(in->sock, '.');
+    if (dot && end > dot)
+        stagestat_copy(in->instance, sizeof in->instance, dot + 1, (size_t)(end - dot - 1));
+    else
+        snprintf(in->instance, sizeof in->instance, "0");
+}
+
 /* stagestat_read fills in from one STATUS_REPLY frame. */
 static void stagestat_read(stagestat_inst_t *in, const msgpack_object *reply)
 {
@@ -80,7 +92,7 @@ static void stagestat_query(stagestat_inst_t *in, const char *path, int timeout_
     uint64_t t = 0;
 
     if (client_connect(&cl, path, timeout_ms, in->err, sizeof in->err) < 0) return;
-    snprintf(in->instance, sizeof in->instance, "%s", cl.peer_instance);
+    if (cl.peer_instance[0]) snprintf(in->instance, sizeof in->instance, "%s", cl.peer_instance);
     msgpack_sbuffer_init(&sb);
     frame_begin(&sb, &pk, &mark);
     msgpack_pack_map(&pk, 1);
@@ -136,6 +148,7 @@ int stagestat_collect(const char *run_dir, int timeout_ms, stagestat_t *out, cha
         memset(in, 0, sizeof *in);
         in->stage = stage;
         snprintf(in->sock, sizeof in->sock, "%s", de->d_name);
+        stagestat_instance_of(in);
     }
     closedir(d);
     if (out->n) qsort(out->inst, out->n, sizeof *out->inst, stagestat_cmp);

@@ -16,7 +16,7 @@ typedef struct stagestat_inst {
     int stage;         /* index into stagestat_stages */
     char sock[128];    /* the socket's file name in DATA/run */
     int up;            /* it answered within the timeout */
-    char instance[64]; /* the instance's name ("0", "1", ...; from the handshake when silent) */
+    char instance[64]; /* its name as it answers; when silent, as its socket's name says */
     char state[32];    /* "running", "draining", ... ("" when down) */
     uint64_t pid, uptime_ms;
     json_t *stats; /* its figures (a JSON object), NULL when down */

@@ -260,6 +260,7 @@ static void test_render_stages(void)
     in[1].stats = json_object();
     in[2].stage = 2;
     snprintf(in[2].sock, sizeof in[2].sock, "sender.1.sock");
+    snprintf(in[2].instance, sizeof in[2].instance, "1");
     store_counter_t c = {"attempts", "wh \"odd\"\\", "failure", 4, 1.5};
     CHECK_INT(metrics_add_counter(&m, &c), 0);
     c = (store_counter_t){"duration", "wh \"odd\"\\", "10", 4, 0};
@@ -273,7 +274,7 @@ static void test_render_stages(void)
     CHECK(strstr(text, "\nhookline_events_rejected_total 2\n"));
     CHECK(strstr(text, "hookline_stage_up{stage=\"ingest\",instance=\"0\"} 1\n"));
     CHECK(strstr(text, "hookline_stage_up{stage=\"sender\",instance=\"0\"} 1\n"));
-    CHECK(strstr(text, "hookline_stage_up{stage=\"sender\",instance=\"sender.1.sock\"} 0\n"));
+    CHECK(strstr(text, "hookline_stage_up{stage=\"sender\",instance=\"1\"} 0\n"));
     CHECK(strstr(text, "hookline_stage_instances_up{stage=\"sender\"} 1\n"));
     CHECK(strstr(text, "hookline_stage_instances_up{stage=\"scheduler\"} 0\n"));
     CHECK(strstr(text, "hookline_attempts_total{webhook_id=\"wh \\\"odd\\\"\\\\\",result="
@@ -326,6 +327,7 @@ static void test_stagestat(void)
         CHECK_STR(st.inst[0].sock, "sender.3.sock");
         CHECK_INT(st.inst[0].stage, 2);
         CHECK_INT(st.inst[0].up, 0);
+        CHECK_STR(st.inst[0].instance, "3");
         CHECK(st.inst[0].err[0] != 0);
     }
     CHECK_INT(stagestat_up(&st, 2), 0);
