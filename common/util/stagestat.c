@@ -147,7 +147,7 @@ int stagestat_collect(const char *run_dir, int timeout_ms, stagestat_t *out, cha
         stagestat_inst_t *in = &out->inst[out->n++];
         memset(in, 0, sizeof *in);
         in->stage = stage;
-        snprintf(in->sock, sizeof in->sock, "%s", de->d_name);
+        stagestat_copy(in->sock, sizeof in->sock, de->d_name, strlen(de->d_name));
         stagestat_instance_of(in);
     }
     closedir(d);
