@@ -13,6 +13,10 @@ import signal
 import subprocess
 import time
 
+# The official client's parser checks the exposition independently of ours (scripts/deps.sh
+# installs Debian's python3-prometheus-client).
+from prometheus_client.parser import text_string_to_metric_families
+
 from harness import (BIN, SCALE, PipelineTestCase, _die_with_parent, config, created,
                      transitioned, webhook)
 
@@ -114,7 +118,17 @@ class Api:
         st, ctype, body = self.get("/metrics")
         self.test.assertEqual(st, 200, body)
         self.test.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
-        return parse_metrics(body)
+        ms = parse_metrics(body)
+        official = {}
+        for fam in text_string_to_metric_families(body):
+            official[fam.name] = fam.type
+            for s in fam.samples:
+                key = (s.name, tuple(sorted(s.labels.items())))
+                self.test.assertEqual(ms.get(key), s.value, key)
+        # the official parser names a counter family without its _total
+        self.test.assertEqual(official.get("hookline_attempts"), "counter", official)
+        self.test.assertEqual(official.get("hookline_attempt_duration_seconds"), "histogram")
+        return ms
 
 
 WEBHOOKS = ("wh_ok", "wh_fail", "wh_flaky", "wh_slow")
