@@ -4,10 +4,23 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const double store_duration_bounds[STORE_DURATION_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+};
+/* The same bounds as the labels the counters table keys them by (%g of each), and "+Inf". */
+static const char *const store_duration_labels[STORE_DURATION_BUCKETS + 1] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "+Inf",
+};
+
+/* One increment gathered in a store_counts_t: metric and label are static strings, webhook_id
+ * the record's (valid until the flush, as store_counted_record's contract says). */
+struct store_count {
+    const char *metric, *webhook_id, *label;
+    int64_t n;
+    double sum;
 };
 
 static const char sql_cnt_prior[] =
@@ -19,10 +32,8 @@ static const char sql_cnt_add[] =
 
 const char *store_duration_label(int i, char *buf, size_t n)
 {
-    if (i < 0 || i >= STORE_DURATION_BUCKETS)
-        snprintf(buf, n, "+Inf");
-    else
-        snprintf(buf, n, "%g", store_duration_bounds[i]);
+    if (i < 0 || i > STORE_DURATION_BUCKETS) i = STORE_DURATION_BUCKETS;
+    snprintf(buf, n, "%s", store_duration_labels[i]);
     return buf;
 }
 
@@ -73,25 +84,43 @@ static int store_counters_prior(store_t *s, const char *inv, int *attempts, int 
     return found;
 }
 
-/* store_counters_attempt counts one attempt of webhook_id: its result and duration. */
-static int store_counters_attempt(store_t *s, const delivery_t *d, char *err, size_t errlen)
+/* store_counts_bump counts n (and sum) now, or gathers it in acc for store_counts_flush. */
+static int store_counts_bump(store_t *s, store_counts_t *acc, const char *metric,
+                             const char *webhook_id, const char *label, double sum, char *err,
+                             size_t errlen)
+{
+    if (!acc) return store_counters_add(s, metric, webhook_id, label, 1, sum, err, errlen);
+    if (acc->n == acc->cap) {
+        size_t cap = acc->cap ? acc->cap * 2 : 64;
+        struct store_count *nv = realloc(acc->v, cap * sizeof *nv);
+        if (!nv) return store_failf(s, err, errlen, ENOMEM, "out of memory gathering counters");
+        acc->v = nv;
+        acc->cap = cap;
+    }
+    acc->v[acc->n++] = (struct store_count){metric, webhook_id ? webhook_id : "", label, 1, sum};
+    return 0;
+}
+
+/* store_counters_attempt counts one attempt of the record's webhook: result and duration. */
+static int store_counters_attempt(store_t *s, const delivery_t *d, store_counts_t *acc, char *err,
+                                  size_t errlen)
 {
     double secs = d->duration_ms > 0 ? (double)d->duration_ms / 1000.0 : 0;
     int b = 0;
-    char label[32];
     while (b < STORE_DURATION_BUCKETS && secs > store_duration_bounds[b])
         b++;
-    int rc = store_counters_add(s, "attempts", d->webhook_id,
-                                d->status == DLV_SUCCEEDED ? "success" : "failure", 1, secs, err,
-                                errlen);
+    int rc =
+        store_counts_bump(s, acc, "attempts", d->webhook_id,
+                          d->status == DLV_SUCCEEDED ? "success" : "failure", secs, err, errlen);
     if (rc == 0)
-        rc = store_counters_add(s, "duration", d->webhook_id,
-                                store_duration_label(b, label, sizeof label), 1, 0, err, errlen);
+        rc = store_counts_bump(s, acc, "duration", d->webhook_id, store_duration_labels[b], 0, err,
+                               errlen);
     return rc;
 }
 
 /* store_counted_write: what store_counted_record does inside its transaction. */
-static int store_counted_write(store_t *s, const delivery_t *d, char *err, size_t errlen)
+static int store_counted_write(store_t *s, const delivery_t *d, store_counts_t *acc, char *err,
+                               size_t errlen)
 {
     int prior_attempts = 0, prior_status = -1;
     int rc = store_counters_prior(s, d->invocation_id, &prior_attempts, &prior_status, err, errlen);
@@ -100,19 +129,59 @@ static int store_counted_write(store_t *s, const delivery_t *d, char *err, size_
     if (sqlite3_changes(s->db) == 0) return 0; /* refused: it holds newer news */
     /* An attempt already counted (its undecided record, then its decision) is not a new one. */
     if (d->attempts > prior_attempts && d->status != DLV_PENDING)
-        rc = store_counters_attempt(s, d, err, errlen);
+        rc = store_counters_attempt(s, d, acc, err, errlen);
     if (rc == 0 && d->status == DLV_FAILED && prior_status != DLV_FAILED)
-        rc = store_counters_add(s, "invocations_failed", d->webhook_id, "", 1, 0, err, errlen);
+        rc = store_counts_bump(s, acc, "invocations_failed", d->webhook_id, "", 0, err, errlen);
     return rc;
 }
 
-int store_counted_record(store_t *s, const delivery_t *d, char *err, size_t errlen)
+int store_counted_record(store_t *s, const delivery_t *d, store_counts_t *acc, char *err,
+                         size_t errlen)
 {
+    /* In the caller's batch, no savepoint of our own (two statement parses per record): the
+     * caller rolls the whole batch back on an error, counts and rows together. */
+    if (s->in_tx) return store_counted_write(s, d, acc, err, errlen);
     int rc = store_tx_begin(s, err, errlen);
     if (rc < 0) return rc;
-    rc = store_counted_write(s, d, err, errlen);
+    rc = store_counted_write(s, d, NULL, err, errlen);
     int rc2 = store_tx_end(s, rc == 0, err, errlen);
     return rc < 0 ? rc : rc2;
+}
+
+/* store_count_cmp orders gathered increments by their counter's key. */
+static int store_count_cmp(const void *a, const void *b)
+{
+    const struct store_count *x = a, *y = b;
+    int c = strcmp(x->metric, y->metric);
+    if (c == 0) c = strcmp(x->webhook_id, y->webhook_id);
+    if (c == 0) c = strcmp(x->label, y->label);
+    return c;
+}
+
+int store_counts_flush(store_t *s, store_counts_t *acc, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (acc->n) qsort(acc->v, acc->n, sizeof *acc->v, store_count_cmp);
+    for (size_t i = 0; rc == 0 && i < acc->n;) {
+        size_t j = i + 1;
+        int64_t n = acc->v[i].n;
+        double sum = acc->v[i].sum;
+        for (; j < acc->n && store_count_cmp(&acc->v[i], &acc->v[j]) == 0; j++) {
+            n += acc->v[j].n;
+            sum += acc->v[j].sum;
+        }
+        rc = store_counters_add(s, acc->v[i].metric, acc->v[i].webhook_id, acc->v[i].label, n, sum,
+                                err, errlen);
+        i = j;
+    }
+    acc->n = 0;
+    return rc;
+}
+
+void store_counts_free(store_counts_t *acc)
+{
+    free(acc->v);
+    memset(acc, 0, sizeof *acc);
 }
 
 int store_counted_lost(store_t *s, const char *invocation_id, const char *webhook_id,

@@ -88,12 +88,16 @@ static delivery_t rec(const char *inv, const char *wh, int attempt, delivery_sta
     return d;
 }
 
-/* record: store_counted_record inside a batch, as the sender writes. */
+/* record: store_counted_record inside a batch, its counts gathered and flushed before the
+ * commit, as the sender writes. */
 static int record(store_t *s, const delivery_t *d)
 {
     char err[256];
+    store_counts_t acc = {0};
     int rc = store_begin(s, err, sizeof err);
-    if (rc == 0) rc = store_counted_record(s, d, err, sizeof err);
+    if (rc == 0) rc = store_counted_record(s, d, &acc, err, sizeof err);
+    if (rc == 0) rc = store_counts_flush(s, &acc, err, sizeof err);
+    store_counts_free(&acc);
     if (rc == 0) rc = store_commit(s, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "record: %s\n", err);
@@ -150,7 +154,7 @@ static void test_counted(void)
     /* a batch rolled back takes its counts with it */
     d = rec("inv_c", "wh_2", 1, DLV_SUCCEEDED, 10);
     CHECK_INT(store_begin(s, err, sizeof err), 0);
-    CHECK_INT(store_counted_record(s, &d, err, sizeof err), 0);
+    CHECK_INT(store_counted_record(s, &d, NULL, err, sizeof err), 0); /* written at once */
     CHECK_INT(store_rollback(s), 0);
     CHECK_INT(counter(s, "attempts", "wh_2", "success"), 0);
     CHECK(store_delivery_get(s, "inv_c", &d, err, sizeof err) == -ENOENT);
@@ -164,9 +168,41 @@ static void test_counted(void)
 
     /* alone (the router's refusal: no attempt made), it makes a transaction of its own */
     d = rec("inv_d", "wh_2", 0, DLV_FAILED, 0);
-    CHECK_INT(store_counted_record(s, &d, err, sizeof err), 0);
+    CHECK_INT(store_counted_record(s, &d, NULL, err, sizeof err), 0);
     CHECK_INT(counter(s, "invocations_failed", "wh_2", ""), 3);
     CHECK_INT(counter(s, "attempts", "wh_2", "failure"), 2);
+
+    /* one batch of several records: the gathered counts are summed per counter at the flush,
+     * and each record's prior state is read inside the batch (the second attempt of inv_f is
+     * new after its first in the same batch; the duplicate is not) */
+    {
+        store_counts_t acc = {0};
+        delivery_t b1 = rec("inv_f", "wh_4", 1, DLV_RETRYING, 1);
+        delivery_t b2 = rec("inv_f", "wh_4", 2, DLV_SUCCEEDED, 2);
+        delivery_t b3 = rec("inv_g", "wh_4", 1, DLV_SUCCEEDED, 3);
+        CHECK_INT(store_begin(s, err, sizeof err), 0);
+        CHECK_INT(store_counted_record(s, &b1, &acc, err, sizeof err), 0);
+        CHECK_INT(store_counted_record(s, &b2, &acc, err, sizeof err), 0);
+        CHECK_INT(store_counted_record(s, &b2, &acc, err, sizeof err), 0);
+        CHECK_INT(store_counted_record(s, &b3, &acc, err, sizeof err), 0);
+        CHECK_INT(acc.n, 6);
+        CHECK_INT(counter(s, "attempts", "wh_4", "success"), 0); /* not yet written */
+        CHECK_INT(store_counts_flush(s, &acc, err, sizeof err), 0);
+        CHECK_INT(acc.n, 0);
+        CHECK_INT(store_commit(s, err, sizeof err), 0);
+        store_counts_free(&acc);
+        CHECK_INT(counter(s, "attempts", "wh_4", "success"), 2);
+        CHECK_INT(counter(s, "attempts", "wh_4", "failure"), 1);
+        CHECK_INT(counter(s, "duration", "wh_4", "0.005"), 3);
+        /* a batch rolled back after its flush leaves nothing either */
+        delivery_t b4 = rec("inv_h", "wh_4", 1, DLV_SUCCEEDED, 3);
+        CHECK_INT(store_begin(s, err, sizeof err), 0);
+        CHECK_INT(store_counted_record(s, &b4, &acc, err, sizeof err), 0);
+        CHECK_INT(store_counts_flush(s, &acc, err, sizeof err), 0);
+        CHECK_INT(store_rollback(s), 0);
+        store_counts_free(&acc);
+        CHECK_INT(counter(s, "attempts", "wh_4", "success"), 2);
+    }
 
     /* a lost record ended by the repair counts as failed, once */
     d = rec("inv_e", "wh_3", 1, DLV_RETRYING, 20);
@@ -206,7 +242,7 @@ static void test_counted(void)
     CHECK(m.store_ok);
     CHECK(m.stages_ok);
     CHECK_INT(m.stages.n, 0);
-    CHECK_INT(m.nwebhooks, 3);
+    CHECK_INT(m.nwebhooks, 4);
     char *text = metrics_render(&m, &len);
     CHECK(text != NULL);
     text = text ? text : strdup("");
