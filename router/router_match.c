@@ -91,7 +91,7 @@ static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh
         .req_url = wh->url,
         .error = reason,
     };
-    int rc = store_delivery_record(cfgwatch_store(r->cfg), &d, err, sizeof err);
+    int rc = store_counted_record(cfgwatch_store(r->cfg), &d, NULL, err, sizeof err);
     if (rc < 0) {
         log_error("invocation %s (event %s, webhook %s): %s; recording it failed: %s", j->inv,
                   j->ev->event_id, j->webhook_id, reason, err[0] ? err : strerror(-rc));

@@ -215,11 +215,14 @@ static void sender_log_batch_free(struct sender_log_batch *b)
     free(b);
 }
 
-/* sender_log_batch_run writes one batch in one transaction, on the worker thread. */
+/* sender_log_batch_run writes one batch in one transaction, on the worker thread; the counters
+ * of /metrics are added in that same transaction (store_counted_record), so a crash keeps an
+ * attempt's record and its count together or neither. */
 static void sender_log_batch_run(worker_job_t *job)
 {
     struct sender_log_batch *b = (struct sender_log_batch *)job;
     store_t *st = b->s->logdb;
+    store_counts_t counts = {0};
     int rc = store_begin(st, b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->npend; i++) {
         sender_log_pend_t *p = &b->pend[i];
@@ -227,7 +230,7 @@ static void sender_log_batch_run(worker_job_t *job)
                                     p->created_at, b->err, sizeof b->err);
     }
     for (size_t i = 0; rc == 0 && i < b->nundecided; i++)
-        rc = store_delivery_record(st, &b->undecided[i], b->err, sizeof b->err);
+        rc = store_counted_record(st, &b->undecided[i], &counts, b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->njobs; i++) {
         sender_job_t *j = b->jobs[i];
         if (j->log_wait)
@@ -235,8 +238,10 @@ static void sender_log_batch_run(worker_job_t *job)
                 store_delivery_waiting(st, j->inv, j->webhook_id, j->event_id, j->event_type,
                                        j->body, j->created_at, j->wait_next, b->err, sizeof b->err);
         if (rc == 0 && j->log_attempt)
-            rc = store_delivery_record(st, &j->rec, b->err, sizeof b->err);
+            rc = store_counted_record(st, &j->rec, &counts, b->err, sizeof b->err);
     }
+    if (rc == 0) rc = store_counts_flush(st, &counts, b->err, sizeof b->err);
+    store_counts_free(&counts);
     if (rc == 0) rc = store_commit(st, b->err, sizeof b->err);
     if (rc < 0) store_rollback(st);
     b->rc = rc;

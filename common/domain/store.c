@@ -259,6 +259,8 @@ void store_close(store_t *s)
     sqlite3_finalize(s->st_record);
     sqlite3_finalize(s->st_mark);
     sqlite3_finalize(s->st_get);
+    sqlite3_finalize(s->st_cnt_prior);
+    sqlite3_finalize(s->st_cnt_add);
     sqlite3_close(s->db);
     free(s);
 }

@@ -181,6 +181,58 @@ int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err,
  * the last ones may be lost with power. Returns 0 or a negative errno with err. */
 int store_set_durable(store_t *s, int durable, char *err, size_t errlen);
 
+/* --- durable counters behind hook-api's /metrics (store_counters.c) ---
+ * The counters table holds (metric, webhook_id, label) -> n, sum: "attempts" with label
+ * "success" or "failure" (n attempts, sum of their durations in seconds), "duration" with label
+ * the upper bound of a histogram bucket ("0.05", ..., "+Inf"; n attempts in that bucket only,
+ * not cumulative), "invocations_failed" with label "" (n invocations ended failed). They are
+ * added to in the same transaction as the delivery-log row they count, and only when that row
+ * actually changed, so a crash keeps both or neither and a refused duplicate counts nothing. */
+#define STORE_DURATION_BUCKETS 12 /* finite upper bounds; "+Inf" is the 13th */
+extern const double store_duration_bounds[STORE_DURATION_BUCKETS];
+/* store_duration_label: the bucket label of bucket i (0..STORE_DURATION_BUCKETS, the last is
+ * "+Inf") into buf; returns buf. */
+const char *store_duration_label(int i, char *buf, size_t n);
+
+/* store_counted_record is store_delivery_record plus the counters of what the row newly says:
+ * an attempt made when its attempt number went up (or a new row holds attempt 1 or more),
+ * success if the record says succeeded, else failure, with its duration; the invocation ended
+ * failed when its status became failed. Nothing is counted when the store refuses the record.
+ * Inside the caller's store_begin batch it adds to that transaction (and on an error the caller
+ * rolls the batch back); alone, it makes one of its own and acc must be NULL. acc, in a batch:
+ * the increments are gathered there (d->webhook_id must stay valid until then) and written by
+ * store_counts_flush before the commit, a few upserts per batch instead of two per record; NULL
+ * writes them at once. Returns 0 or a negative errno with err. */
+typedef struct store_counts {
+    struct store_count *v;
+    size_t n, cap;
+} store_counts_t; /* zero-initialized; store_counts_free when done */
+int store_counted_record(store_t *s, const delivery_t *d, store_counts_t *acc, char *err,
+                         size_t errlen);
+/* store_counts_flush writes what acc gathered (summed per counter) into the open transaction
+ * and empties acc. Returns 0 or a negative errno with err. */
+int store_counts_flush(store_t *s, store_counts_t *acc, char *err, size_t errlen);
+void store_counts_free(store_counts_t *acc);
+/* store_counted_lost is store_delivery_lost counting the invocation (of webhook_id) failed when
+ * the record changed, in one transaction. Returns as store_delivery_lost. */
+int store_counted_lost(store_t *s, const char *invocation_id, const char *webhook_id,
+                       delivery_status_t st, int64_t before_ms, const char *why, char *err,
+                       size_t errlen);
+
+typedef struct store_counter {
+    const char *metric, *webhook_id, *label; /* valid during the callback only */
+    int64_t n;
+    double sum;
+} store_counter_t;
+/* store_counters_each calls cb for every row of the counters table, ordered by metric, webhook
+ * and label: one query, however many webhooks. cb returns 0 to go on, non-zero to stop (a
+ * negative value is passed back). Returns 0 or a negative errno with err. */
+int store_counters_each(store_t *s, int (*cb)(void *arg, const store_counter_t *c), void *arg,
+                        char *err, size_t errlen);
+/* store_retries_pending: the records in status retrying (attempts waiting at the scheduler),
+ * counted on the index of live records. Returns 0 and *n, or a negative errno with err. */
+int store_retries_pending(store_t *s, int64_t *n, char *err, size_t errlen);
+
 /* --- API tokens (hook-api, hookctl token; store_token.c) ---
  * A token is "hlt_" and 43 base64url characters (32 random bytes); the store keeps only its
  * SHA-256, under a UNIQUE index, and never the token. A token with no project is an admin

@@ -15,6 +15,7 @@ struct store {
     int in_tx;        /* a store_begin transaction is open */
     int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
     sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
+    sqlite3_stmt *st_cnt_prior, *st_cnt_add; /* store_counters.c, prepared at first use */
 };
 
 /* store_now_ms: wall-clock milliseconds. */

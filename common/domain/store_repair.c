@@ -131,8 +131,8 @@ void store_repair_hold_event(store_repair_t *r, const char *event_id, size_t n)
 
 int store_repair_fail(store_repair_t *r, size_t i, const char *why, char *err, size_t errlen)
 {
-    return store_delivery_lost(r->store, r->rows[i].d.invocation_id, r->st, r->before_ms, why, err,
-                               errlen);
+    return store_counted_lost(r->store, r->rows[i].d.invocation_id, r->rows[i].d.webhook_id, r->st,
+                              r->before_ms, why, err, errlen);
 }
 
 void store_repair_close(store_repair_t *r)
