@@ -119,8 +119,7 @@ int store_deliveries_page(store_t *s, const delivery_page_t *q,
     if (next && nextlen) next[0] = '\0';
     if (!q->project_id) return store_failf(s, err, errlen, EINVAL, "page: no project");
     if (q->limit < 1 || q->limit > STORE_PAGE_MAX)
-        return store_failf(s, err, errlen, EINVAL, "limit: must be from 1 to %d",
-                           STORE_PAGE_MAX);
+        return store_failf(s, err, errlen, EINVAL, "limit: must be from 1 to %d", STORE_PAGE_MAX);
     if (has_cursor && store_page_cursor_decode(q->cursor, &after_created, inv, sizeof inv) < 0)
         return store_failf(s, err, errlen, EINVAL,
                            "cursor: malformed (pass back a next_cursor as it was given)");
