@@ -1,19 +1,18 @@
 /* api_deliveries.c - a project's delivery log: GET .../deliveries (newest first, keyset pages
  * with an opaque cursor, store_page.c), GET .../deliveries/{id} (the object `hookctl delivery
  * ID --json` prints) and POST .../deliveries/{id}/redeliver (as `hookctl redeliver`: the
- * scheduler takes a new round, sched_client.h). */
+ * scheduler takes a new round; the exchange with it, redeliver.h, runs on a worker thread). */
 #include "api.h"
 
-#include "domain/sched_client.h"
+#include "domain/redeliver.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 #define DELIVERIES_LIMIT_DEFAULT 50
-/* The scheduler is local and answers at once; this bounds how long a redelivery may hold the
- * loop if it does not. */
-#define DELIVERIES_SCHED_TIMEOUT_MS 1000
 
 /* deliveries_project: the route's project, or NULL after answering 404. */
 static const char *deliveries_project(api_req_t *r)
@@ -123,26 +122,76 @@ void api_delivery_get(api_req_t *r)
     store_delivery_free(&d);
 }
 
+/* A redelivery on its way to the scheduler: the record (a copy) and the outcome. */
+typedef struct redeliver_job {
+    uv_work_t work;
+    api_req_t *r;
+    delivery_t d;
+    char run_dir[4096];
+    int rc;
+    char err[512];
+} redeliver_job_t;
+
+/* deliveries_redeliver_work (worker thread): REDELIVER and its ack, bounded by
+ * REDELIVER_TIMEOUT_MS each way. */
+static void deliveries_redeliver_work(uv_work_t *w)
+{
+    redeliver_job_t *j = w->data;
+    client_t cl;
+    if ((j->rc = redeliver_connect(&cl, j->run_dir, j->err, sizeof j->err)) < 0) return;
+    j->rc = redeliver_ask(&cl, &j->d, j->err, sizeof j->err);
+    client_close(&cl);
+}
+
+/* deliveries_redeliver_done (loop thread): 202 once the scheduler took it; 409 when it refused,
+ * 503 when it could not be reached or did not answer. */
+static void deliveries_redeliver_done(uv_work_t *w, int status)
+{
+    redeliver_job_t *j = w->data;
+    if (status < 0)
+        api_reply_error(j->r, 500, "redeliver: %s", uv_strerror(status));
+    else if (j->rc == -EPERM)
+        api_reply_error(j->r, 409, "%s", j->err);
+    else if (j->rc < 0)
+        api_reply_error(j->r, 503, "%s", j->err);
+    else
+        api_reply_json(j->r, 202,
+                       json_pack("{s:s,s:b}", "invocation_id", j->d.invocation_id, "scheduled", 1));
+    store_delivery_free(&j->d);
+    free(j);
+}
+
 void api_delivery_redeliver(api_req_t *r)
 {
+    daemon_t *dm = api_daemon(api_of(r));
+    redeliver_job_t *j;
     const char *p;
-    char err[512] = "";
-    delivery_t d;
     int rc;
-    if (!(p = deliveries_project(r)) || deliveries_get(r, p, &d) < 0) return;
-    if (!d.req_body || !d.event_id || !d.event_type) {
-        api_reply_error(r, 409, "%s: nothing to redeliver yet (no attempt made)", d.invocation_id);
-        store_delivery_free(&d);
+    if (!(p = deliveries_project(r))) return;
+    if (!(j = calloc(1, sizeof *j))) {
+        api_reply_error(r, 500, "out of memory");
         return;
     }
-    rc = sched_redeliver(daemon_run_dir(api_daemon(api_of(r))), &d, DELIVERIES_SCHED_TIMEOUT_MS,
-                         err, sizeof err);
-    if (rc == 0)
-        api_reply_json(r, 202, json_pack("{s:s,s:b}", "invocation_id", d.invocation_id,
-                                         "scheduled", 1));
-    else if (rc == -EPERM)
-        api_reply_error(r, 409, "%s", err);
-    else
-        api_reply_error(r, 503, "%s", err);
-    store_delivery_free(&d);
+    if (deliveries_get(r, p, &j->d) < 0) {
+        free(j);
+        return;
+    }
+    if (!j->d.req_body || !j->d.event_id || !j->d.event_type) {
+        api_reply_error(r, 409, "%s: nothing to redeliver yet (no attempt made)",
+                        j->d.invocation_id);
+        store_delivery_free(&j->d);
+        free(j);
+        return;
+    }
+    j->r = r;
+    j->work.data = j;
+    snprintf(j->run_dir, sizeof j->run_dir, "%s", daemon_run_dir(dm));
+    if ((rc = uv_queue_work(daemon_loop(dm), &j->work, deliveries_redeliver_work,
+                            deliveries_redeliver_done)) < 0) {
+        api_reply_error(r, 500, "redeliver: %s", uv_strerror(rc));
+        store_delivery_free(&j->d);
+        free(j);
+        return;
+    }
+    api_suspend(r);
 }

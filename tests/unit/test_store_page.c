@@ -49,8 +49,8 @@ static int page(store_t *s, const char *p, const char *wh, int status, int limit
                 const char *cursor, seen_t *out, char *next)
 {
     char err[256] = "";
-    delivery_page_t q = {.project_id = p, .webhook_id = wh, .status = status, .limit = limit,
-                         .cursor = cursor};
+    delivery_page_t q = {
+        .project_id = p, .webhook_id = wh, .status = status, .limit = limit, .cursor = cursor};
     memset(out, 0, sizeof *out);
     int rc = store_deliveries_page(s, &q, collect, out, next, STORE_CURSOR_MAX, err, sizeof err);
     if (rc < 0 && rc != -EINVAL) fprintf(stderr, "page: %s\n", err);
@@ -77,14 +77,12 @@ static void test_project_written(store_t *s)
 {
     char err[256] = "";
     delivery_t d;
-    CHECK_INT(store_delivery_pending(s, "w1", "wh_a", "prj_a", "e1", "t", "{}", 10, err,
-                                     sizeof err),
-              0);
+    CHECK_INT(
+        store_delivery_pending(s, "w1", "wh_a", "prj_a", "e1", "t", "{}", 10, err, sizeof err), 0);
     CHECK_INT(store_delivery_pending(s, "w2", "wh_b", NULL, "e2", "t", "{}", 10, err, sizeof err),
               0);
-    CHECK_INT(store_delivery_pending(s, "w3", "wh_gone", NULL, "e3", "t", "{}", 10, err,
-                                     sizeof err),
-              0);
+    CHECK_INT(
+        store_delivery_pending(s, "w3", "wh_gone", NULL, "e3", "t", "{}", 10, err, sizeof err), 0);
     CHECK_INT(store_delivery_waiting(s, "w4", "wh_gone", "prj_b", "e4", "t", "{}", 10, 99, err,
                                      sizeof err),
               0);
@@ -227,14 +225,14 @@ static void test_cursor_text(store_t *s)
     CHECK_INT(store_page_cursor_encode(5, "x", c, 4), -ENOSPC);
 
     const char *bad[] = {
-        "!!!!",     /* outside the alphabet */
-        "MTIz",     /* "123": no colon */
-        "OmFi",     /* ":ab": no time */
-        "MTI6",     /* "12:": no id */
-        "MTI6YQ==", /* padded */
-        "MTI6YR",   /* "12:a" with leftover bits set */
-        "M",        /* a length no encoding has */
-        "MTI6YSBi", /* "12:a b": a space in the id */
+        "!!!!",                           /* outside the alphabet */
+        "MTIz",                           /* "123": no colon */
+        "OmFi",                           /* ":ab": no time */
+        "MTI6",                           /* "12:": no id */
+        "MTI6YQ==",                       /* padded */
+        "MTI6YR",                         /* "12:a" with leftover bits set */
+        "M",                              /* a length no encoding has */
+        "MTI6YSBi",                       /* "12:a b": a space in the id */
         "OTk5OTk5OTk5OTk5OTk5OTk5OTk6YQ", /* a time past int64 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
