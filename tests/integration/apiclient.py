@@ -99,8 +99,9 @@ def start_api(p, instance="0", args=()):
                 addr = f.read().strip()
         except FileNotFoundError:
             addr = None
-        if addr and ":" in addr:
-            host, port = addr.rsplit(":", 1)
+        if addr and addr.endswith("\n") is False and ":" in addr:
+            hostport = addr.split("://", 1)[-1].rstrip("/")
+            host, port = hostport.rsplit(":", 1)
             api = Api(p, proc, host.strip("[]"), int(port), log_path)
             try:
                 st, _, _ = api.call("GET", "/healthz", timeout=2)

@@ -110,12 +110,12 @@ static void test_webhook_merge(void)
     config_t *cfg = parse_config(example);
     char err[256] = "";
     webhook_t wh;
-    json_t *o = merged(cfg, "{\"url\": \"https://c.example/x\", \"secret\": null}", err,
-                       sizeof err);
+    json_t *o =
+        merged(cfg, "{\"url\": \"https://c.example/x\", \"secret\": null}", err, sizeof err);
     CHECK(o != NULL);
     CHECK_INT(config_webhook_from_json(o, "prj_1", &wh, err, sizeof err), 0);
     CHECK_STR(wh.url, "https://c.example/x");
-    CHECK_STR(wh.name, "Won");     /* kept */
+    CHECK_STR(wh.name, "Won");      /* kept */
     CHECK_STR(wh.auth.token, "T1"); /* kept, in clear for the store */
     CHECK(wh.secret == NULL);       /* null drops an optional key */
     CHECK_INT(wh.events, EVT_WON);
