@@ -11,6 +11,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     nginx-light wrk
     iproute2 util-linux coreutils
+    python3-yaml
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }

@@ -47,7 +47,10 @@ class Api:
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:
-            conn.request(method, path, body=data, headers=headers)
+            try:
+                conn.request(method, path, body=data, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered (413) and closed before the whole body went: read the answer
             resp = conn.getresponse()
             got = resp.read()
         finally:
