@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config
     libcurl4-openssl-dev libmsgpack-dev libuv1-dev libbsd-dev
-    libsqlite3-dev libjansson-dev libssl-dev
+    libsqlite3-dev libjansson-dev libssl-dev libmicrohttpd-dev
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
     nginx-light wrk
