@@ -10,8 +10,8 @@ PACKAGES=(
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
     nginx-light wrk
+    python3-yaml # tests/integration/test_api_config.py reads docs/openapi.yaml
     iproute2 util-linux coreutils
-    python3-yaml
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
