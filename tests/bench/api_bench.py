@@ -24,10 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-from apiclient import kill_apis, start_api  # noqa: E402
 from harness import Pipeline, config  # noqa: E402
 
 RECORDS = int(os.environ.get("API_BENCH_RECORDS") or 1000000)
@@ -100,7 +100,7 @@ def main():
                               "contact_fields": [], "funnels": [], "webhooks": []})
         return c
 
-    p = Pipeline(cfg=cfg, name="api-bench")
+    p = Pipeline(cfg=cfg, name="api-bench", api=True)
     try:
         p.start()
         # nothing is delivered meanwhile, so the fill is the only writer
@@ -116,9 +116,9 @@ def main():
         print("hook-api bench: %d records of prj_1 in the log (filled in %.1f s), db %.0f MB"
               % (n, time.monotonic() - t0, os.path.getsize(db) / 1e6))
 
-        api = start_api(p)
-        tok = api.token("bench")
-        conn = http.client.HTTPConnection(api.host, api.port, timeout=30)
+        tok = p.token("bench")
+        u = urllib.parse.urlsplit(p.api_urls["0"])
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         base = "/v1/projects/prj_1/deliveries"
 
         print("GET deliveries, limit 50, one keep-alive connection, sequential:")
@@ -151,7 +151,7 @@ def main():
             f.write(POST_LUA % tok)
             lua = f.name
         out = subprocess.run(["wrk", "-t2", "-c16", "-d%ds" % SECONDS, "--latency", "-s", lua,
-                              "http://%s:%d" % (api.host, api.port)],
+                              p.api_urls["0"]],
                              capture_output=True, text=True, timeout=SECONDS + 60)
         os.unlink(lua)
         print("\n".join("  " + line for line in out.stdout.splitlines()))
@@ -169,10 +169,8 @@ def main():
                 stats = ing[0].get("stats", {})
                 print("ingest stats: %s" % json.dumps({k: v for k, v in stats.items()
                                                        if "accept" in k or "reject" in k or "dup" in k}))
-        api.stop()
         p.stop()
     finally:
-        kill_apis(p)
         p.cleanup()
 
 

@@ -8,7 +8,6 @@ import threading
 import time
 import unittest
 
-from apiclient import kill_apis, start_api
 from harness import PipelineTestCase, config, created, transitioned, webhook
 
 D = "/v1/projects/%s/deliveries"
@@ -28,17 +27,15 @@ def two_projects(port):
 
 class ApiDeliveriesTest(PipelineTestCase):
     def setUp(self):
-        self.p = self.pipeline(cfg=two_projects)
-        self.addCleanup(kill_apis, self.p)
-        self.api = start_api(self.p)
-        self.tok = self.api.token("admin")
+        self.p = self.pipeline(cfg=two_projects, api=True)
+        self.tok = self.p.token("admin")
 
     def call(self, method, path, body=None, raw=None, token=None):
-        st, js, _ = self.api.call(method, path, body=body, raw=raw, token=token or self.tok)
-        return st, js
+        """call: (status, parsed JSON body or None) of one real HTTP request."""
+        r = self.p.api(method, path, token=token or self.tok, body=raw if raw is not None else body)
+        return r.status, (r.json() if r.body else None)
 
     def finish(self):
-        self.api.stop()
         self.p.stop()
 
     def wait_delivery(self, project, pred, query="", timeout=10):
@@ -182,9 +179,8 @@ class ApiDeliveriesTest(PipelineTestCase):
             i = 0
             while not stop.is_set():
                 try:
-                    st, js, _ = self.api.call("POST", E % "prj_2",
-                                              body=created("n%04d" % i, "opp_n%d" % i,
-                                                           project_id="prj_2"), token=self.tok)
+                    st, js = self.call("POST", E % "prj_2",
+                                       created("n%04d" % i, "opp_n%d" % i, project_id="prj_2"))
                     if st != 202:
                         errors.append((st, js))
                 except OSError as e:
