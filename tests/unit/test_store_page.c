@@ -291,6 +291,44 @@ static void test_deleted_webhook(store_t *s)
     CHECK_INT(page(s, "prj_a", "wh_a2", -1, 100, NULL, &pg, next), 20);
 }
 
+/* test_upgrade: a version 4 log (no project column) opened at version 5: each record takes its
+ * webhook's project; a record whose webhook had gone has none. */
+static void test_upgrade(const char *dir)
+{
+    char path[300], err[256] = "", next[STORE_CURSOR_MAX];
+    store_t *s = NULL;
+    sqlite3 *db = NULL;
+    delivery_t d;
+    seen_t pg;
+    snprintf(path, sizeof path, "%s/v4.db", dir);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    load_config(s);
+    add(s, "u1", "wh_a", NULL, 10, DLV_SUCCEEDED);
+    add(s, "u2", "wh_b", NULL, 20, DLV_FAILED);
+    add(s, "u3", "wh_gone", NULL, 30, DLV_FAILED);
+    store_close(s);
+    s = NULL;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "DROP INDEX deliveries_project;"
+                           "ALTER TABLE deliveries DROP COLUMN project_id;"
+                           "PRAGMA user_version = 4;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(page(s, "prj_a", NULL, -1, 10, NULL, &pg, next), 1);
+    CHECK_STR(pg.inv[0], "u1");
+    CHECK_INT(page(s, "prj_b", NULL, -1, 10, NULL, &pg, next), 1);
+    CHECK_STR(pg.inv[0], "u2");
+    CHECK_INT(store_delivery_get(s, "u3", &d, err, sizeof err), 0);
+    CHECK(d.project_id == NULL);
+    store_delivery_free(&d);
+    store_close(s);
+}
+
 /* test_plan: the page query walks the index deliveries_project. */
 static void test_plan(void)
 {
@@ -334,6 +372,7 @@ int main(void)
         test_deleted_webhook(s);
         store_close(s);
         test_plan();
+        test_upgrade(dir);
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
