@@ -19,6 +19,10 @@
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
 
+/* A record's project is written with the record's first row and never set again: an update
+ * that assigned it (even to the same value) would rewrite its deliveries_project entry on every
+ * attempt. */
+
 /* What version 5 adds (hook-api): each delivery's project (the sender writes it; older records
  * take their webhook's), and its index for the API's pages of one project's deliveries, newest
  * first; API and portal tokens (a hash only: kind 0 api, 1 portal; a NULL project is an admin
@@ -104,8 +108,7 @@ static const char sql_record[] =
               " req_body = excluded.req_body, resp_status = excluded.resp_status,"
               " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
               " resp_truncated = excluded.resp_truncated, error = excluded.error,"
-              " duration_ms = excluded.duration_ms,"
-              " project_id = COALESCE(excluded.project_id, deliveries.project_id)"
+              " duration_ms = excluded.duration_ms"
               /* A late duplicate of an older attempt (after a crash) must not overwrite a newer
                * one, nor an attempt's duplicate a final outcome of that same attempt. */
               " WHERE excluded.attempts > deliveries.attempts"
@@ -870,8 +873,7 @@ int store_delivery_waiting(store_t *s, const char *invocation_id, const char *we
             "?2") ")"
                   " ON CONFLICT(invocation_id) DO UPDATE SET status = 1,"
                   " next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,"
-                  " req_body = COALESCE(deliveries.req_body, excluded.req_body),"
-                  " project_id = COALESCE(deliveries.project_id, excluded.project_id)"
+                  " req_body = COALESCE(deliveries.req_body, excluded.req_body)"
                   " WHERE deliveries.status = 0",
         store_bind_waiting, &a, NULL, err, errlen, "mark deferred delivery");
 }

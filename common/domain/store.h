@@ -83,8 +83,8 @@ typedef struct delivery {
     int resp_truncated;
     char *error; /* NULL when none */
     int64_t duration_ms;
-    /* the webhook's project when the record was written (the sender takes it from its
-     * configuration); NULL given to a write: the webhook's project in the store, else kept */
+    /* the webhook's project when the record was first written (the sender takes it from its
+     * configuration; NULL given: the webhook's in the store); later writes keep it */
     char *project_id;
 } delivery_t;
 
