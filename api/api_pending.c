@@ -10,8 +10,4 @@
         api_reply_error(r, 501, "not implemented yet");                                            \
     }
 
-API_PENDING(api_events_publish)
-API_PENDING(api_deliveries_list)
-API_PENDING(api_delivery_get)
-API_PENDING(api_delivery_redeliver)
 API_PENDING(api_console)
