@@ -1,10 +1,10 @@
-# hookline build: four daemons and hookctl, warnings as errors, libraries via pkg-config.
+# hookline build: four daemons, hook-api and hookctl, warnings as errors, libraries via pkg-config.
 PKGS     := libcurl msgpack libuv libbsd-overlay sqlite3 jansson libcrypto
 CC       ?= cc
 OPT      ?= -O2 -g
 CFLAGS   += $(OPT) -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
             -Icommon $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lmicrohttpd -lm
 BUILD    ?= build
 BIN      ?= bin
 VERSION  := $(shell cat VERSION)
@@ -14,11 +14,12 @@ UTIL_SRC   := $(wildcard common/util/*.c)
 DOMAIN_SRC := $(wildcard common/domain/*.c)
 COMMON_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(UTIL_SRC) $(DOMAIN_SRC))
 
-PROGRAMS := hook-ingest hook-router hook-sender hook-scheduler hookctl
+PROGRAMS := hook-ingest hook-router hook-sender hook-scheduler hook-api hookctl
 DIR_hook-ingest    := ingest
 DIR_hook-router    := router
 DIR_hook-sender    := sender
 DIR_hook-scheduler := scheduler
+DIR_hook-api       := api
 DIR_hookctl        := hookctl
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -46,7 +47,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
 # Unit tests link a module's stage objects (minus main.c) when the test is named after a stage.
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libhookline.a \
-		$(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard ingest/*.c router/*.c sender/*.c scheduler/*.c hookctl/*.c)))
+		$(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard ingest/*.c router/*.c sender/*.c scheduler/*.c api/*.c hookctl/*.c)))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(filter $(BUILD)/%.o,$^) $(BUILD)/libhookline.a $(LDLIBS)
 

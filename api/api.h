@@ -24,10 +24,10 @@ typedef struct api_req api_req_t;
 /* Who a request's token speaks for (api_auth.c). project NULL: an admin token (any project,
  * may create and delete projects); else one project's API token or portal token. */
 typedef struct api_principal {
-    char name[128];       /* the token's name ("portal" for portal tokens) */
-    char project[128];    /* "" for an admin token */
-    int portal;           /* a short-lived portal token */
-    int64_t expires_at;   /* unix ms, 0 = never */
+    char name[128];     /* the token's name ("portal" for portal tokens) */
+    char project[128];  /* "" for an admin token */
+    int portal;         /* a short-lived portal token */
+    int64_t expires_at; /* unix ms, 0 = never */
 } api_principal_t;
 
 /* What a route asks of the caller's token before its handler runs. */

@@ -171,4 +171,44 @@ int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err,
  * the last ones may be lost with power. Returns 0 or a negative errno with err. */
 int store_set_durable(store_t *s, int durable, char *err, size_t errlen);
 
+/* --- API tokens (hook-api, hookctl token; store_token.c) ---
+ * A token is "hlt_" and 43 base64url characters (32 random bytes); the store keeps only its
+ * SHA-256, under a UNIQUE index, and never the token. A token with no project is an admin
+ * token. Portal tokens (kind STORE_TOKEN_PORTAL) belong to one project and expire. Every
+ * request is checked against the table, so a revoke holds at once for every process. */
+#define STORE_TOKEN_API 0
+#define STORE_TOKEN_PORTAL 1
+#define STORE_TOKEN_TEXT 48 /* room for a token's text and its NUL */
+#define STORE_TOKEN_NAME_MAX 127
+typedef struct store_token {
+    char name[STORE_TOKEN_NAME_MAX + 1];
+    char project[128];                          /* "" for an admin token */
+    int kind;                                   /* STORE_TOKEN_API or STORE_TOKEN_PORTAL */
+    int64_t created_at, expires_at, revoked_at; /* unix ms; 0 = never / not revoked */
+} store_token_t;
+/* store_token_name_valid: 1..127 of [A-Za-z0-9._-]; 0 else, with err naming the fault. */
+int store_token_name_valid(const char *name, char *err, size_t errlen);
+/* store_token_create makes a token named name for project (NULL or "": admin) of kind, expiring
+ * at expires_at (unix ms, 0 = never), and writes its text into token (STORE_TOKEN_TEXT bytes):
+ * the only time the text exists. Returns 0, -EEXIST when the name is taken (revoked ones
+ * included), -EINVAL for a bad name, or another negative errno, each with err. */
+int store_token_create(store_t *s, const char *name, const char *project, int kind,
+                       int64_t expires_at, char token[STORE_TOKEN_TEXT], char *err, size_t errlen);
+/* store_token_portal makes a portal token for project valid for ttl_ms (name "portal-" and 16
+ * hex digits), removing portal tokens that expired over a day ago. *expires_at gets its end.
+ * Returns 0 or a negative errno with err. */
+int store_token_portal(store_t *s, const char *project, int64_t ttl_ms,
+                       char token[STORE_TOKEN_TEXT], int64_t *expires_at, char *err, size_t errlen);
+/* store_token_list: every token's description (never its hash), by name; caller frees *out.
+ * Returns 0 or a negative errno with err. */
+int store_token_list(store_t *s, store_token_t **out, size_t *n, char *err, size_t errlen);
+/* store_token_revoke ends the token named name now (a revoked one keeps its first revoked_at).
+ * Returns 0, -ENOENT when no token has that name, or another negative errno with err. */
+int store_token_revoke(store_t *s, const char *name, char *err, size_t errlen);
+/* store_token_verify looks token up by its hash at now_ms and fills *out. Returns 0 for a
+ * token in force, -ENOENT when unknown (or not a token's shape), -EKEYREVOKED, -EKEYEXPIRED,
+ * or another negative errno (the store failed) with err. */
+int store_token_verify(store_t *s, const char *token, int64_t now_ms, store_token_t *out, char *err,
+                       size_t errlen);
+
 #endif
