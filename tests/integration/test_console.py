@@ -1,0 +1,192 @@
+"""test_console.py - hook-api's web console: its files served from memory (real HTTP), and the
+browser test (tests/browser/console_test.js) in Debian's headless chromium against the real
+daemons, hook-api and the recording receiver; afterwards the receiver must have got what the
+customer set up in the form (the Bearer token typed, a signature made with the secret shown once).
+
+Environment: HOOKLINE_CONSOLE_SHOTS=DIR writes the screenshots console-{list,form,details}.png
+into DIR (docs/ to refresh the README's); otherwise they go into the test's temp dir.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import PipelineTestCase, config
+
+NODE = shutil.which("node") or "/usr/bin/node"
+BROWSER_DIR = os.path.join(harness.REPO, "tests", "browser")
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+
+
+class ApiProcess:
+    """ApiProcess runs bin/hook-api on the pipeline's data dir on a free port; addr is
+    "http://127.0.0.1:PORT" as hook-api wrote it to run/api.0.addr once ready."""
+
+    def __init__(self, p, args=()):
+        self.p = p
+        log = open(os.path.join(p.logs, "api.log"), "ab")
+        rfd, wfd = os.pipe()
+        self.proc = subprocess.Popen(
+            [os.path.join(harness.BIN, "hook-api"), "--data-dir", p.data, "--listen",
+             "127.0.0.1:0", "--notify-fd", str(wfd)] + list(args),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(wfd,), env=p.env,
+            preexec_fn=harness._die_with_parent)
+        log.close()
+        os.close(wfd)
+        ready = b""
+        end = harness.deadline_after(15)
+        while b"\n" not in ready:
+            left = end - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                os.close(rfd)
+                p.fail("hook-api did not get ready (exit %s)" % self.proc.poll())
+            import select
+            r, _, _ = select.select([rfd], [], [], left)
+            if r:
+                chunk = os.read(rfd, 64)
+                if not chunk:
+                    os.close(rfd)
+                    p.fail("hook-api closed its notify fd without a newline")
+                ready += chunk
+        os.close(rfd)
+        with open(os.path.join(p.data, "run", "api.0.addr")) as f:
+            self.addr = f.read().strip()
+        m = re.match(r"^http://([0-9.]+):(\d+)$", self.addr)
+        if not m:
+            p.fail("run/api.0.addr holds %r" % self.addr)
+        self.host, self.port = m.group(1), int(m.group(2))
+
+    def get(self, path, headers=None):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=10 * harness.SCALE)
+        try:
+            c.request("GET", path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(15 * harness.SCALE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.p.fail("hook-api did not exit within 15 s of SIGTERM")
+            if rc != 0:
+                self.p.fail("hook-api exited with status %s" % rc)
+
+
+def token_create(p, name, project=None):
+    """token_create runs hookctl token create and returns the token it printed once."""
+    args = ["token", "create", "--name", name] + (["--project", project] if project else [])
+    out, _ = p.check_hookctl(*args)
+    m = re.search(r"\bhlt_[A-Za-z0-9_-]+", out)
+    if not m:
+        p.fail("hookctl token create printed no token: %r" % out)
+    return m.group(0)
+
+
+class TestConsoleFiles(PipelineTestCase):
+    def test_served_from_memory(self):
+        p = self.pipeline(start=False, cfg=False)
+        api = ApiProcess(p)
+        self.addCleanup(api.stop)
+        st, h, body = api.get("/")
+        self.assertEqual(st, 200)
+        self.assertEqual(h["content-type"], "text/html; charset=utf-8")
+        self.assertIn(b'<script src="/app.js" defer></script>', body)
+        csp = h["content-security-policy"]
+        for part in ("default-src 'none'", "script-src 'self'", "connect-src 'self'",
+                     "frame-ancestors 'none'"):
+            self.assertIn(part, csp)
+        self.assertEqual(h["x-content-type-options"], "nosniff")
+        # every file the page names is served, with its type, and names nothing elsewhere
+        refs = re.findall(rb'(?:src|href)="([^"#]+)"', body)
+        self.assertEqual(sorted(refs), [b"/app.css", b"/app.js", b"/favicon.svg"])
+        types = {"/app.js": "text/javascript; charset=utf-8",
+                 "/app.css": "text/css; charset=utf-8", "/favicon.svg": "image/svg+xml"}
+        for path, ctype in types.items():
+            st, h, data = api.get(path)
+            self.assertEqual((st, h["content-type"]), (200, ctype), path)
+            with open(os.path.join(harness.REPO, "api", "console", path[1:]), "rb") as f:
+                self.assertEqual(data, f.read(), "%s is the file in api/console" % path)
+            far = re.search(rb"(?:src|href)\s*=\s*[\"']?(?:https?:)?//|url\(\s*[\"']?(?:https?:)?//"
+                            rb"|@import|fetch\(\s*[\"'`](?:https?:)?//", data)
+            self.assertIsNone(far, "%s names a URL elsewhere: %r" % (path, far and far.group(0)))
+            st2, h2, data2 = api.get(path, {"If-None-Match": h["etag"]})
+            self.assertEqual((st2, data2), (304, b""), "%s revalidates by ETag" % path)
+        st, h, data = api.get("/index.html")
+        self.assertEqual(st, 200)
+        st, h, data = api.get("/nope.js")
+        self.assertEqual(st, 404)
+        self.assertIn("no such page: /nope.js", json.loads(data)["error"])
+
+
+class TestConsoleBrowser(PipelineTestCase):
+    def test_customer_flow_in_chromium(self):
+        for need in (NODE, CHROMIUM, os.path.join(BROWSER_DIR, "node_modules", "puppeteer-core")):
+            self.assertTrue(os.path.exists(need), "%s is missing: run scripts/deps.sh" % need)
+        p = self.pipeline(cfg=lambda port: config(port, webhooks=[]))
+        api = ApiProcess(p)
+        self.addCleanup(api.stop)
+        tok = token_create(p, "console-test", "prj_1")
+        shots = os.environ.get("HOOKLINE_CONSOLE_SHOTS") or os.path.join(p.tmp, "shots")
+        os.makedirs(shots, exist_ok=True)
+        env = dict(p.env, HOOKLINE_API=api.addr, HOOKLINE_TOKEN=tok, HOOKLINE_PROJECT="prj_1",
+                   HOOKLINE_RECEIVER=p.url("/ok/console"), CHROMIUM=CHROMIUM,
+                   SCREENSHOT_DIR=os.path.abspath(shots), PUPPETEER_SKIP_DOWNLOAD="1")
+        run = subprocess.run([NODE, os.path.join(BROWSER_DIR, "console_test.js")], cwd=BROWSER_DIR,
+                             env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=300 * harness.SCALE)
+        with open(os.path.join(p.logs, "browser.log"), "w") as f:
+            f.write(run.stdout + run.stderr)
+        for line in run.stdout.splitlines():
+            if line.startswith("console first load:"):
+                print("\n" + line, flush=True)
+        if run.returncode != 0:
+            p.fail("console_test.js exited %d\n%s\n%s" % (run.returncode, run.stdout[-6000:],
+                                                          run.stderr[-4000:]))
+        result = json.loads([l for l in run.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+
+        # what the receiver got: the token typed in the form, signed with the secret shown once,
+        # the first send and the redelivery with the same webhook-id
+        reqs = p.wait_received("/ok/console", count=2)
+        self.assertEqual(len(reqs), result["attempts"])
+        ids = {r["h"]["webhook-id"] for r in reqs}
+        self.assertEqual(ids, {result["invocation_id"]})
+        for r in reqs:
+            self.assertEqual(r["h"]["authorization"], "Bearer " + result["bearer"])
+            self.assertEqual(r["h"]["x-webhook-event"], "opportunity.created")
+            self.assertIn(harness.signature(result["secret"], r["h"]["webhook-id"],
+                                            r["h"]["webhook-timestamp"], r["body"]),
+                          r["h"]["webhook-signature"].split(" "))
+            body = json.loads(r["body"])
+            self.assertEqual(body["data"]["opportunity"],
+                             {"id": "opp_browser_1", "title": "Browser deal", "value": 1234.5,
+                              "owner": None})
+        self.assertEqual([r["h"]["x-webhook-attempt"] for r in reqs][:1], ["1"])
+        for name in ("list", "form", "details"):
+            with open(os.path.join(shots, "console-%s.png" % name), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+        self.assertGreater(result["first_load_ms"], 0)
+        # the credential never reached a log
+        for n in os.listdir(p.logs):
+            if n == "browser.log":  # the test's own output (RESULT names the token)
+                continue
+            with open(os.path.join(p.logs, n), errors="replace") as f:
+                self.assertNotIn(result["bearer"], f.read(), n)
+        api.stop()
+        p.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
