@@ -107,11 +107,13 @@
     if (!res.ok) {
       const msg = data && typeof data.error === 'string' ? data.error
         : `HTTP ${res.status} ${res.statusText}`.trim();
+      const err = new ApiError(res.status, msg);
       if (res.status === 401 && !tok) {
         endSession(scope() ? 'This link has expired or was revoked (' + msg + '). Ask for a new one.'
           : 'Signed out: ' + msg);
+        err.ended = true;
       }
-      throw new ApiError(res.status, msg);
+      throw err;
     }
     return data;
   }
@@ -125,7 +127,7 @@
   }
 
   function showError(e) {
-    if (e && e.status === 401) return; /* endSession has said it */
+    if (e && e.ended) return; /* endSession has said it */
     const msg = e instanceof Error ? e.message : String(e);
     errorEl.textContent = '';
     errorEl.append(h('strong', {}, 'Error: '), msg);
@@ -779,7 +781,7 @@
     const my = gen;
     job.catch((e) => {
       if (my !== gen) return;
-      if (e.status === 401) return;
+      if (e.ended) return;
       screen('Error', h('h1', {}, 'Could not load this page'),
         h('p', {}, h('a', {href: '#/'}, 'Start over')));
       showError(e);

@@ -7,7 +7,9 @@
 //
 // env: HOOKLINE_API (http://HOST:PORT), HOOKLINE_TOKEN (a project token), HOOKLINE_PROJECT,
 //      HOOKLINE_RECEIVER (the URL the webhook is given), CHROMIUM (default /usr/bin/chromium),
-//      SCREENSHOT_DIR (optional: console-list.png, console-form.png, console-details.png).
+//      SCREENSHOT_DIR (optional: console-list.png, console-form.png, console-details.png),
+//      HOOKLINE_ADMIN_TOKEN and HOOKLINE_OTHER_PROJECT (optional: the sign-in form and the
+//      project picker with an admin token).
 'use strict';
 
 const path = require('path');
@@ -24,6 +26,8 @@ const PROJECT = env('HOOKLINE_PROJECT');
 const RECEIVER = env('HOOKLINE_RECEIVER');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const SHOTS = process.env.SCREENSHOT_DIR || '';
+const ADMIN = process.env.HOOKLINE_ADMIN_TOKEN || ''; // with HOOKLINE_OTHER_PROJECT: sign-in flow
+const OTHER = process.env.HOOKLINE_OTHER_PROJECT || '';
 const BEARER = 'brw-' + Math.random().toString(36).slice(2) + '-secret-bearer';
 const WAIT = 30000;
 
@@ -54,6 +58,45 @@ async function firstLoad(page) {
   await page.waitForFunction(() => performance.getEntriesByName('hookline:list').length > 0,
     {timeout: WAIT});
   return page.evaluate(() => performance.getEntriesByName('hookline:list')[0].startTime);
+}
+
+// adminFlow: an admin token typed into the sign-in form (a wrong one first), then the project
+// picker, another project's list, sign out. A fresh context: its own sessionStorage.
+async function adminFlow(browser, foreign, consoleErrors) {
+  const ctx = await browser.createBrowserContext();
+  const page = await ctx.newPage();
+  await page.setViewport({width: 1280, height: 860});
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  page.on('request', (r) => {
+    if (!r.url().startsWith(API + '/') && !r.url().startsWith('data:')) foreign.push(r.url());
+  });
+  await page.goto(API + '/', {waitUntil: 'load'});
+  await page.waitForSelector('#signin-token', {timeout: WAIT});
+  check(await page.evaluate(() => document.activeElement.id === 'signin-token'),
+    'the sign-in form has the focus');
+  await page.type('#signin-token', 'hlt_not_a_real_token');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#error:not([hidden])', {timeout: WAIT});
+  const msg = await page.$eval('#error', (e) => e.textContent.replace(/^Error:\s*/, ''));
+  check(msg.length > 0 && !/^HTTP /.test(msg), `a wrong token gets the API's message: "${msg}"`);
+  await page.$eval('#signin-token', (e) => { e.value = ''; });
+  await page.type('#signin-token', ADMIN);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('ul.projects', {timeout: WAIT});
+  const names = await page.$$eval('ul.projects a', (as) => as.map((a) => a.textContent));
+  check(names.length >= 2, `the admin token's project picker lists the projects (${names.join(', ')})`);
+  await page.click(`ul.projects a[href="#/projects/${encodeURIComponent(OTHER)}/webhooks"]`);
+  await page.waitForFunction(() => document.querySelector('h1') &&
+    document.querySelector('h1').textContent === 'Webhooks' && document.querySelector('p.empty'),
+  {timeout: WAIT});
+  check(await page.$eval('#project-name', (e, id) => e.textContent.includes(id), OTHER),
+    'another project opens with an admin token');
+  check(await page.$eval('#switch-project', (e) => !e.hidden), 'an admin may switch projects');
+  await page.click('#sign-out');
+  await page.waitForSelector('#signin-token', {timeout: WAIT});
+  check(await page.evaluate(() => sessionStorage.getItem('hookline.token') === null),
+    'signing out forgets the token');
+  await ctx.close();
 }
 
 async function main() {
@@ -144,6 +187,22 @@ async function main() {
     check(!(await page.$('#new-secret')), 'the signing secret is gone after a reload');
     check(!(await page.content()).includes(secret.slice(6)), 'the page no longer holds the secret');
 
+    // --- editing: a new name; the stored token and secret are kept without being shown ---
+    await page.click('a.button[href$="/edit"]');
+    await page.waitForSelector('#webhook-form', {timeout: WAIT});
+    check(await page.$eval('#f-auth-token', (e) => e.value === '' && !e.required),
+      'edit: the stored token is not shown, and may be left as it is');
+    check(await page.$eval('#f-secret-keep', (e) => e.checked), 'edit: the secret is kept by default');
+    await page.$eval('#f-name', (e) => { e.value = ''; });
+    await page.type('#f-name', 'CRM won deals (edited)');
+    await page.click('#webhook-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#deliveries') &&
+      document.querySelector('h1').textContent.includes('(edited)'), {timeout: WAIT});
+    check(!(await page.$('#new-secret')), 'a kept secret is not shown');
+    const edited = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
+    check(edited.body.name === 'CRM won deals (edited)' && edited.body.auth.type === 'bearer' &&
+      edited.body.auth.token === '***' && edited.body.secret === '***', 'the edit is stored');
+
     // --- publish an event through the API; it appears on the details page ---
     const ev = await api('POST', `/v1/projects/${encodeURIComponent(PROJECT)}/events`, {
       type: 'opportunity.created', id: 'brw-evt-1',
@@ -224,6 +283,14 @@ async function main() {
     await page.waitForSelector('#error:not([hidden])', {timeout: WAIT});
     const apiMsg = await page.$eval('#error', (e) => e.textContent);
     check(/url/i.test(apiMsg), `the API's error is shown: "${apiMsg}"`);
+
+    // a portal session stays on its project
+    await page.evaluate(() => { location.hash = '#/projects/prj_other/webhooks'; });
+    await page.waitForFunction((p) => location.hash === `#/projects/${p}/webhooks`, {timeout: WAIT},
+      encodeURIComponent(PROJECT));
+    check(true, 'a portal session cannot open another project');
+
+    if (ADMIN) await adminFlow(browser, foreign, consoleErrors);
 
     check(foreign.length === 0, `nothing fetched from elsewhere (${foreign.join(', ')})`);
     check(consoleErrors.filter((e) => !/status of 4\d\d/.test(e)).length === 0,
