@@ -81,5 +81,7 @@ int ctl_deliveries_show(ctl_t *ctl, int argc, char **argv);
 int ctl_deliveries_redeliver(ctl_t *ctl, int argc, char **argv);
 int ctl_deliveries_prune(ctl_t *ctl, int argc, char **argv);
 int ctl_recover_run(ctl_t *ctl, int argc, char **argv);
+/* token create|list|revoke (ctl_token.c); argv[1] is the action. */
+int ctl_token_run(ctl_t *ctl, int argc, char **argv);
 
 #endif

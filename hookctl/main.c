@@ -67,6 +67,16 @@ static const ctl_command_t main_commands[] = {
     {"prune", ctl_deliveries_prune, "prune [--max-age-days N] [--keep N]",
      "Delete delivery records older than N days (default 30, 0 = no age limit) and keep\n"
      "at most N per webhook (default 0 = no limit)."},
+    {"token", ctl_token_run,
+     "token create --name NAME [--project P]\n"
+     "       hookctl token list [--json]\n"
+     "       hookctl token revoke NAME",
+     "hook-api's bearer tokens. create prints a new token (hlt_...) once on stdout: the\n"
+     "store keeps only its hash. Without --project it is an admin token (every project,\n"
+     "may create and delete projects); with one, it reaches that project alone. Exit 1\n"
+     "when the name is taken. list shows names, projects, kinds (api, or portal for the\n"
+     "console's links), states and times, never tokens. revoke ends a token at once, in\n"
+     "every hook-api; exit 1 when no token has that name."},
 };
 #define MAIN_NCOMMANDS (sizeof main_commands / sizeof main_commands[0])
 
@@ -168,7 +178,8 @@ int main(int argc, char **argv)
     ctl.cmd = cmd->name;
     /* Only these may create the store; anything else on a data dir without one is a mistake. */
     int creates = strcmp(cmd->name, "import") == 0 ||
-                  (strcmp(cmd->name, "webhook") == 0 && nargs > 2 && strcmp(args[2], "add") == 0);
+                  (strcmp(cmd->name, "webhook") == 0 && nargs > 2 && strcmp(args[2], "add") == 0) ||
+                  (strcmp(cmd->name, "token") == 0 && nargs > 2 && strcmp(args[2], "create") == 0);
     int rc = creates ? CTL_EXIT_OK : ctl_store_required(&ctl);
     if (rc == CTL_EXIT_OK) rc = cmd->run(&ctl, nargs - 1, args + 1);
     fflush(stdout);
