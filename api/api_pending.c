@@ -10,16 +10,6 @@
         api_reply_error(r, 501, "not implemented yet");                                            \
     }
 
-API_PENDING(api_projects_list)
-API_PENDING(api_project_put)
-API_PENDING(api_project_get)
-API_PENDING(api_project_delete)
-API_PENDING(api_webhooks_list)
-API_PENDING(api_webhook_create)
-API_PENDING(api_webhook_get)
-API_PENDING(api_webhook_patch)
-API_PENDING(api_webhook_delete)
-API_PENDING(api_webhook_recover)
 API_PENDING(api_events_publish)
 API_PENDING(api_deliveries_list)
 API_PENDING(api_delivery_get)

@@ -2,15 +2,13 @@
  * store, and redelivery through the scheduler. */
 #include "ctl.h"
 
-#include "domain/proto.h"
+#include "domain/redeliver.h"
 #include "util/client.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CTL_DELIVERIES_REDELIVER_TIMEOUT_MS 5000
 
 typedef struct ctl_deliveries_list_ctx {
     int as_json;
@@ -228,14 +226,9 @@ int ctl_deliveries_show(ctl_t *ctl, int argc, char **argv)
 
 int ctl_sched_connect(ctl_t *ctl, client_t *cl)
 {
-    char path[PATH_MAX], err[256] = "";
-    int rc;
-    if (ctl_socket_path(ctl, "scheduler.sock", path, sizeof path) < 0) {
-        ctl_error(ctl, "socket path too long: %s/scheduler.sock", ctl->run_dir);
-        return CTL_EXIT_FAIL;
-    }
-    if ((rc = client_connect(cl, path, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err)) < 0) {
-        ctl_error(ctl, "cannot reach the scheduler: %s", err[0] ? err : strerror(-rc));
+    char err[512] = "";
+    if (redeliver_connect(cl, ctl->run_dir, err, sizeof err) < 0) {
+        ctl_error(ctl, "%s", err);
         return CTL_EXIT_FAIL;
     }
     return 0;
@@ -243,50 +236,9 @@ int ctl_sched_connect(ctl_t *ctl, client_t *cl)
 
 int ctl_sched_redeliver(ctl_t *ctl, client_t *cl, const delivery_t *d)
 {
-    char err[256] = "";
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_object reply;
-    size_t mark;
-    uint64_t t;
-    int rc;
-
-    msgpack_sbuffer_init(&sb);
-    frame_begin(&sb, &pk, &mark);
-    msgpack_pack_map(&pk, 7);
-    frame_pack_kv_u64(&pk, PK_TYPE, PT_REDELIVER);
-    frame_pack_kv_str(&pk, PK_INVOCATION, d->invocation_id);
-    frame_pack_kv_str(&pk, PK_WEBHOOK, d->webhook_id);
-    frame_pack_kv_str(&pk, PK_EVENT_ID, d->event_id);
-    frame_pack_kv_str(&pk, PK_EVENT_TYPE, d->event_type);
-    frame_pack_kv_str(&pk, PK_BODY, d->req_body);
-    frame_pack_kv_i64(&pk, PK_CREATED, d->created_at);
-    frame_end(&sb, mark);
-    rc = client_send(cl, &sb);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc < 0) {
-        ctl_error(ctl, "sending to the scheduler: %s", strerror(-rc));
-        return CTL_EXIT_FAIL;
-    }
-    for (;;) {
-        rc = client_recv(cl, &reply, CTL_DELIVERIES_REDELIVER_TIMEOUT_MS, err, sizeof err);
-        if (rc <= 0) {
-            ctl_error(ctl, "no answer from the scheduler: %s",
-                      rc == 0  ? "timed out"
-                      : err[0] ? err
-                               : strerror(-rc));
-            return CTL_EXIT_FAIL;
-        }
-        if (frame_get_u64(&reply, PK_TYPE, &t) == 0 && t == PT_REDELIVER_ACK) break;
-    }
-    const msgpack_object *ok = frame_get(&reply, PK_OK);
-    int accepted = ok && ((ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean) ||
-                          (ok->type == MSGPACK_OBJECT_POSITIVE_INTEGER && ok->via.u64 != 0));
-    if (!accepted) {
-        char *why = frame_dup_str(&reply, PK_ERROR);
-        ctl_error(ctl, "%s: the scheduler refused: %s", d->invocation_id,
-                  why ? why : "no reason given");
-        free(why);
+    char err[512] = "";
+    if (redeliver_ask(cl, d, err, sizeof err) < 0) {
+        ctl_error(ctl, "%s", err);
         return CTL_EXIT_FAIL;
     }
     return 0;

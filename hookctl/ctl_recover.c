@@ -2,41 +2,15 @@
  * ended failed at or after TIME is sent again, as redeliver does (same invocation id). */
 #include "ctl.h"
 
-#include "domain/config.h"
+#include "domain/redeliver.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The failed records to send again, copied out of the store's read. */
-typedef struct recover_list {
-    delivery_t *v;
-    size_t n, cap;
-    int64_t since;
-    int oom;
-} recover_list_t;
-
-/* recover_take keeps one failed record updated at or after since. */
-static int recover_take(void *arg, const delivery_t *d)
-{
-    recover_list_t *l = arg;
-    if (d->updated_at < l->since || !d->req_body || !d->event_id || !d->event_type) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        delivery_t *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return l->oom = -ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    if (store_delivery_copy(&l->v[l->n], d) < 0) return l->oom = -ENOMEM;
-    l->n++;
-    return 0;
-}
-
-/* recover_webhook_ready: the webhook exists and is enabled (a redelivery to a disabled one would
- * only fail again). Returns 0 or an exit status after printing why. */
+/* recover_webhook_ready: the webhook exists and is enabled. Returns 0 or an exit status after
+ * printing why. */
 static int recover_webhook_ready(ctl_t *ctl, store_t *st, const char *id)
 {
     char err[512] = "";
@@ -45,18 +19,14 @@ static int recover_webhook_ready(ctl_t *ctl, store_t *st, const char *id)
         ctl_error(ctl, "cannot load configuration: %s", err);
         return CTL_EXIT_FAIL;
     }
-    const webhook_t *wh = config_find_webhook(cfg, id, NULL);
-    int rc = CTL_EXIT_OK;
-    if (!wh) {
+    int rc = redeliver_webhook_ready(cfg, id);
+    config_free(cfg);
+    if (rc == -ENOENT)
         ctl_error(ctl, "no webhook %s", id);
-        rc = CTL_EXIT_FAIL;
-    } else if (!wh->enabled) {
+    else if (rc < 0)
         ctl_error(ctl, "webhook %s is disabled: enable it first (hookctl webhook enable %s)", id,
                   id);
-        rc = CTL_EXIT_FAIL;
-    }
-    config_free(cfg);
-    return rc;
+    return rc < 0 ? CTL_EXIT_FAIL : CTL_EXIT_OK;
 }
 
 int ctl_recover_run(ctl_t *ctl, int argc, char **argv)
@@ -65,7 +35,8 @@ int ctl_recover_run(ctl_t *ctl, int argc, char **argv)
                                          {"since", required_argument, NULL, 's'},
                                          {0, 0, 0, 0}};
     const char *webhook = NULL, *since = NULL;
-    recover_list_t l = {0};
+    redeliver_list_t l = {0};
+    int64_t since_ms;
     char err[512] = "", when[64];
     store_t *st;
     int c, rc;
@@ -80,7 +51,7 @@ int ctl_recover_run(ctl_t *ctl, int argc, char **argv)
     }
     if (optind != argc) return ctl_usage_error(ctl, "unexpected argument '%s'", argv[optind]);
     if (!webhook || !since) return ctl_usage_error(ctl, "--webhook and --since are required");
-    if (time_parse_rfc3339(since, &l.since) < 0)
+    if (time_parse_rfc3339(since, &since_ms) < 0)
         return ctl_usage_error(ctl,
                                "--since: expected an RFC 3339 date-time "
                                "(2026-12-01T10:00:00Z), got '%s'",
@@ -90,27 +61,25 @@ int ctl_recover_run(ctl_t *ctl, int argc, char **argv)
         store_close(st);
         return rc;
     }
-    delivery_filter_t f = {webhook, NULL, DLV_FAILED, INT_MAX};
-    int r = store_deliveries_list(st, &f, recover_take, &l, err, sizeof err);
+    int r = redeliver_failed_since(st, webhook, since_ms, &l, err, sizeof err);
     store_close(st);
-    if (r < 0 || l.oom) {
-        ctl_error(ctl, "%s", l.oom ? "out of memory" : err[0] ? err : strerror(-r));
-        rc = CTL_EXIT_FAIL;
-        goto out;
+    if (r < 0) {
+        ctl_error(ctl, "%s", err[0] ? err : strerror(-r));
+        return CTL_EXIT_FAIL;
     }
     size_t sent = 0;
     client_t cl;
-    if (l.n && (rc = ctl_sched_connect(ctl, &cl)) != 0) goto out;
+    if (l.n && (rc = ctl_sched_connect(ctl, &cl)) != 0) {
+        redeliver_list_free(&l);
+        return rc;
+    }
     for (size_t i = 0; i < l.n && rc == 0; i++)
         if ((rc = ctl_sched_redeliver(ctl, &cl, &l.v[i])) == 0) sent++;
     if (l.n) client_close(&cl);
-    ctl_format_time(l.since, when, sizeof when);
+    ctl_format_time(since_ms, when, sizeof when);
     printf("%zu failed invocation%s of webhook %s since %s sent again\n", sent,
            sent == 1 ? "" : "s", webhook, when);
     if (rc) ctl_error(ctl, "stopped after %zu of %zu", sent, l.n);
-out:
-    for (size_t i = 0; i < l.n; i++)
-        store_delivery_free(&l.v[i]);
-    free(l.v);
+    redeliver_list_free(&l);
     return rc;
 }

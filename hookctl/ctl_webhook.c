@@ -343,23 +343,17 @@ int ctl_webhook_update(ctl_t *ctl, int argc, char **argv)
         rc = CTL_EXIT_FAIL;
         goto out;
     }
-    json_t *obj = config_webhook_to_json(old, 1); /* the stored one; flags replace fields */
-    if (a.json) {
-        json_t *patch = wh_parse_json(ctl, a.json);
-        if (!patch) {
-            json_decref(obj);
-            rc = CTL_EXIT_USAGE;
-            goto out;
-        }
-        json_t *pid = json_object_get(patch, "id");
-        if (pid && !(json_is_string(pid) && strcmp(json_string_value(pid), id) == 0)) {
-            json_decref(patch);
-            json_decref(obj);
-            rc = ctl_usage_error(ctl, "--json: \"id\" must be %s (a webhook keeps its id)", id);
-            goto out;
-        }
-        json_object_update(obj, patch); /* "***" in it keeps the stored value (store) */
-        json_decref(patch);
+    /* the stored one, with --json's keys and then the flags' fields in place of its own */
+    json_t *patch = a.json ? wh_parse_json(ctl, a.json) : json_object(), *obj;
+    if (!patch) {
+        rc = CTL_EXIT_USAGE;
+        goto out;
+    }
+    obj = config_webhook_merge(old, patch, err, sizeof err); /* "***": the store keeps */
+    json_decref(patch);
+    if (!obj) {
+        rc = ctl_usage_error(ctl, "--json: %s", err);
+        goto out;
     }
     wh_apply_flags(&a, obj);
     if ((rc = wh_build(ctl, obj, p->id, &wh)) != 0) goto out;

@@ -684,6 +684,19 @@ static int cfg_parse_project(const json_t *obj, const char *path, const config_t
     return 0;
 }
 
+int config_project_from_json(const json_t *obj, project_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    int rc = cfg_parse_project(obj, "", NULL, out, err, errlen);
+    if (rc < 0) cfg_project_clear(out);
+    return rc;
+}
+
+void config_project_clear(project_t *p)
+{
+    if (p) cfg_project_clear(p);
+}
+
 int config_from_json(const json_t *doc, config_t **out, char *err, size_t errlen)
 {
     static const char *const keys[] = {"projects", NULL};
@@ -815,6 +828,25 @@ static json_t *cfg_funnel_json(const funnel_t *f)
     return o;
 }
 
+json_t *config_project_to_json(const project_t *p)
+{
+    json_t *o = json_object(), *funnels = json_array();
+    if (!o || !funnels) {
+        json_decref(o);
+        json_decref(funnels);
+        return NULL;
+    }
+    json_object_set_new(o, "id", json_string(p->id));
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "opportunity_fields",
+                        cfg_strv_json(p->opportunity_fields, p->nopportunity_fields));
+    json_object_set_new(o, "contact_fields", cfg_strv_json(p->contact_fields, p->ncontact_fields));
+    for (size_t j = 0; j < p->nfunnels; j++)
+        json_array_append_new(funnels, cfg_funnel_json(&p->funnels[j]));
+    json_object_set_new(o, "funnels", funnels);
+    return o;
+}
+
 json_t *config_to_json(const config_t *cfg, int with_secrets)
 {
     json_t *doc = json_object(), *projects = json_array();
@@ -826,23 +858,13 @@ json_t *config_to_json(const config_t *cfg, int with_secrets)
     json_object_set_new(doc, "projects", projects);
     for (size_t i = 0; cfg && i < cfg->nprojects; i++) {
         const project_t *p = &cfg->projects[i];
-        json_t *o = json_object(), *funnels = json_array(), *hooks = json_array();
-        if (!o || !funnels || !hooks) {
+        json_t *o = config_project_to_json(p), *hooks = json_array();
+        if (!o || !hooks) {
             json_decref(o);
-            json_decref(funnels);
             json_decref(hooks);
             json_decref(doc);
             return NULL;
         }
-        json_object_set_new(o, "id", json_string(p->id));
-        json_object_set_new(o, "name", json_string(p->name));
-        json_object_set_new(o, "opportunity_fields",
-                            cfg_strv_json(p->opportunity_fields, p->nopportunity_fields));
-        json_object_set_new(o, "contact_fields",
-                            cfg_strv_json(p->contact_fields, p->ncontact_fields));
-        for (size_t j = 0; j < p->nfunnels; j++)
-            json_array_append_new(funnels, cfg_funnel_json(&p->funnels[j]));
-        json_object_set_new(o, "funnels", funnels);
         for (size_t j = 0; j < p->nwebhooks; j++)
             json_array_append_new(hooks, config_webhook_to_json(&p->webhooks[j], with_secrets));
         json_object_set_new(o, "webhooks", hooks);

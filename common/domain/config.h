@@ -85,10 +85,23 @@ int config_from_json(const json_t *doc, config_t **out, char *err, size_t errlen
 /* config_to_json renders the import format; secrets (passwords, keys, tokens, signing
  * secrets, every entry of "secrets") are "***" unless with_secrets. Caller decrefs. */
 json_t *config_to_json(const config_t *cfg, int with_secrets);
+/* config_project_from_json validates one project object (as in the import file, "webhooks"
+ * included if given; errors name the key: "funnels[0].won_stage_id: ...") into *out (caller
+ * config_project_clear; nothing to free on error). config_project_to_json renders it without
+ * its webhooks (the API's project). Caller decrefs. */
+int config_project_from_json(const json_t *obj, project_t *out, char *err, size_t errlen);
+json_t *config_project_to_json(const project_t *p);
+void config_project_clear(project_t *p);
 /* config_webhook_from_json validates one webhook object (as in the import file) for project_id. */
 int config_webhook_from_json(const json_t *obj, const char *project_id, webhook_t *out, char *err,
                              size_t errlen);
 json_t *config_webhook_to_json(const webhook_t *wh, int with_secrets);
+/* config_webhook_merge (config_patch.c): the object old becomes under patch, a partial webhook
+ * object: each top-level key of patch replaces old's whole (null drops an optional key; "***"
+ * in a credential is left for the store to unmask against old). patch may repeat but not change
+ * "id" and "project_id". Returns a new object to validate with config_webhook_from_json (caller
+ * decrefs; it holds old's credentials in clear), or NULL with err naming the key. */
+json_t *config_webhook_merge(const webhook_t *old, const json_t *patch, char *err, size_t errlen);
 void config_webhook_clear(webhook_t *wh);
 /* config_validate_url: 0 when url is an absolute http(s) URL with a host, else -EINVAL + err. */
 int config_validate_url(const char *url, char *err, size_t errlen);

@@ -325,9 +325,13 @@ static int store_insert_webhook(store_t *s, sqlite3_stmt *st, const webhook_t *w
     return rc;
 }
 
-/* store_insert_project: the project's row, its funnels and webhooks. */
-static int store_insert_project(store_t *s, sqlite3_stmt *sp, sqlite3_stmt *sf, sqlite3_stmt *sw,
-                                const project_t *p, int64_t pos, char *err, size_t errlen)
+int store_bump_config(store_t *s, char *err, size_t errlen)
+{
+    return store_exec(s, sql_bump, err, errlen, "bump config version");
+}
+
+int store_insert_project(store_t *s, sqlite3_stmt *sp, sqlite3_stmt *sf, sqlite3_stmt *sw,
+                         const project_t *p, int64_t pos, char *err, size_t errlen)
 {
     char *of = store_json_text(store_strv_json(p->opportunity_fields, p->nopportunity_fields));
     char *cf = store_json_text(store_strv_json(p->contact_fields, p->ncontact_fields));
@@ -387,14 +391,8 @@ int store_replace_config(store_t *s, config_t *cfg, char *err, size_t errlen)
     if (rc < 0) goto out;
     if ((rc = store_exec(s, "DELETE FROM webhooks; DELETE FROM funnels; DELETE FROM projects", err,
                          errlen, "clear configuration")) < 0 ||
-        (rc = store_prepare(s,
-                            "INSERT INTO projects(id, name, opportunity_fields, contact_fields,"
-                            " pos) VALUES(?, ?, ?, ?, ?)",
-                            0, &sp, err, errlen)) < 0 ||
-        (rc = store_prepare(s,
-                            "INSERT INTO funnels(id, project_id, name, stages, won_stage_id,"
-                            " lost_stage_id, pos) VALUES(?, ?, ?, ?, ?, ?, ?)",
-                            0, &sf, err, errlen)) < 0 ||
+        (rc = store_prepare(s, STORE_SQL_INSERT_PROJECT, 0, &sp, err, errlen)) < 0 ||
+        (rc = store_prepare(s, STORE_SQL_INSERT_FUNNEL, 0, &sf, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_insert_webhook, 0, &sw, err, errlen)) < 0)
         goto out;
     for (size_t i = 0; cfg && i < cfg->nprojects; i++)

@@ -50,6 +50,16 @@ int store_webhook_remove(store_t *s, const char *id, char *err, size_t errlen);
 int store_webhook_update(store_t *s, webhook_t *wh, char *err, size_t errlen);
 int store_webhook_set_enabled(store_t *s, const char *id, int enabled, char *err, size_t errlen);
 
+/* --- one project's settings (store_project.c, for hook-api) --- */
+
+/* store_project_put creates project p (at the end of the list) or replaces the stored one's
+ * name, fields and funnels (keeping its place and its webhooks; p's webhooks are ignored), and
+ * bumps the configuration version, in one transaction. *created (may be NULL) tells which.
+ * store_project_delete removes a project and its webhooks (its delivery records stay):
+ * -ENOENT when unknown. Both return 0 or a negative errno with err. */
+int store_project_put(store_t *s, const project_t *p, int *created, char *err, size_t errlen);
+int store_project_delete(store_t *s, const char *id, char *err, size_t errlen);
+
 /* --- delivery log: one record per invocation, holding the most recent attempt --- */
 
 typedef enum { DLV_PENDING = 0, DLV_RETRYING, DLV_SUCCEEDED, DLV_FAILED } delivery_status_t;

@@ -40,4 +40,18 @@ void store_bind_text(sqlite3_stmt *st, int i, const char *v);
 int store_tx_begin(store_t *s, char *err, size_t errlen);
 int store_tx_end(store_t *s, int ok, char *err, size_t errlen);
 
+/* The configuration's rows (store.c). store_insert_project writes project p's row at position
+ * pos, its funnels and its webhooks (sw may be NULL when p has none) with statements prepared
+ * from these texts and sql_insert_webhook; store_bump_config bumps the configuration version
+ * (in the caller's transaction) so every stage reloads. */
+#define STORE_SQL_INSERT_PROJECT                                                                   \
+    "INSERT INTO projects(id, name, opportunity_fields, contact_fields, pos) VALUES(?, ?, ?, ?, "  \
+    "?)"
+#define STORE_SQL_INSERT_FUNNEL                                                                    \
+    "INSERT INTO funnels(id, project_id, name, stages, won_stage_id, lost_stage_id, pos)"          \
+    " VALUES(?, ?, ?, ?, ?, ?, ?)"
+int store_insert_project(store_t *s, sqlite3_stmt *sp, sqlite3_stmt *sf, sqlite3_stmt *sw,
+                         const project_t *p, int64_t pos, char *err, size_t errlen);
+int store_bump_config(store_t *s, char *err, size_t errlen);
+
 #endif
