@@ -10,9 +10,5 @@
         api_reply_error(r, 501, "not implemented yet");                                            \
     }
 
-API_PENDING(api_events_publish)
-API_PENDING(api_deliveries_list)
-API_PENDING(api_delivery_get)
-API_PENDING(api_delivery_redeliver)
 API_PENDING(api_metrics)
 API_PENDING(api_readyz)

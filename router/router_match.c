@@ -81,6 +81,7 @@ static int router_refuse(router_t *r, const router_job_t *j, const webhook_t *wh
     delivery_t d = {
         .invocation_id = (char *)j->inv,
         .webhook_id = j->webhook_id,
+        .project_id = wh->project_id,
         .event_id = j->ev->event_id,
         .event_type = j->ev->event_type,
         .status = DLV_FAILED,

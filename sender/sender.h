@@ -41,6 +41,7 @@ typedef struct sender_job {
     uint64_t also_seq[SENDER_ALSO_MAX];
     int nalso;
     char *inv, *webhook_id, *event_id, *event_type, *body, *url;
+    char *project_id; /* the webhook's project (configuration), for the delivery log */
     size_t body_len;
     int attempt;
     int64_t created_at, started_at, retry_after_ms;

@@ -19,6 +19,7 @@ static void job_free(sender_job_t *j)
 {
     free(j->inv);
     free(j->webhook_id);
+    free(j->project_id);
     free(j->event_id);
     free(j->event_type);
     free(j->body);
@@ -58,6 +59,7 @@ void sender_job_record_base(sender_job_t *j)
     delivery_t *r = &j->rec;
     r->invocation_id = j->inv;
     r->webhook_id = j->webhook_id;
+    r->project_id = j->project_id;
     r->event_id = j->event_id;
     r->event_type = j->event_type;
     r->attempts = j->attempt;
@@ -239,6 +241,7 @@ static int job_prepare(sender_t *s, sender_job_t *j, char *err, size_t errlen)
         snprintf(err, errlen, "webhook %s no longer exists", j->webhook_id);
         return -ENOENT;
     }
+    if (!j->project_id && !(j->project_id = strdup(wh->project_id))) return -ENOMEM;
     if (!wh->enabled) {
         snprintf(err, errlen, "webhook %s is disabled", j->webhook_id);
         return -EPERM;

@@ -177,7 +177,7 @@ void sender_log_queue(sender_t *s, sender_job_t *j)
 
 /* A pending row to write: copies, since its job may be dropped while the commit runs. */
 typedef struct sender_log_pend {
-    char *inv, *webhook_id, *event_id, *event_type, *body;
+    char *inv, *webhook_id, *project_id, *event_id, *event_type, *body;
     int64_t created_at;
 } sender_log_pend_t;
 
@@ -203,6 +203,7 @@ static void sender_log_batch_free(struct sender_log_batch *b)
         sender_log_pend_t *p = &b->pend[i];
         free(p->inv);
         free(p->webhook_id);
+        free(p->project_id);
         free(p->event_id);
         free(p->event_type);
         free(p->body);
@@ -223,17 +224,17 @@ static void sender_log_batch_run(worker_job_t *job)
     int rc = store_begin(st, b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->npend; i++) {
         sender_log_pend_t *p = &b->pend[i];
-        rc = store_delivery_pending(st, p->inv, p->webhook_id, p->event_id, p->event_type, p->body,
-                                    p->created_at, b->err, sizeof b->err);
+        rc = store_delivery_pending(st, p->inv, p->webhook_id, p->project_id, p->event_id,
+                                    p->event_type, p->body, p->created_at, b->err, sizeof b->err);
     }
     for (size_t i = 0; rc == 0 && i < b->nundecided; i++)
         rc = store_delivery_record(st, &b->undecided[i], b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->njobs; i++) {
         sender_job_t *j = b->jobs[i];
         if (j->log_wait)
-            rc =
-                store_delivery_waiting(st, j->inv, j->webhook_id, j->event_id, j->event_type,
-                                       j->body, j->created_at, j->wait_next, b->err, sizeof b->err);
+            rc = store_delivery_waiting(st, j->inv, j->webhook_id, j->project_id, j->event_id,
+                                        j->event_type, j->body, j->created_at, j->wait_next, b->err,
+                                        sizeof b->err);
         if (rc == 0 && j->log_attempt)
             rc = store_delivery_record(st, &j->rec, b->err, sizeof b->err);
     }
@@ -302,12 +303,15 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
             sender_log_pend_t *p = &b->pend[b->npend];
             p->inv = strdup(j->inv);
             p->webhook_id = strdup(j->webhook_id);
+            /* NULL when the webhook had gone before the attempt: the store's, if any */
+            p->project_id = j->project_id ? strdup(j->project_id) : NULL;
             p->event_id = strdup(j->event_id);
             p->event_type = strdup(j->event_type);
             p->body = strdup(j->body);
             p->created_at = j->created_at;
             b->npend++;
-            if (!p->inv || !p->webhook_id || !p->event_id || !p->event_type || !p->body) {
+            if (!p->inv || !p->webhook_id || !p->event_id || !p->event_type || !p->body ||
+                (j->project_id && !p->project_id)) {
                 sender_log_batch_free(b);
                 return NULL;
             }

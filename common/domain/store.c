@@ -83,36 +83,33 @@ static const char store_schema_v5[] =
                     " WHERE w.id = deliveries.webhook_id);"
                     "PRAGMA user_version = 5;";
 
-#define STORE_DLV_COLS                                                                             \
-    "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
-    " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
-    " resp_headers, resp_body, resp_truncated, error, duration_ms"
-/* what a read takes: the written columns, then the sends of earlier rounds */
-#define STORE_DLV_READ_COLS STORE_DLV_COLS ", earlier_sends"
-
 static const char sql_version[] = "SELECT v FROM meta WHERE k = 'config_version'";
 static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 1)"
                                " ON CONFLICT(k) DO UPDATE SET v = v + 1";
 static const char sql_pending[] =
     "INSERT OR IGNORE INTO deliveries(invocation_id, webhook_id, event_id, event_type, status,"
-    " attempts, next_attempt_at, created_at, updated_at, req_body)"
-    " VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5, ?6)";
+    " attempts, next_attempt_at, created_at, updated_at, req_body, project_id)"
+    " VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5, ?6, " STORE_DLV_PROJECT("?7", "?2") ")";
 static const char sql_record[] =
-    "INSERT INTO deliveries(" STORE_DLV_COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-    " ON CONFLICT(invocation_id) DO UPDATE SET webhook_id = excluded.webhook_id,"
-    " event_id = excluded.event_id, event_type = excluded.event_type, status = excluded.status,"
-    " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,"
-    " updated_at = excluded.updated_at, req_method = excluded.req_method,"
-    " req_url = excluded.req_url, req_headers = excluded.req_headers,"
-    " req_body = excluded.req_body, resp_status = excluded.resp_status,"
-    " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
-    " resp_truncated = excluded.resp_truncated, error = excluded.error,"
-    " duration_ms = excluded.duration_ms"
-    /* A late duplicate of an older attempt (after a crash) must not overwrite a newer one, nor
-     * an attempt's duplicate a final outcome of that same attempt. */
-    " WHERE excluded.attempts > deliveries.attempts"
-    " OR (excluded.attempts = deliveries.attempts AND deliveries.status < 2)";
+    "INSERT INTO deliveries(" STORE_DLV_COLS ", project_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " STORE_DLV_PROJECT(
+        "?20",
+        "?2") ")"
+              " ON CONFLICT(invocation_id) DO UPDATE SET webhook_id = excluded.webhook_id,"
+              " event_id = excluded.event_id, event_type = excluded.event_type, status = "
+              "excluded.status,"
+              " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,"
+              " updated_at = excluded.updated_at, req_method = excluded.req_method,"
+              " req_url = excluded.req_url, req_headers = excluded.req_headers,"
+              " req_body = excluded.req_body, resp_status = excluded.resp_status,"
+              " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
+              " resp_truncated = excluded.resp_truncated, error = excluded.error,"
+              " duration_ms = excluded.duration_ms,"
+              " project_id = COALESCE(excluded.project_id, deliveries.project_id)"
+              /* A late duplicate of an older attempt (after a crash) must not overwrite a newer
+               * one, nor an attempt's duplicate a final outcome of that same attempt. */
+              " WHERE excluded.attempts > deliveries.attempts"
+              " OR (excluded.attempts = deliveries.attempts AND deliveries.status < 2)";
 /* Marking pending (a redelivery) starts the attempt count again; the sends so far are kept. */
 static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_at = ?3,"
                                " updated_at = ?4, earlier_sends = earlier_sends + CASE WHEN"
@@ -720,8 +717,8 @@ int store_rollback(store_t *s)
 }
 
 int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, const char *req_body,
-                           int64_t created_at, char *err, size_t errlen)
+                           const char *project_id, const char *event_id, const char *event_type,
+                           const char *req_body, int64_t created_at, char *err, size_t errlen)
 {
     sqlite3_stmt *st = s->st_pending;
     int rc;
@@ -731,6 +728,7 @@ int store_delivery_pending(store_t *s, const char *invocation_id, const char *we
     store_bind_text(st, 4, event_type);
     sqlite3_bind_int64(st, 5, created_at ? created_at : store_now_ms());
     store_bind_text(st, 6, req_body);
+    store_bind_text(st, 7, project_id);
     rc = store_step(s, st, err, errlen, "insert pending delivery");
     sqlite3_clear_bindings(st);
     return rc;
@@ -764,6 +762,7 @@ int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t err
     sqlite3_bind_int(st, 17, d->resp_truncated ? 1 : 0);
     store_bind_text(st, 18, d->error);
     sqlite3_bind_int64(st, 19, d->duration_ms);
+    store_bind_text(st, 20, d->project_id);
     rc = store_step(s, st, err, errlen, "record delivery");
     sqlite3_clear_bindings(st);
     return rc;
@@ -785,8 +784,6 @@ int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t
     return rc;
 }
 
-static int store_row_delivery(sqlite3_stmt *st, delivery_t *d);
-
 /* store_run_once: prepare sql, bind with bind(arg, st), step it to completion, finalize; the
  * number of rows changed in *changes. For the rare writes that need no cached statement. */
 static int store_run_once(store_t *s, const char *sql, void (*bind)(void *arg, sqlite3_stmt *st),
@@ -803,7 +800,7 @@ static int store_run_once(store_t *s, const char *sql, void (*bind)(void *arg, s
 }
 
 typedef struct store_args {
-    const char *inv, *wh, *ev, *et, *body, *why;
+    const char *inv, *wh, *proj, *ev, *et, *body, *why;
     int64_t a, b, c;
     int n;
 } store_args_t;
@@ -848,14 +845,17 @@ static void store_bind_waiting(void *arg, sqlite3_stmt *st)
     sqlite3_bind_int64(st, 6, a->a ? a->a : store_now_ms());
     sqlite3_bind_int64(st, 7, a->b);
     sqlite3_bind_int64(st, 8, store_now_ms());
+    store_bind_text(st, 9, a->proj);
 }
 
 int store_delivery_waiting(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, const char *req_body,
-                           int64_t created_at, int64_t next_attempt_at, char *err, size_t errlen)
+                           const char *project_id, const char *event_id, const char *event_type,
+                           const char *req_body, int64_t created_at, int64_t next_attempt_at,
+                           char *err, size_t errlen)
 {
     store_args_t a = {.inv = invocation_id,
                       .wh = webhook_id,
+                      .proj = project_id,
                       .ev = event_id,
                       .et = event_type,
                       .body = req_body,
@@ -864,12 +864,15 @@ int store_delivery_waiting(store_t *s, const char *invocation_id, const char *we
     return store_run_once(
         s,
         "INSERT INTO deliveries(invocation_id, webhook_id, event_id, event_type, status, attempts,"
-        " next_attempt_at, created_at, updated_at, req_body)"
-        " VALUES(?1, ?2, ?3, ?4, 1, 0, ?7, ?6, ?8, ?5)"
-        " ON CONFLICT(invocation_id) DO UPDATE SET status = 1,"
-        " next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,"
-        " req_body = COALESCE(deliveries.req_body, excluded.req_body)"
-        " WHERE deliveries.status = 0",
+        " next_attempt_at, created_at, updated_at, req_body, project_id)"
+        " VALUES(?1, ?2, ?3, ?4, 1, 0, ?7, ?6, ?8, ?5, " STORE_DLV_PROJECT(
+            "?9",
+            "?2") ")"
+                  " ON CONFLICT(invocation_id) DO UPDATE SET status = 1,"
+                  " next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,"
+                  " req_body = COALESCE(deliveries.req_body, excluded.req_body),"
+                  " project_id = COALESCE(deliveries.project_id, excluded.project_id)"
+                  " WHERE deliveries.status = 0",
         store_bind_waiting, &a, NULL, err, errlen, "mark deferred delivery");
 }
 
@@ -953,8 +956,7 @@ static char *store_col_dup(sqlite3_stmt *st, int col, int *oom)
     return c;
 }
 
-/* store_row_delivery: fill d from a row of STORE_DLV_COLS. */
-static int store_row_delivery(sqlite3_stmt *st, delivery_t *d)
+int store_row_delivery(sqlite3_stmt *st, delivery_t *d)
 {
     int oom = 0;
     memset(d, 0, sizeof *d);
@@ -988,6 +990,7 @@ static int store_row_delivery(sqlite3_stmt *st, delivery_t *d)
     d->error = store_col_dup(st, 17, &oom);
     d->duration_ms = sqlite3_column_int64(st, 18);
     d->earlier_sends = sqlite3_column_int(st, 19);
+    d->project_id = store_col_dup(st, 20, &oom);
     if (oom) {
         store_delivery_free(d);
         return -ENOMEM;
@@ -1040,12 +1043,13 @@ int store_deliveries_list(store_t *s, const delivery_filter_t *f,
 
 int store_delivery_copy(delivery_t *dst, const delivery_t *src)
 {
-    const char *const from[] = {
-        src->invocation_id, src->webhook_id,  src->event_id, src->event_type,   src->req_method,
-        src->req_url,       src->req_headers, src->req_body, src->resp_headers, src->error};
+    const char *const from[] = {src->invocation_id, src->webhook_id, src->event_id,
+                                src->event_type,    src->req_method, src->req_url,
+                                src->req_headers,   src->req_body,   src->resp_headers,
+                                src->error,         src->project_id};
     char **const to[] = {&dst->invocation_id, &dst->webhook_id, &dst->event_id,    &dst->event_type,
                          &dst->req_method,    &dst->req_url,    &dst->req_headers, &dst->req_body,
-                         &dst->resp_headers,  &dst->error};
+                         &dst->resp_headers,  &dst->error,      &dst->project_id};
     size_t n = sizeof to / sizeof to[0];
     *dst = *src;
     dst->resp_body = NULL;
@@ -1077,6 +1081,7 @@ void store_delivery_free(delivery_t *d)
     free(d->resp_headers);
     free(d->resp_body);
     free(d->error);
+    free(d->project_id);
     memset(d, 0, sizeof *d);
 }
 

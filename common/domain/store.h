@@ -83,12 +83,16 @@ typedef struct delivery {
     int resp_truncated;
     char *error; /* NULL when none */
     int64_t duration_ms;
+    /* the webhook's project when the record was written (the sender takes it from its
+     * configuration); NULL given to a write: the webhook's project in the store, else kept */
+    char *project_id;
 } delivery_t;
 
 /* store_delivery_begin/commit wrap many writes in one transaction (group the writes of one loop
  * iteration). store_delivery_pending inserts a pending record if none exists for the invocation;
  * it keeps the request body (req_body, may be NULL), so the invocation can be redelivered even if
- * its outcome is lost (store_repair.h).
+ * its outcome is lost (store_repair.h), and the webhook's project_id (NULL: the webhook's in the
+ * store), under which the API lists it (store_deliveries_page).
  * store_delivery_record upserts the full record of an attempt (every field of d), unless the
  * record holds a later attempt, or a final outcome (succeeded, failed) of the same attempt: a
  * late duplicate after a crash never overwrites newer news. */
@@ -96,8 +100,8 @@ int store_begin(store_t *s, char *err, size_t errlen);
 int store_commit(store_t *s, char *err, size_t errlen);
 int store_rollback(store_t *s);
 int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, const char *req_body,
-                           int64_t created_at, char *err, size_t errlen);
+                           const char *project_id, const char *event_id, const char *event_type,
+                           const char *req_body, int64_t created_at, char *err, size_t errlen);
 int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen);
 /* store_delivery_mark sets status (and next attempt) without touching the last attempt's data;
  * marking pending (redelivery) also sets attempts back to 0. */
@@ -113,8 +117,9 @@ int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
  * attempt made, keeping req_body so it can be sent again from the record; any other record is
  * left as it is (it already holds newer news). */
 int store_delivery_waiting(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *event_id, const char *event_type, const char *req_body,
-                           int64_t created_at, int64_t next_attempt_at, char *err, size_t errlen);
+                           const char *project_id, const char *event_id, const char *event_type,
+                           const char *req_body, int64_t created_at, int64_t next_attempt_at,
+                           char *err, size_t errlen);
 /* store_delivery_lost ends a record the journals no longer back (store_repair.h): status
  * failed with error `why`, only if it is still in status st and was last updated before
  * before_ms (a stage that wrote it since knows better). Returns 1 when changed, 0 when the
@@ -174,6 +179,32 @@ void store_prune_begin(store_prune_t *c, int64_t max_age_ms, int keep_per_webhoo
 int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen);
 void store_prune_end(store_prune_t *c);
 int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err, size_t errlen);
+
+/* --- pages of one project's deliveries (hook-api; store_page.c) ---
+ * Newest first by (created_at, invocation_id), along the index deliveries_project. A page ends
+ * with a cursor naming its last record; the next page starts strictly after it, so records
+ * written meanwhile (newer) never shift a page: no record comes twice and none is skipped. */
+#define STORE_PAGE_MAX 1000  /* most records on one page */
+#define STORE_CURSOR_MAX 256 /* room for a cursor and its NUL */
+typedef struct delivery_page {
+    const char *project_id;            /* required */
+    const char *webhook_id, *event_id; /* NULL = any */
+    int status;                        /* -1 = any */
+    int limit;                         /* 1..STORE_PAGE_MAX */
+    const char *cursor;                /* NULL or "": the first page */
+} delivery_page_t;
+/* store_deliveries_page calls cb for each record of the page (cb returns 0 to go on; non-zero
+ * stops, a negative value is passed back) and writes the next page's cursor into next ("" when
+ * this page is the last). Returns the records handed to cb, or a negative errno with err:
+ * -EINVAL for a limit out of range or a malformed cursor ("cursor: ..."). */
+int store_deliveries_page(store_t *s, const delivery_page_t *q,
+                          int (*cb)(void *arg, const delivery_t *d), void *arg, char *next,
+                          size_t nextlen, char *err, size_t errlen);
+/* The cursor's text: unpadded base64url of "created_at:invocation_id". encode returns 0 or
+ * -EINVAL/-ENOSPC; decode returns 0, or -EINVAL for anything encode cannot have written. */
+int store_page_cursor_encode(int64_t created_at, const char *invocation_id, char *out,
+                             size_t outlen);
+int store_page_cursor_decode(const char *cursor, int64_t *created_at, char *inv, size_t invlen);
 
 /* store_set_durable: durable 1 (--fsync always or batch) makes every commit of s wait for its
  * WAL fsync (synchronous = FULL), so a commit that returned survives a power loss; 0 (--fsync

@@ -17,6 +17,22 @@ struct store {
     sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
 };
 
+/* The delivery log's columns as store_delivery_record writes them, and what a read takes:
+ * those, the sends of earlier rounds, and the project (store_row_delivery's order). */
+#define STORE_DLV_COLS                                                                             \
+    "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
+    " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
+    " resp_headers, resp_body, resp_truncated, error, duration_ms"
+#define STORE_DLV_READ_COLS STORE_DLV_COLS ", earlier_sends, project_id"
+/* STORE_DLV_PROJECT: the SQL of a new record's project: the one given (parameter p), else the
+ * webhook's (parameter w) from the configuration tables. */
+#define STORE_DLV_PROJECT(p, w)                                                                    \
+    "COALESCE(" p ", (SELECT project_id FROM webhooks WHERE id = " w "))"
+
+/* store_row_delivery fills d from a row of STORE_DLV_READ_COLS (caller store_delivery_free):
+ * 0 or -ENOMEM (d then empty). */
+int store_row_delivery(sqlite3_stmt *st, delivery_t *d);
+
 /* store_now_ms: wall-clock milliseconds. */
 int64_t store_now_ms(void);
 /* store_errno: a negative errno for an SQLite result code. */

@@ -210,8 +210,8 @@ static void check_deliveries(void)
     delivery_t d = {0};
 
     CHECK_INT(store_open(&st, test_ctl.db_path, err, sizeof err), 0);
-    CHECK_INT(store_delivery_pending(st, "inv_pending", "wh_1", "evt_1", "opportunity.won", NULL,
-                                     1795694400000, err, sizeof err),
+    CHECK_INT(store_delivery_pending(st, "inv_pending", "wh_1", NULL, "evt_1", "opportunity.won",
+                                     NULL, 1795694400000, err, sizeof err),
               0);
     d.invocation_id = "inv_done";
     d.webhook_id = "wh_1";

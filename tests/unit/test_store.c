@@ -293,11 +293,11 @@ static void test_deliveries(void)
     if (!s) return;
     CHECK_INT(store_begin(s, err, sizeof err), 0);
     CHECK_INT(store_begin(s, err, sizeof err), -EBUSY);
-    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 1000, err,
-                                     sizeof err),
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", NULL, "evt1", "opportunity.won", NULL, 1000,
+                                     err, sizeof err),
               0);
-    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", "evt1", "opportunity.won", NULL, 9999, err,
-                                     sizeof err),
+    CHECK_INT(store_delivery_pending(s, "inv1", "wh_a", NULL, "evt1", "opportunity.won", NULL, 9999,
+                                     err, sizeof err),
               0);
     CHECK_INT(store_commit(s, err, sizeof err), 0);
     CHECK_INT(store_commit(s, err, sizeof err), -EINVAL);
@@ -428,8 +428,8 @@ static void test_deliveries(void)
     }
 
     /* Pruning by count keeps the newest per webhook and never live records. */
-    CHECK_INT(store_delivery_pending(s, "p0", "wh_b", "evt", "opportunity.won", NULL, 100, err,
-                                     sizeof err),
+    CHECK_INT(store_delivery_pending(s, "p0", "wh_b", NULL, "evt", "opportunity.won", NULL, 100,
+                                     err, sizeof err),
               0);
     CHECK_INT(store_prune(s, 0, 1, err, sizeof err), 2); /* a2, a1 */
     ids = list_ids(s, "wh_b", NULL, -1, 0);
@@ -465,7 +465,7 @@ static int writer(int id)
         if (store_begin(s, err, sizeof err) < 0) goto fail;
         for (int i = 0; i < 50; i++) {
             snprintf(inv, sizeof inv, "w%d-%d-%d", id, b, i);
-            if (store_delivery_pending(s, inv, "wh_x", "evt", "opportunity.won", NULL, 0, err,
+            if (store_delivery_pending(s, inv, "wh_x", NULL, "evt", "opportunity.won", NULL, 0, err,
                                        sizeof err) < 0 ||
                 record(s, inv, "wh_x", DLV_SUCCEEDED, 0, 0) < 0)
                 goto fail;
@@ -719,9 +719,10 @@ static void test_live_records(void)
     CHECK_INT(store_open(&s, path, err, sizeof err), 0);
     if (!s) return;
     /* A deferred attempt 1: its pending row becomes retrying, attempts 0, body kept. */
-    CHECK_INT(
-        store_delivery_pending(s, "d1", "wh", "ev_d1", "t", "{\"b\":1}", 100, err, sizeof err), 0);
-    CHECK_INT(store_delivery_waiting(s, "d1", "wh", "ev_d1", "t", "{\"x\":2}", 100, 7777, err,
+    CHECK_INT(store_delivery_pending(s, "d1", "wh", NULL, "ev_d1", "t", "{\"b\":1}", 100, err,
+                                     sizeof err),
+              0);
+    CHECK_INT(store_delivery_waiting(s, "d1", "wh", NULL, "ev_d1", "t", "{\"x\":2}", 100, 7777, err,
                                      sizeof err),
               0);
     CHECK_INT(store_delivery_get(s, "d1", &d, err, sizeof err), 0);
@@ -732,12 +733,14 @@ static void test_live_records(void)
     CHECK(d.req_method == NULL);        /* no request was made: none shown */
     store_delivery_free(&d);
     /* No row yet: one is created; a row with newer news is left alone. */
-    CHECK_INT(store_delivery_waiting(s, "d2", "wh", "ev_d2", "t", "{}", 100, 8888, err, sizeof err),
-              0);
+    CHECK_INT(
+        store_delivery_waiting(s, "d2", "wh", NULL, "ev_d2", "t", "{}", 100, 8888, err, sizeof err),
+        0);
     CHECK_INT(status_of(s, "d2"), DLV_RETRYING * 100 + 0);
     CHECK_INT(attempt_record(s, "d3", 1, DLV_SUCCEEDED), 0);
-    CHECK_INT(store_delivery_waiting(s, "d3", "wh", "ev", "t", "{}", 100, 8888, err, sizeof err),
-              0);
+    CHECK_INT(
+        store_delivery_waiting(s, "d3", "wh", NULL, "ev", "t", "{}", 100, 8888, err, sizeof err),
+        0);
     CHECK_INT(status_of(s, "d3"), DLV_SUCCEEDED * 100 + 1);
     /* A redelivery (attempt 1) or a repair (attempt k + 1) held by the scheduler. */
     CHECK_INT(store_delivery_scheduled(s, "d3", 1, 9999, err, sizeof err), 0);
@@ -758,10 +761,14 @@ static void test_live_records(void)
     CHECK_STR(ids, ""); /* all updated just now */
     CHECK_INT(store_deliveries_stale(s, DLV_SUCCEEDED, now, stale_cb, ids, err, sizeof err),
               -EINVAL);
-    CHECK_INT(store_delivery_pending(s, "p1", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
-    CHECK_INT(store_delivery_pending(s, "p2", "wh", "ev_p", "t", NULL, 100, err, sizeof err), 0);
-    CHECK_INT(store_delivery_pending(s, "p3", "wh", "ev_q", "t", NULL, 100, err, sizeof err), 0);
-    CHECK_INT(store_delivery_pending(s, "p4", "wh", "ev_r", "t", NULL, 100, err, sizeof err), 0);
+    CHECK_INT(store_delivery_pending(s, "p1", "wh", NULL, "ev_p", "t", NULL, 100, err, sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "p2", "wh", NULL, "ev_p", "t", NULL, 100, err, sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "p3", "wh", NULL, "ev_q", "t", NULL, 100, err, sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "p4", "wh", NULL, "ev_r", "t", NULL, 100, err, sizeof err),
+              0);
     ids[0] = 0;
     CHECK_INT(store_deliveries_stale(s, DLV_PENDING, now + 1000, stale_cb, ids, err, sizeof err),
               0);
