@@ -17,7 +17,7 @@
 #include <string.h>
 #include <uv.h>
 
-#define EVENTS_ANSWER_MS 10000  /* ingest must answer a line within this, else 503 */
+#define EVENTS_ANSWER_MS 10000 /* ingest must answer a line within this, else 503 */
 #define EVENTS_REPLY_MAX 65536 /* a reply line longer than this is a broken peer */
 
 /* One suspended request: its line (until written) and when it was sent. */
@@ -36,7 +36,7 @@ typedef struct events_link {
     uv_connect_t connect;
     uv_timer_t timer;
     int connected, closing, handles; /* handles: not yet through their close callback */
-    struct events_wait_list waits; /* in the order sent (and to be sent) */
+    struct events_wait_list waits;   /* in the order sent (and to be sent) */
     char *in;
     size_t inlen, incap;
 } events_link_t;

@@ -49,6 +49,7 @@ async function api(method, p, body) {
 async function shot(page, name) {
   if (!SHOTS) return;
   const file = path.join(SHOTS, `console-${name}.png`);
+  await page.$eval('#status', (e) => { e.textContent = ''; }); // no passing notice in the picture
   await page.screenshot({path: file, fullPage: true});
   console.log('screenshot ' + file);
 }
@@ -223,7 +224,7 @@ async function main() {
       Object.fromEntries(rows.map((r) => [r.cells[0] ? r.querySelector('th').textContent : '',
         r.querySelector('td').textContent])));
     const authz = Object.entries(headers).find(([k]) => k.toLowerCase() === 'authorization');
-    check(authz && authz[1] === 'Bearer ***', `the Authorization header is masked (${authz && authz[1]})`);
+    check(authz && /^(Bearer )?\*\*\*$/.test(authz[1]), `the Authorization header is masked (${authz && authz[1]})`);
     check(!(await page.content()).includes(BEARER), 'the bearer token appears nowhere in the page');
     const respText = await page.$eval('#delivery article:last-of-type', (e) => e.textContent);
     check(/Status\s*200/.test(respText), 'the response pane shows status 200');
@@ -245,20 +246,40 @@ async function main() {
     check(after === before + 1, `redeliver: attempts ${before} -> ${after}`);
     result.attempts = after;
 
-    // --- the list, then disable with the keyboard, then delete with confirmation ---
+    // --- the list (two more webhooks made through the API), then disable with the keyboard,
+    // then delete with confirmation ---
+    const more = [
+      {name: 'Slack Notifications for Won Deals', url: RECEIVER.replace(/\/[^/]*$/, '/slack'),
+        events: ['opportunity.won'], auth: {type: 'api_key', key: 'k-' + BEARER}},
+      {name: 'Lost deals to the warehouse', url: RECEIVER.replace(/\/[^/]*$/, '/warehouse'),
+        events: ['opportunity.lost', 'opportunity.transitioned'], enabled: false,
+        auth: {type: 'basic', username: 'crm', password: 'p-' + BEARER}},
+    ];
+    for (const w of more) {
+      const c = await api('POST', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks`, w);
+      check(c.status === 201, `POST webhooks "${w.name}" gives 201 (got ${c.status})`);
+      w.id = c.body.id;
+    }
     await page.click('nav.crumbs a[href$="/webhooks"]');
-    await page.waitForSelector('#webhooks tbody tr', {timeout: WAIT});
-    const row = await page.$eval('#webhooks tbody tr', (r) => r.textContent);
+    await page.waitForSelector(`#webhooks tbody tr[data-id="${more[1].id}"]`, {timeout: WAIT});
+    const rowSel = `#webhooks tbody tr[data-id="${wid}"]`;
+    const row = await page.$eval(rowSel, (r) => r.textContent);
     check(row.includes('CRM won deals') && row.includes('Bearer Token') && row.includes(RECEIVER) &&
       row.includes('opportunity.won'), `the list shows name, URL, events and auth type (${row})`);
+    const others = await page.$$eval('#webhooks tbody tr', (rs) => rs.map((r) => [r.dataset.id,
+      r.cells[3].textContent, r.querySelector('input[role=switch]').checked]));
+    check(JSON.stringify(others.filter((o) => o[0] !== wid).map((o) => o.slice(1))) ===
+      JSON.stringify([['API Key', true], ['Basic Auth', false]]),
+    `the list shows each auth type and enabled state (${JSON.stringify(others)})`);
+    check(!(await page.content()).includes(BEARER), 'no credential appears in the list');
     await shot(page, 'list');
-    await page.focus('#webhooks input[role=switch]');
+    await page.focus(`${rowSel} input[role=switch]`);
     await page.keyboard.press('Space');
-    await page.waitForFunction(() => !document.querySelector('#webhooks input[role=switch]').disabled &&
-      !document.querySelector('#webhooks input[role=switch]').checked, {timeout: WAIT});
+    await page.waitForFunction((sel) => !document.querySelector(sel).disabled &&
+      !document.querySelector(sel).checked, {timeout: WAIT}, `${rowSel} input[role=switch]`);
     const dis = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
     check(dis.body.enabled === false, 'the switch disabled the webhook');
-    await page.click('#webhooks button.danger');
+    await page.click(`${rowSel} button.danger`);
     await page.waitForSelector('dialog[open]', {timeout: WAIT});
     check(await page.evaluate(() => document.activeElement.closest('dialog') !== null),
       'the confirmation dialog takes the focus');
@@ -266,10 +287,11 @@ async function main() {
     await page.waitForFunction(() => !document.querySelector('dialog[open]'));
     const kept = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
     check(kept.status === 200, 'Escape cancels the deletion');
-    await page.click('#webhooks button.danger');
+    await page.click(`${rowSel} button.danger`);
     await page.waitForSelector('dialog[open]');
     await page.click('#confirm-ok');
-    await page.waitForSelector('p.empty', {timeout: WAIT});
+    await page.waitForFunction((sel) => !document.querySelector(sel) &&
+      document.querySelectorAll('#webhooks tbody tr').length === 2, {timeout: WAIT}, rowSel);
     const gone = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
     check(gone.status === 404, `the webhook is deleted (GET gives ${gone.status})`);
 
@@ -291,6 +313,7 @@ async function main() {
     check(true, 'a portal session cannot open another project');
 
     if (ADMIN) await adminFlow(browser, foreign, consoleErrors);
+    result.admin_flow = !!ADMIN;
 
     check(foreign.length === 0, `nothing fetched from elsewhere (${foreign.join(', ')})`);
     check(consoleErrors.filter((e) => !/status of 4\d\d/.test(e)).length === 0,

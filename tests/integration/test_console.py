@@ -135,15 +135,23 @@ class TestConsoleBrowser(PipelineTestCase):
     def test_customer_flow_in_chromium(self):
         for need in (NODE, CHROMIUM, os.path.join(BROWSER_DIR, "node_modules", "puppeteer-core")):
             self.assertTrue(os.path.exists(need), "%s is missing: run scripts/deps.sh" % need)
-        p = self.pipeline(cfg=lambda port: config(port, webhooks=[]))
+        def cfg(port):
+            c = config(port, webhooks=[])
+            c["projects"].append({"id": "prj_2", "name": "Beta", "opportunity_fields": [],
+                                  "contact_fields": [], "funnels": [], "webhooks": []})
+            return c
+
+        p = self.pipeline(cfg=cfg)
         api = ApiProcess(p)
         self.addCleanup(api.stop)
         tok = token_create(p, "console-test", "prj_1")
+        admin = token_create(p, "console-admin")
         shots = os.environ.get("HOOKLINE_CONSOLE_SHOTS") or os.path.join(p.tmp, "shots")
         os.makedirs(shots, exist_ok=True)
         env = dict(p.env, HOOKLINE_API=api.addr, HOOKLINE_TOKEN=tok, HOOKLINE_PROJECT="prj_1",
                    HOOKLINE_RECEIVER=p.url("/ok/console"), CHROMIUM=CHROMIUM,
-                   SCREENSHOT_DIR=os.path.abspath(shots), PUPPETEER_SKIP_DOWNLOAD="1")
+                   SCREENSHOT_DIR=os.path.abspath(shots), PUPPETEER_SKIP_DOWNLOAD="1",
+                   HOOKLINE_ADMIN_TOKEN=admin, HOOKLINE_OTHER_PROJECT="prj_2")
         run = subprocess.run([NODE, os.path.join(BROWSER_DIR, "console_test.js")], cwd=BROWSER_DIR,
                              env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                              timeout=300 * harness.SCALE)
@@ -178,12 +186,15 @@ class TestConsoleBrowser(PipelineTestCase):
             with open(os.path.join(shots, "console-%s.png" % name), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
         self.assertGreater(result["first_load_ms"], 0)
+        self.assertTrue(result["admin_flow"], "the sign-in form and project picker were driven")
         # the credential never reached a log
         for n in os.listdir(p.logs):
             if n == "browser.log":  # the test's own output (RESULT names the token)
                 continue
             with open(os.path.join(p.logs, n), errors="replace") as f:
-                self.assertNotIn(result["bearer"], f.read(), n)
+                text = f.read()
+            for secret in (result["bearer"], result["secret"], tok, admin):
+                self.assertNotIn(secret, text, n)
         api.stop()
         p.stop()
 
