@@ -560,6 +560,7 @@
 
     let filter = '';
     let cursor = null;
+    let shownKey = null;
     let older = false; /* pages past the first are shown: auto-refresh would drop them */
     const tbody = h('tbody');
     const more = h('button', {type: 'button', hidden: true, onclick: () => loadDeliveries(true)}, 'Load older deliveries');
@@ -586,23 +587,40 @@
         return;
       }
       if (my !== gen) return;
-      if (!append) tbody.textContent = '';
-      else older = true;
-      tbody.append(...(data.data || []).map(row));
+      const list = data.data || [];
+      if (!append) {
+        /* a poll that changed nothing redraws nothing (focus and selection stay put) */
+        const key = JSON.stringify(list.map((x) => [x.invocation_id, x.status, x.attempts, x.updated_at]));
+        if (key === shownKey && !more.hidden === !!data.next_cursor) return;
+        shownKey = key;
+        const focused = tbody.contains(document.activeElement)
+          ? document.activeElement.closest('tr').dataset.id : null;
+        tbody.textContent = '';
+        tbody.append(...list.map(row));
+        if (focused) {
+          const a = tbody.querySelector(`tr[data-id="${CSS.escape(focused)}"] a`);
+          if (a) a.focus();
+        }
+      } else {
+        older = true;
+        tbody.append(...list.map(row));
+      }
       cursor = data.next_cursor || null;
       more.hidden = !cursor;
       empty.hidden = tbody.childElementCount > 0;
     }
 
-    const filterSel = h('select', {id: 'd-filter', onchange: () => { filter = filterSel.value; older = false; loadDeliveries(false); }},
+    const filterSel = h('select', {id: 'd-filter', onchange: () => { filter = filterSel.value; older = false; shownKey = null; loadDeliveries(false); }},
       [['', 'All'], ['pending', 'Pending'], ['retrying', 'Retrying'], ['succeeded', 'Succeeded'], ['failed', 'Failed']]
         .map(([v, l]) => h('option', {value: v}, l)));
 
     let panel = null;
     const showPanel = (x) => {
       const np = deliveryPanel(p, x, (btn) => redeliver(x, btn));
+      const focused = panel && panel.contains(document.activeElement) ? document.activeElement.id : '';
       if (panel) panel.replaceWith(np);
       panel = np;
+      if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
       return np;
     };
     async function redeliver(x, btn) {
@@ -630,7 +648,7 @@
         }
         if (my !== gen) return;
         if (nx.attempts !== before.attempts || nx.updated_at !== before.updated) {
-          showPanel(nx);
+          showPanel(nx).querySelector('#redeliver').focus();
           loadDeliveries(false);
           say(`Redelivered: ${nx.status}, ${nx.attempts} attempts.`);
           return;

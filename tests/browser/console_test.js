@@ -237,14 +237,44 @@ async function main() {
     // --- Redeliver: the attempt count changes ---
     const before = Number(await page.$eval('#delivery .attempts', (e) => e.textContent));
     result.invocation_id = await page.$eval('#delivery', (e) => e.dataset.id);
-    await page.click('#redeliver');
+    await page.focus('#redeliver');
+    await page.keyboard.press('Enter');
     await page.waitForFunction((n) => {
       const a = document.querySelector('#delivery .attempts');
       return a && Number(a.textContent) > n && document.querySelector('#delivery .s-succeeded');
     }, {timeout: WAIT}, before);
     const after = Number(await page.$eval('#delivery .attempts', (e) => e.textContent));
     check(after === before + 1, `redeliver: attempts ${before} -> ${after}`);
+    check(await page.evaluate(() => document.activeElement.id === 'redeliver'),
+      'the Redeliver button keeps the keyboard focus');
     result.attempts = after;
+
+    // --- "Recover failed since": a webhook whose endpoint fails, its invocation failed ---
+    const failing = await api('POST', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks`, {
+      name: 'Legacy ERP (failing)', url: RECEIVER.replace(/\/ok\/[^/]*$/, '/fail/console'),
+      events: ['opportunity.transitioned'], auth: {type: 'none'},
+    });
+    check(failing.status === 201, `POST webhooks (failing endpoint) gives 201 (got ${failing.status})`);
+    const fid = failing.body.id;
+    result.failing_webhook_id = fid;
+    const tev = await api('POST', `/v1/projects/${encodeURIComponent(PROJECT)}/events`, {
+      type: 'opportunity.transitioned', id: 'brw-evt-2', from_stage_id: 'stg_new',
+      to_stage_id: 'stg_new', opportunity: {id: 'opp_browser_2', funnel_id: 'fun_1'},
+    });
+    check(tev.status === 202, `POST events (transition) gives 202 (got ${tev.status})`);
+    await page.evaluate((h) => { location.hash = h; },
+      `#/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(fid)}`);
+    await page.waitForSelector('#deliveries tbody tr .s-failed', {timeout: WAIT});
+    check(/6/.test(await page.$eval('#deliveries tbody tr .attempts', (e) => e.textContent)),
+      'the failed delivery shows its 6 attempts');
+    await page.$eval('#recover-since', (e) => {
+      const t = new Date(Date.now() - 3600e3 - new Date().getTimezoneOffset() * 60000);
+      e.value = t.toISOString().slice(0, 19);
+    });
+    await page.click('form.recover button[type=submit]');
+    await page.waitForFunction(() => /1 failed delivery/.test(
+      document.getElementById('recover-result').textContent), {timeout: WAIT});
+    check(true, 'recover failed since an hour ago: 1 failed delivery sent again');
 
     // --- the list (two more webhooks made through the API), then disable with the keyboard,
     // then delete with confirmation ---
@@ -269,7 +299,7 @@ async function main() {
     const others = await page.$$eval('#webhooks tbody tr', (rs) => rs.map((r) => [r.dataset.id,
       r.cells[3].textContent, r.querySelector('input[role=switch]').checked]));
     check(JSON.stringify(others.filter((o) => o[0] !== wid).map((o) => o.slice(1))) ===
-      JSON.stringify([['API Key', true], ['Basic Auth', false]]),
+      JSON.stringify([['Unauthenticated', true], ['API Key', true], ['Basic Auth', false]]),
     `the list shows each auth type and enabled state (${JSON.stringify(others)})`);
     check(!(await page.content()).includes(BEARER), 'no credential appears in the list');
     await shot(page, 'list');
@@ -291,7 +321,7 @@ async function main() {
     await page.waitForSelector('dialog[open]');
     await page.click('#confirm-ok');
     await page.waitForFunction((sel) => !document.querySelector(sel) &&
-      document.querySelectorAll('#webhooks tbody tr').length === 2, {timeout: WAIT}, rowSel);
+      document.querySelectorAll('#webhooks tbody tr').length === 3, {timeout: WAIT}, rowSel);
     const gone = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
     check(gone.status === 404, `the webhook is deleted (GET gives ${gone.status})`);
 

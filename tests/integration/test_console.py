@@ -182,6 +182,10 @@ class TestConsoleBrowser(PipelineTestCase):
                              {"id": "opp_browser_1", "title": "Browser deal", "value": 1234.5,
                               "owner": None})
         self.assertEqual([r["h"]["x-webhook-attempt"] for r in reqs][:1], ["1"])
+        # the failing endpoint: 6 attempts, then once more after "Recover failed since"
+        fails = p.wait_received("/fail/console", count=7)
+        self.assertEqual({r["h"]["x-webhook-event"] for r in fails}, {"opportunity.transitioned"})
+        self.assertEqual(len({r["h"]["webhook-id"] for r in fails}), 1)
         for name in ("list", "form", "details"):
             with open(os.path.join(shots, "console-%s.png" % name), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
