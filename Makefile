@@ -154,6 +154,13 @@ $(BUILD)/bench/dedupe_fill: tests/bench/dedupe_fill.c $(DEDUPE_OBJS) $(BUILD)/li
 bench-dedupe: all $(BUILD)/bench/dedupe_fill
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dedupe_bench.py
 
+# hook-api: GET deliveries latency (p50/p99) over a delivery log of 1,000,000 records filled
+# straight into the store, and POST events throughput with 16 concurrent clients (wrk and a Lua
+# script) (tests/bench/api_bench.py; a benchmark, not part of test).
+.PHONY: bench-api
+bench-api: all
+	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/api_bench.py
+
 # The web console (api/console/) embedded into hook-api as byte arrays by tools/embed.c (no
 # network): $(BUILD)/gen/console_files.inc, #included by api/api_console.c.
 CONSOLE_SRC := $(sort $(wildcard api/console/*))

@@ -130,8 +130,9 @@ static void events_answer(events_link_t *l, const char *line, size_t n)
         api_reply_error(w->r, 503, "ingest unreachable: an unreadable reply");
     } else if (json_is_true(ok)) {
         json_t *ids = json_object_get(rep, "ids");
-        json_t *out = json_pack("{s:O,s:b}", "ids", json_is_array(ids) ? ids : json_array(),
-                                "duplicate", json_is_true(json_object_get(rep, "duplicate")));
+        json_t *out =
+            json_pack("{s:o,s:b}", "ids", json_is_array(ids) ? json_incref(ids) : json_array(),
+                      "duplicate", json_is_true(json_object_get(rep, "duplicate")));
         api_reply_json(w->r, 202, out);
     } else {
         const char *why = json_string_value(json_object_get(rep, "error"));

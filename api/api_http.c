@@ -116,6 +116,7 @@ static void api_mhd_log(void *cls, const char *fmt, va_list ap)
 static void api_on_timer(uv_timer_t *t);
 static void api_kick(api_t *a)
 {
+    a->kick = 1;
     if (a->timers_init && a->mhd) uv_timer_start(&a->timer, api_on_timer, 0, 0);
 }
 
@@ -123,9 +124,12 @@ static void api_kick(api_t *a)
 static void api_http_run(api_t *a)
 {
     if (!a->mhd) return;
+    a->kick = 0;
     MHD_run(a->mhd);
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(a->mhd, &ms) == MHD_YES)
+    if (a->kick) /* asked for during the run (a resume, a connection closed) */
+        uv_timer_start(&a->timer, api_on_timer, 0, 0);
+    else if (MHD_get_timeout(a->mhd, &ms) == MHD_YES)
         uv_timer_start(&a->timer, api_on_timer, ms, 0);
     else
         uv_timer_stop(&a->timer);
@@ -193,6 +197,9 @@ static void api_on_connection(void *cls, struct MHD_Connection *conn, void **ctx
         a->nconns--;
         free(c);
         *ctx = NULL;
+        /* At --max-connections MHD stops polling the listening socket; it looks again on its
+         * next run, which must come now, not at the next event. */
+        api_kick(a);
     }
 }
 

@@ -35,6 +35,7 @@ struct api {
     uv_timer_t sweep; /* cuts connections past --request-timeout-ms */
     int handles_open; /* of the three above, not yet closed */
     int poll_init, timers_init;
+    int kick; /* MHD must run again at once */
     TAILQ_HEAD(, api_conn) conns;
     size_t nconns;
     size_t inflight; /* requests begun and not completed */

@@ -6,10 +6,11 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config
     libcurl4-openssl-dev libmsgpack-dev libuv1-dev libbsd-dev
-    libsqlite3-dev libjansson-dev libssl-dev
+    libsqlite3-dev libjansson-dev libssl-dev libmicrohttpd-dev
     s6 supervisor python3 sqlite3 clang-format curl ca-certificates
     clang libclang-rt-14-dev
     nginx-light wrk
+    python3-yaml # tests/integration/test_api_config.py reads docs/openapi.yaml
     iproute2 util-linux coreutils
     chromium nodejs
 )

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# run-example.sh - run hookline locally under s6 with the example configuration and a local
-# recording receiver on 127.0.0.1:8099. Build first with `make` (`make run` does both).
+# run-example.sh - run hookline locally under s6 with the example configuration, a local
+# recording receiver on 127.0.0.1:8099 and hook-api (the API and web console) on
+# 127.0.0.1:8080. Build first with `make` (`make run` does both).
 #
 # usage: scripts/run-example.sh [start|stop|status]
 # env:   ROUTERS=N, SENDERS=N   instances of hook-router / hook-sender (default 1 each; fewer
 #                               than the last start stops the extra ones)
 #        HOOKLINE_INGEST_ARGS, HOOKLINE_ROUTER_ARGS, HOOKLINE_SENDER_ARGS,
-#        HOOKLINE_SCHEDULER_ARGS  extra flags of each stage ("--retry-base-ms 2000")
+#        HOOKLINE_SCHEDULER_ARGS, HOOKLINE_API_ARGS  extra flags of each ("--retry-base-ms 2000")
+#        API_LISTEN=HOST:PORT   hook-api's --listen (default 127.0.0.1:8080; port 0: any)
 #        BIN=DIR                where the programs are (default <repo>/bin)
 #        DATA=DIR               the data dir (default <repo>/var)
 #        RECEIVER_PORT=N        the example receiver's port (default 8099, as in examples/)
@@ -29,7 +31,9 @@ case "$ROUTERS$SENDERS" in *[!0-9]*) echo "run-example: ROUTERS and SENDERS must
 RECEIVER_PORT=${RECEIVER_PORT:-8099}
 SVSCAN_PID="$VAR/s6-svscan.pid"
 RECEIVER_PID="$VAR/receiver.pid"
-PROGRAMS="hook-ingest hook-router hook-sender hook-scheduler hookctl"
+PROGRAMS="hook-ingest hook-router hook-sender hook-scheduler hook-api hookctl"
+API_LISTEN=${API_LISTEN:-127.0.0.1:8080}
+CONSOLE_TOKEN_NAME=example-console # an admin token for the console link, kept in var/
 
 say() { printf 'run-example: %s\n' "$*"; }
 die() { printf 'run-example: error: %s\n' "$*" >&2; exit 1; }
@@ -73,6 +77,7 @@ stage_args() {
         hook-router*) printf '%s' "${HOOKLINE_ROUTER_ARGS:-}" ;;
         hook-ingest) printf '%s' "${HOOKLINE_INGEST_ARGS:-}" ;;
         hook-scheduler) printf '%s' "${HOOKLINE_SCHEDULER_ARGS:-}" ;;
+        hook-api) printf '%s' "--listen $API_LISTEN ${HOOKLINE_API_ARGS:-}" ;;
     esac
 }
 
@@ -167,6 +172,39 @@ wait_status() {
     done
 }
 
+# wait_api: hook-api has written the address it bound (run/api.0.addr) and answers /healthz.
+# Prints the address; warns and returns 1 when it does not come up in 15 s.
+wait_api() {
+    local end=$((SECONDS + 15)) addr=""
+    while :; do
+        addr=$(cat "$VAR/run/api.0.addr" 2>/dev/null || true)
+        if [ -n "$addr" ] && curl -sf -o /dev/null --max-time 2 "$addr/healthz"; then
+            printf '%s' "$addr"
+            return 0
+        fi
+        if [ "$SECONDS" -ge "$end" ]; then
+            printf 'run-example: warning: hook-api not answering on %s after 15 s (port taken? set API_LISTEN); see var/log/hook-api/current\n' "$API_LISTEN" >&2
+            tail -n 5 "$VAR/log/hook-api/current" >&2 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# console_token: the example's admin token for the console link, made once and kept in
+# var/example-console.token (mode 0600; hookctl shows a token only when it makes it).
+console_token() {
+    local f="$VAR/$CONSOLE_TOKEN_NAME.token" t
+    if [ -s "$f" ]; then
+        cat "$f"
+        return
+    fi
+    t=$("$BINDIR/hookctl" --data-dir "$VAR" token create --name "$CONSOLE_TOKEN_NAME" </dev/null) ||
+        return 1
+    (umask 077 && printf '%s\n' "$t" >"$f")
+    printf '%s' "$t"
+}
+
 # has_config: the data dir holds a configuration (at least one project).
 has_config() {
     "$BINDIR/hookctl" --data-dir "$VAR" export </dev/null 2>/dev/null |
@@ -192,6 +230,15 @@ do_start() {
             die "importing examples/config.json failed"
         say "imported examples/config.json"
     fi
+    local api="" console="" tok
+    if api=$(wait_api); then
+        if tok=$(console_token); then
+            console="$api/#project=prj_1&token=$tok"
+        else
+            console="$api/ (no console token: hookctl token create --name NAME)"
+        fi
+        say "hook-api listening on $api"
+    fi
     cat <<EOF
 
 hookline is running under s6 (scan dir var/s6, logs in var/log/<service>/current).
@@ -201,6 +248,8 @@ From $REPO:
   read the delivery log:       bin/hookctl --data-dir var deliveries
   what the receiver got:       tail -f var/receiver.log
   stage status:                bin/hookctl --data-dir var status
+  the web console:             ${console:-hook-api is not up: see var/log/hook-api/current}
+  the API (admin token):       curl -H "Authorization: Bearer \$(cat var/$CONSOLE_TOKEN_NAME.token)" ${api:-http://$API_LISTEN}/v1/projects
   stop everything:             scripts/run-example.sh stop   (or: make stop)
 EOF
 }

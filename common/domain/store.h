@@ -184,19 +184,24 @@ int store_prune(store_t *s, int64_t max_age_ms, int keep_per_webhook, char *err,
  * Newest first by (created_at, invocation_id), along the index deliveries_project. A page ends
  * with a cursor naming its last record; the next page starts strictly after it, so records
  * written meanwhile (newer) never shift a page: no record comes twice and none is skipped. */
-#define STORE_PAGE_MAX 1000  /* most records on one page */
-#define STORE_CURSOR_MAX 256 /* room for a cursor and its NUL */
+#define STORE_PAGE_MAX 1000   /* most records on one page */
+#define STORE_PAGE_SCAN 10000 /* most records a filtered page looks at */
+#define STORE_CURSOR_MAX 256  /* room for a cursor and its NUL */
 typedef struct delivery_page {
     const char *project_id;            /* required */
     const char *webhook_id, *event_id; /* NULL = any */
     int status;                        /* -1 = any */
     int limit;                         /* 1..STORE_PAGE_MAX */
     const char *cursor;                /* NULL or "": the first page */
+    int scan;                          /* 0: STORE_PAGE_SCAN */
 } delivery_page_t;
 /* store_deliveries_page calls cb for each record of the page (cb returns 0 to go on; non-zero
  * stops, a negative value is passed back) and writes the next page's cursor into next ("" when
- * this page is the last). Returns the records handed to cb, or a negative errno with err:
- * -EINVAL for a limit out of range or a malformed cursor ("cursor: ..."). */
+ * this page is the last). With a filter (webhook, event or status) a page looks at no more than
+ * q->scan records of the project: it may then hold fewer than limit records, even none, and
+ * still have a next page, so a filter matching few records never makes one call walk the whole
+ * log. Returns the records handed to cb, or a negative errno with err: -EINVAL for a limit out of
+ * range or a malformed cursor ("cursor: ..."). */
 int store_deliveries_page(store_t *s, const delivery_page_t *q,
                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *next,
                           size_t nextlen, char *err, size_t errlen);

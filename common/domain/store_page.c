@@ -96,25 +96,56 @@ int store_page_cursor_decode(const char *cursor, int64_t *created_at, char *inv,
     return 0;
 }
 
-/* page_walk: what store_deliveries_page hands each row to, counting them and keeping the key of
- * the last one handed on. */
-typedef struct page_walk {
-    int limit, seen;
-    int64_t last_created;
-    char last_inv[PAGE_INV_MAX + 1];
-    int last_ok;
-} page_walk_t;
+/* page_window finds where a filtered page's scan stops: the key of the scan-th record of the
+ * project after the cursor, along the index alone (it covers project_id, created_at and
+ * invocation_id). 1 with *bc/bi, 0 when fewer records remain, or a negative errno with err. */
+static int page_window(store_t *s, const char *project, int has_cursor, int64_t after_created,
+                       const char *after_inv, int scan, int64_t *bc, char *bi, size_t bilen,
+                       char *err, size_t errlen)
+{
+    char sql[400];
+    sqlite3_stmt *st;
+    int rc;
+    snprintf(sql, sizeof sql,
+             "SELECT created_at, invocation_id FROM deliveries WHERE project_id = ?1%s"
+             " ORDER BY created_at DESC, invocation_id DESC LIMIT 1 OFFSET ?4",
+             has_cursor ? " AND (created_at, invocation_id) < (?2, ?3)" : "");
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) return rc;
+    store_bind_text(st, 1, project);
+    if (has_cursor) {
+        sqlite3_bind_int64(st, 2, after_created);
+        store_bind_text(st, 3, after_inv);
+    }
+    sqlite3_bind_int(st, 4, scan - 1);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 1);
+        *bc = sqlite3_column_int64(st, 0);
+        if (!id || strlen(id) >= bilen || strlen(id) > PAGE_INV_MAX)
+            rc = store_failf(s, err, errlen, ERANGE, "page: record key too long for a cursor");
+        else
+            memcpy(bi, id, strlen(id) + 1), rc = 1;
+    } else if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else {
+        rc = store_fail(s, err, errlen, rc, "find a page's window");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
 
 int store_deliveries_page(store_t *s, const delivery_page_t *q,
                           int (*cb)(void *arg, const delivery_t *d), void *arg, char *next,
                           size_t nextlen, char *err, size_t errlen)
 {
-    char sql[640], inv[PAGE_INV_MAX + 1] = "";
-    int64_t after_created = 0;
+    char sql[768], inv[PAGE_INV_MAX + 1] = "", win_inv[PAGE_INV_MAX + 1] = "";
+    char last_inv[PAGE_INV_MAX + 1] = "";
+    int64_t after_created = 0, win_created = 0, last_created = 0;
     int has_cursor = q->cursor && q->cursor[0];
+    int filtered = q->webhook_id || q->event_id || q->status >= 0;
+    int scan = q->scan > 0 ? q->scan : STORE_PAGE_SCAN, windowed = 0;
     sqlite3_stmt *st;
-    page_walk_t w = {.limit = q->limit};
-    int rc;
+    int rc, seen = 0, more = 0, n = 0;
 
     if (next && nextlen) next[0] = '\0';
     if (!q->project_id) return store_failf(s, err, errlen, EINVAL, "page: no project");
@@ -123,14 +154,21 @@ int store_deliveries_page(store_t *s, const delivery_page_t *q,
     if (has_cursor && store_page_cursor_decode(q->cursor, &after_created, inv, sizeof inv) < 0)
         return store_failf(s, err, errlen, EINVAL,
                            "cursor: malformed (pass back a next_cursor as it was given)");
-    /* The row-value comparison keeps to the index deliveries_project(project_id, created_at,
+    /* A filter may match few records: a page then looks at no more than scan of them, and ends
+     * at the last one looked at (its cursor), however few matched. */
+    if (filtered &&
+        (windowed = page_window(s, q->project_id, has_cursor, after_created, inv, scan,
+                                &win_created, win_inv, sizeof win_inv, err, errlen)) < 0)
+        return windowed;
+    /* The row-value comparisons keep to the index deliveries_project(project_id, created_at,
      * invocation_id), walked backwards: a page costs its own rows, however deep it lies. */
     snprintf(sql, sizeof sql,
-             "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE project_id = ?1%s%s%s%s"
+             "SELECT " STORE_DLV_READ_COLS " FROM deliveries WHERE project_id = ?1%s%s%s%s%s"
              " ORDER BY created_at DESC, invocation_id DESC LIMIT ?7",
              q->webhook_id ? " AND webhook_id = ?2" : "", q->event_id ? " AND event_id = ?3" : "",
              q->status >= 0 ? " AND status = ?4" : "",
-             has_cursor ? " AND (created_at, invocation_id) < (?5, ?6)" : "");
+             has_cursor ? " AND (created_at, invocation_id) < (?5, ?6)" : "",
+             windowed ? " AND (created_at, invocation_id) >= (?8, ?9)" : "");
     if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) return rc;
     store_bind_text(st, 1, q->project_id);
     if (q->webhook_id) store_bind_text(st, 2, q->webhook_id);
@@ -141,10 +179,13 @@ int store_deliveries_page(store_t *s, const delivery_page_t *q,
         store_bind_text(st, 6, inv);
     }
     sqlite3_bind_int(st, 7, q->limit + 1); /* one more: is there a next page? */
-    int more = 0, n = 0;
+    if (windowed) {
+        sqlite3_bind_int64(st, 8, win_created);
+        store_bind_text(st, 9, win_inv);
+    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         delivery_t d;
-        if (w.seen == w.limit) {
+        if (seen == q->limit) {
             more = 1;
             break;
         }
@@ -152,10 +193,14 @@ int store_deliveries_page(store_t *s, const delivery_page_t *q,
             sqlite3_finalize(st);
             return store_failf(s, err, errlen, ENOMEM, "out of memory");
         }
-        w.seen++;
-        w.last_created = d.created_at;
-        w.last_ok = d.invocation_id && strlen(d.invocation_id) <= PAGE_INV_MAX;
-        if (w.last_ok) snprintf(w.last_inv, sizeof w.last_inv, "%s", d.invocation_id);
+        seen++;
+        last_created = d.created_at;
+        if (!d.invocation_id || strlen(d.invocation_id) > PAGE_INV_MAX) {
+            store_delivery_free(&d);
+            sqlite3_finalize(st);
+            return store_failf(s, err, errlen, ERANGE, "page: record key too long for a cursor");
+        }
+        snprintf(last_inv, sizeof last_inv, "%s", d.invocation_id);
         n = cb(arg, &d);
         store_delivery_free(&d);
         if (n != 0) break;
@@ -167,9 +212,13 @@ int store_deliveries_page(store_t *s, const delivery_page_t *q,
     }
     sqlite3_finalize(st);
     if (n < 0) return n;
-    if (more && next && nextlen) {
-        if (!w.last_ok || store_page_cursor_encode(w.last_created, w.last_inv, next, nextlen) < 0)
-            return store_failf(s, err, errlen, ERANGE, "page: record key too long for a cursor");
+    if (!more && windowed) { /* the window is done: go on below it */
+        last_created = win_created;
+        snprintf(last_inv, sizeof last_inv, "%s", win_inv);
+        more = 1;
     }
-    return w.seen;
+    if (more && next && nextlen &&
+        store_page_cursor_encode(last_created, last_inv, next, nextlen) < 0)
+        return store_failf(s, err, errlen, ERANGE, "page: record key too long for a cursor");
+    return seen;
 }

@@ -47,7 +47,10 @@ class Api:
         if data is not None:
             headers["Content-Type"] = "application/json"
         try:
-            conn.request(method, path, body=data, headers=headers)
+            try:
+                conn.request(method, path, body=data, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered (413) and closed before the whole body went: read the answer
             resp = conn.getresponse()
             got = resp.read()
         finally:
@@ -99,8 +102,9 @@ def start_api(p, instance="0", args=()):
                 addr = f.read().strip()
         except FileNotFoundError:
             addr = None
-        if addr and ":" in addr:
-            host, port = addr.rsplit(":", 1)
+        if addr and addr.endswith("\n") is False and ":" in addr:
+            hostport = addr.split("://", 1)[-1].rstrip("/")
+            host, port = hostport.rsplit(":", 1)
             api = Api(p, proc, host.strip("[]"), int(port), log_path)
             try:
                 st, _, _ = api.call("GET", "/healthz", timeout=2)

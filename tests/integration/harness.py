@@ -13,6 +13,17 @@ Typical use:
             ...
             p.stop()                                 # SIGTERM, asserts every exit status is 0
 
+hook-api: Pipeline(api=True) (or api=2, api=["a", "b"]; api_args=(...) adds flags) starts
+hook-api instances after the stages with --listen 127.0.0.1:0; each writes the address it bound
+to DATA/run/api.<instance>.addr before it reports ready. Or start one yourself on a pipeline made
+with start=False: p.start_api(instance="0", args=()). Then:
+
+            admin = p.token("admin")                 # hookctl token create --name admin
+            tok = p.token("t1", project="prj_1")     # a project token
+            r = p.api("GET", "/v1/projects", token=admin)   # ApiResponse: .status .headers
+            r.json()                                 # .body (bytes), .json(); instance="0"
+            p.api_url("/healthz")                    # "http://127.0.0.1:PORT/healthz"
+
 Environment: BIN (the daemons' directory, default <repo>/bin), HOOKLINE_TEST_KEEP=1 keeps the
 temporary directory, HOOKLINE_TEST_TIMEOUT_SCALE multiplies every deadline (default 3 when BIN
 looks like a sanitizer build, else 1).
@@ -46,6 +57,7 @@ PROGRAMS = {
     "router": "hook-router",
     "sender": "hook-sender",
     "scheduler": "hook-scheduler",
+    "api": "hook-api",
 }
 
 # A fast schedule so retry tests run in seconds: 100, 200, 400, 800, 1600 ms, no jitter.
@@ -213,6 +225,21 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
 
+class ApiResponse:
+    """ApiResponse is one answer from hook-api: status, headers (lower-case names), body."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def __repr__(self):
+        return "ApiResponse(%d, %r)" % (self.status, self.body[:500])
+
+
 class Pipeline:
     """Pipeline owns a temp dir (data dir, logs, receiver log), the receiver and the daemons.
 
@@ -220,11 +247,13 @@ class Pipeline:
     scheduler_args/sender_args/router_args/ingest_args add flags; fsync sets --fsync for the
     journaling stages (ingest, scheduler). cfg: None for config(port), a dict, a callable taking
     the receiver port, or False for none; it is imported before the daemons start so they see
-    it from their first event."""
+    it from their first event. api: False, True (one hook-api "0"), a count or instance names;
+    api_args adds flags to each."""
 
     def __init__(self, routers=1, senders=1, retry_base_ms=None, retry_factor=None,
                  retry_jitter=None, max_attempts=None, scheduler_args=(), sender_args=(),
-                 router_args=(), ingest_args=(), fsync=None, cfg=None, name="hookline"):
+                 router_args=(), ingest_args=(), fsync=None, cfg=None, name="hookline",
+                 api=False, api_args=()):
         self.tmp = tempfile.mkdtemp(prefix=name + "-test-")
         self.data = os.path.join(self.tmp, "data")
         self.logs = os.path.join(self.tmp, "logs")
@@ -245,7 +274,12 @@ class Pipeline:
         self.routers = [str(i) for i in range(routers)] if isinstance(routers, int) else list(routers)
         self.senders = [str(i) for i in range(senders)] if isinstance(senders, int) else list(senders)
         self.extra = {"ingest": list(ingest_args), "router": list(router_args),
-                      "sender": list(sender_args), "scheduler": list(scheduler_args)}
+                      "sender": list(sender_args), "scheduler": list(scheduler_args),
+                      "api": list(api_args)}
+        if api is True:
+            api = 1
+        self.apis = [str(i) for i in range(api)] if isinstance(api, int) else list(api)
+        self.api_urls = {}
         self.fsync = fsync
         self.env = child_env({"HOOKLINE_DATA": self.data})
         self._cfg_seq = 0
@@ -272,6 +306,8 @@ class Pipeline:
             self.start_daemon("sender", inst)
         if self.routers and self.senders:  # status exits 0 only when every stage is up
             self.wait_status()
+        for inst in self.apis:
+            self.start_api(inst)
         return self
 
     def start_receiver(self):
@@ -310,8 +346,10 @@ class Pipeline:
 
     def daemon_argv(self, stage, instance="0"):
         argv = [os.path.join(BIN, PROGRAMS[stage]), "--data-dir", self.data]
-        if stage in ("router", "sender"):
+        if stage in ("router", "sender", "api"):
             argv += ["--instance", instance]
+        if stage == "api":
+            argv += ["--listen", "127.0.0.1:0"]
         if stage == "sender":
             argv += ["--allow-target", "127.0.0.0/8"]
         if stage == "scheduler":
@@ -326,7 +364,7 @@ class Pipeline:
 
     @staticmethod
     def key(stage, instance="0"):
-        return "%s.%s" % (stage, instance) if stage in ("router", "sender") else stage
+        return "%s.%s" % (stage, instance) if stage in ("router", "sender", "api") else stage
 
     def start_daemon(self, stage, instance="0", args=(), wait_ready=True):
         """start_daemon starts (or restarts, under the same name) one stage instance with
@@ -359,6 +397,56 @@ class Pipeline:
         finally:
             os.close(rfd)
         return d
+
+    def start_api(self, instance="0", args=(), wait_ready=True):
+        """start_api starts hook-api instance (--listen 127.0.0.1:0 --instance instance, plus
+        api_args and args), waits for its readiness and reads the address it bound from
+        DATA/run/api.<instance>.addr into api_urls[instance]. Returns the Daemon."""
+        addr = os.path.join(self.data, "run", "api.%s.addr" % instance)
+        try:
+            os.unlink(addr)
+        except FileNotFoundError:
+            pass
+        d = self.start_daemon("api", instance, args, wait_ready=wait_ready)
+        if wait_ready:
+            with open(addr) as f:
+                self.api_urls[instance] = f.read().strip()
+        return d
+
+    def api_url(self, path="/", instance="0"):
+        """api_url: the URL of path on a running hook-api instance."""
+        return self.api_urls[instance] + "/" + path.lstrip("/")
+
+    def api(self, method, path, token=None, body=None, headers=None, instance="0", timeout=10):
+        """api sends one request to hook-api (a fresh connection) and returns an ApiResponse.
+        body: bytes/str sent as is, anything else as JSON. token: sent as a Bearer token."""
+        import http.client
+        import urllib.parse
+        u = urllib.parse.urlsplit(self.api_urls[instance])
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            h.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode()
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout * SCALE)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            return ApiResponse(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            c.close()
+
+    def token(self, name, project=None):
+        """token runs hookctl token create --name name [--project project] and returns the
+        token it printed."""
+        args = ["token", "create", "--name", name]
+        if project is not None:
+            args += ["--project", project]
+        out, _ = self.check_hookctl(*args)
+        return out.strip()
 
     def _wait_notify(self, d, rfd, seconds):
         end = deadline_after(seconds)
@@ -413,7 +501,7 @@ class Pipeline:
         """stop SIGTERMs every daemon (senders and routers first, then scheduler and ingest),
         waits for them and asserts each exited 0; then stops the receiver."""
         order = sorted(self.daemons.values(),
-                       key=lambda d: ["sender", "router", "scheduler", "ingest"].index(
+                       key=lambda d: ["api", "sender", "router", "scheduler", "ingest"].index(
                            d.key.split(".")[0]))
         for d in order:
             if d.running():

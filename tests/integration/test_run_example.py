@@ -5,12 +5,14 @@ second start with fewer instances stops the extra ones."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from harness import BIN, REPO, SCALE, child_env
 
@@ -33,7 +35,7 @@ class TestRunExample(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="run-example-test-")
         self.data = os.path.join(self.tmp, "var")
         self.env = child_env({"DATA": self.data, "BIN": BIN,
-                              "RECEIVER_PORT": str(free_port())})
+                              "RECEIVER_PORT": str(free_port()), "API_LISTEN": "127.0.0.1:0"})
         self.env.pop("HOOKLINE_DATA", None)
         self.addCleanup(self.cleanup)
 
@@ -80,6 +82,14 @@ class TestRunExample(unittest.TestCase):
         out = self.script("start", ROUTERS="2", SENDERS="2",
                           HOOKLINE_SCHEDULER_ARGS="--retry-base-ms 2000")
         self.assertIn("imported examples/config.json", out)
+        # make run starts hook-api too and prints a console link with a working admin token
+        m = re.search(r"the web console: +(http://127\.0\.0\.1:\d+)/#project=prj_1&token=(hlt_\S+)",
+                      out)
+        self.assertTrue(m, out)
+        req = urllib.request.Request(m.group(1) + "/v1/projects/prj_1/portal", method="POST",
+                                     headers={"Authorization": "Bearer " + m.group(2)})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(r.status, 201)
         self.assertEqual(sorted(self.wait_instances("router", 2)), ["0", "1"])
         self.assertEqual(sorted(self.wait_instances("sender", 2)), ["0", "1"])
         sched = list(self.instances("scheduler").values())[0]

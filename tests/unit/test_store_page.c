@@ -247,6 +247,41 @@ static void test_cursor_text(store_t *s)
     CHECK(page(s, "prj_a", NULL, -1, 1, "", &pg, next) == 1); /* "" is the first page */
 }
 
+/* test_scan_window: a filter matching 3 of 3000 records, pages looking at 500 records at most:
+ * short (even empty) pages with a cursor, each match seen once, newest first. */
+static void test_scan_window(store_t *s)
+{
+    char err[256] = "", inv[32], cur[STORE_CURSOR_MAX] = "", next[STORE_CURSOR_MAX];
+    int pages = 0, found = 0, ok = 1;
+    CHECK_INT(store_begin(s, err, sizeof err), 0);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(inv, sizeof inv, "s%04d", i);
+        add(s, inv, "wh_s", "prj_scan", 100000 + i,
+            i == 0 || i == 1200 || i == 2999 ? DLV_FAILED : DLV_SUCCEEDED);
+    }
+    CHECK_INT(store_commit(s, err, sizeof err), 0);
+    const char *want[] = {"s2999", "s1200", "s0000"};
+    for (;;) {
+        seen_t pg;
+        delivery_page_t q = {.project_id = "prj_scan",
+                             .status = DLV_FAILED,
+                             .limit = 2,
+                             .cursor = cur[0] ? cur : NULL,
+                             .scan = 500};
+        memset(&pg, 0, sizeof pg);
+        int rc = store_deliveries_page(s, &q, collect, &pg, next, sizeof next, err, sizeof err);
+        CHECK(rc >= 0 && rc <= 2);
+        if (rc < 0 || ++pages > 20) break;
+        for (int i = 0; i < pg.n; i++)
+            ok &= found < 3 && strcmp(pg.inv[i], want[found++]) == 0;
+        if (!next[0]) break;
+        snprintf(cur, sizeof cur, "%s", next);
+    }
+    CHECK(ok);
+    CHECK_INT(found, 3);
+    CHECK_INT(pages, 7); /* 6 windows of 500, then an empty rest (the 6th ended at the oldest) */
+}
+
 /* test_deleted_webhook: a removed webhook's records still list under its project. */
 static void test_deleted_webhook(store_t *s)
 {
@@ -295,6 +330,7 @@ int main(void)
         test_project_written(s);
         test_pages(s);
         test_cursor_text(s);
+        test_scan_window(s);
         test_deleted_webhook(s);
         store_close(s);
         test_plan();
