@@ -7,14 +7,11 @@ Environment: HOOKLINE_CONSOLE_SHOTS=DIR writes the screenshots console-{list,for
 into DIR (docs/ to refresh the README's); otherwise they go into the test's temp dir.
 """
 
-import http.client
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 import unittest
 
 import harness
@@ -25,82 +22,17 @@ BROWSER_DIR = os.path.join(harness.REPO, "tests", "browser")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
 
 
-class ApiProcess:
-    """ApiProcess runs bin/hook-api on the pipeline's data dir on a free port; addr is
-    "http://127.0.0.1:PORT" as hook-api wrote it to run/api.0.addr once ready."""
-
-    def __init__(self, p, args=()):
-        self.p = p
-        log = open(os.path.join(p.logs, "api.log"), "ab")
-        rfd, wfd = os.pipe()
-        self.proc = subprocess.Popen(
-            [os.path.join(harness.BIN, "hook-api"), "--data-dir", p.data, "--listen",
-             "127.0.0.1:0", "--notify-fd", str(wfd)] + list(args),
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(wfd,), env=p.env,
-            preexec_fn=harness._die_with_parent)
-        log.close()
-        os.close(wfd)
-        ready = b""
-        end = harness.deadline_after(15)
-        while b"\n" not in ready:
-            left = end - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                os.close(rfd)
-                p.fail("hook-api did not get ready (exit %s)" % self.proc.poll())
-            import select
-            r, _, _ = select.select([rfd], [], [], left)
-            if r:
-                chunk = os.read(rfd, 64)
-                if not chunk:
-                    os.close(rfd)
-                    p.fail("hook-api closed its notify fd without a newline")
-                ready += chunk
-        os.close(rfd)
-        with open(os.path.join(p.data, "run", "api.0.addr")) as f:
-            self.addr = f.read().strip()
-        m = re.match(r"^http://([0-9.]+):(\d+)$", self.addr)
-        if not m:
-            p.fail("run/api.0.addr holds %r" % self.addr)
-        self.host, self.port = m.group(1), int(m.group(2))
-
-    def get(self, path, headers=None):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=10 * harness.SCALE)
-        try:
-            c.request("GET", path, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15 * harness.SCALE)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.p.fail("hook-api did not exit within 15 s of SIGTERM")
-            if rc != 0:
-                self.p.fail("hook-api exited with status %s" % rc)
-
-
-def token_create(p, name, project=None):
-    """token_create runs hookctl token create and returns the token it printed once."""
-    args = ["token", "create", "--name", name] + (["--project", project] if project else [])
-    out, _ = p.check_hookctl(*args)
-    m = re.search(r"\bhlt_[A-Za-z0-9_-]+", out)
-    if not m:
-        p.fail("hookctl token create printed no token: %r" % out)
-    return m.group(0)
+def get(p, path, headers=None):
+    """get: one GET to the pipeline's hook-api -> (status, lowercased headers, body bytes)."""
+    r = p.api("GET", path, headers=headers)
+    return r.status, r.headers, r.body
 
 
 class TestConsoleFiles(PipelineTestCase):
     def test_served_from_memory(self):
         p = self.pipeline(start=False, cfg=False)
-        api = ApiProcess(p)
-        self.addCleanup(api.stop)
-        st, h, body = api.get("/")
+        p.start_api()
+        st, h, body = get(p, "/")
         self.assertEqual(st, 200)
         self.assertEqual(h["content-type"], "text/html; charset=utf-8")
         self.assertIn(b'<script src="/app.js" defer></script>', body)
@@ -115,20 +47,21 @@ class TestConsoleFiles(PipelineTestCase):
         types = {"/app.js": "text/javascript; charset=utf-8",
                  "/app.css": "text/css; charset=utf-8", "/favicon.svg": "image/svg+xml"}
         for path, ctype in types.items():
-            st, h, data = api.get(path)
+            st, h, data = get(p, path)
             self.assertEqual((st, h["content-type"]), (200, ctype), path)
             with open(os.path.join(harness.REPO, "api", "console", path[1:]), "rb") as f:
                 self.assertEqual(data, f.read(), "%s is the file in api/console" % path)
             far = re.search(rb"(?:src|href)\s*=\s*[\"']?(?:https?:)?//|url\(\s*[\"']?(?:https?:)?//"
                             rb"|@import|fetch\(\s*[\"'`](?:https?:)?//", data)
             self.assertIsNone(far, "%s names a URL elsewhere: %r" % (path, far and far.group(0)))
-            st2, h2, data2 = api.get(path, {"If-None-Match": h["etag"]})
+            st2, h2, data2 = get(p, path, {"If-None-Match": h["etag"]})
             self.assertEqual((st2, data2), (304, b""), "%s revalidates by ETag" % path)
-        st, h, data = api.get("/index.html")
+        st, h, data = get(p, "/index.html")
         self.assertEqual(st, 200)
-        st, h, data = api.get("/nope.js")
+        st, h, data = get(p, "/nope.js")
         self.assertEqual(st, 404)
         self.assertIn("no such page: /nope.js", json.loads(data)["error"])
+        p.stop()
 
 
 class TestConsoleBrowser(PipelineTestCase):
@@ -141,14 +74,13 @@ class TestConsoleBrowser(PipelineTestCase):
                                   "contact_fields": [], "funnels": [], "webhooks": []})
             return c
 
-        p = self.pipeline(cfg=cfg)
-        api = ApiProcess(p)
-        self.addCleanup(api.stop)
-        tok = token_create(p, "console-test", "prj_1")
-        admin = token_create(p, "console-admin")
+        p = self.pipeline(cfg=cfg, api=True)
+        tok = p.token("console-test", "prj_1")
+        admin = p.token("console-admin")
+        self.assertTrue(tok.startswith("hlt_") and admin.startswith("hlt_"))
         shots = os.environ.get("HOOKLINE_CONSOLE_SHOTS") or os.path.join(p.tmp, "shots")
         os.makedirs(shots, exist_ok=True)
-        env = dict(p.env, HOOKLINE_API=api.addr, HOOKLINE_TOKEN=tok, HOOKLINE_PROJECT="prj_1",
+        env = dict(p.env, HOOKLINE_API=p.api_urls["0"], HOOKLINE_TOKEN=tok, HOOKLINE_PROJECT="prj_1",
                    HOOKLINE_RECEIVER=p.url("/ok/console"), CHROMIUM=CHROMIUM,
                    SCREENSHOT_DIR=os.path.abspath(shots), PUPPETEER_SKIP_DOWNLOAD="1",
                    HOOKLINE_ADMIN_TOKEN=admin, HOOKLINE_OTHER_PROJECT="prj_2")
@@ -199,7 +131,6 @@ class TestConsoleBrowser(PipelineTestCase):
                 text = f.read()
             for secret in (result["bearer"], result["secret"], tok, admin):
                 self.assertNotIn(secret, text, n)
-        api.stop()
         p.stop()
 
 
