@@ -12,14 +12,14 @@ PACKAGES=(
     nginx-light wrk
     python3-yaml # tests/integration/test_api_config.py reads docs/openapi.yaml
     iproute2 util-linux coreutils
-    chromium nodejs
+    chromium firefox-esr nodejs # the console's browser tests (tests/browser)
 )
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
 
 # browser_deps: the console's browser test (tests/browser) needs npm (Debian's npm package
 # unless the installed nodejs brings its own) and puppeteer-core from package-lock.json; it
-# drives Debian's chromium, so puppeteer downloads no browser.
+# drives Debian's chromium and firefox-esr, so puppeteer downloads no browser.
 browser_deps() {
     if ! command -v npm >/dev/null 2>&1; then
         [ "$(id -u)" -eq 0 ] || die "npm missing; must run as root to install it (try: sudo $0)"

@@ -7,6 +7,7 @@
 //
 // env: HOOKLINE_API (http://HOST:PORT), HOOKLINE_TOKEN (a project token), HOOKLINE_PROJECT,
 //      HOOKLINE_RECEIVER (the URL the webhook is given), CHROMIUM (default /usr/bin/chromium),
+//      BROWSER=firefox with FIREFOX (default /usr/bin/firefox-esr) to drive Firefox instead,
 //      SCREENSHOT_DIR (optional: console-list.png, console-form.png, console-details.png),
 //      HOOKLINE_ADMIN_TOKEN and HOOKLINE_OTHER_PROJECT (optional: the sign-in form and the
 //      project picker with an admin token).
@@ -24,7 +25,9 @@ const API = env('HOOKLINE_API');
 const TOKEN = env('HOOKLINE_TOKEN');
 const PROJECT = env('HOOKLINE_PROJECT');
 const RECEIVER = env('HOOKLINE_RECEIVER');
-const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const BROWSER = process.env.BROWSER || 'chrome'; // or firefox (Debian's firefox-esr, WebDriver BiDi)
+const EXE = env(BROWSER === 'firefox' ? 'FIREFOX' : 'CHROMIUM',
+  BROWSER === 'firefox' ? '/usr/bin/firefox-esr' : '/usr/bin/chromium');
 const SHOTS = process.env.SCREENSHOT_DIR || '';
 const ADMIN = process.env.HOOKLINE_ADMIN_TOKEN || ''; // with HOOKLINE_OTHER_PROJECT: sign-in flow
 const OTHER = process.env.HOOKLINE_OTHER_PROJECT || '';
@@ -115,13 +118,13 @@ async function main() {
   check(typeof link === 'string' && link.includes('#') && link.includes('token='),
     'the portal link carries its token in the fragment');
 
-  const browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
-      '--disable-background-networking', '--disable-component-update'],
-  });
-  const result = {bearer: BEARER};
+  const browser = await puppeteer.launch(BROWSER === 'firefox'
+    ? {browser: 'firefox', executablePath: EXE, headless: true}
+    : {executablePath: EXE, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-extensions',
+        '--disable-background-networking', '--disable-component-update']});
+  const result = {bearer: BEARER, browser: await browser.version()};
+  console.log('browser ' + result.browser);
   try {
     const page = await browser.newPage();
     await page.setViewport({width: 1280, height: 860});
@@ -314,7 +317,7 @@ async function main() {
     check(!(await page.content()).includes(BEARER), 'no credential appears in the list');
     await shot(page, 'list');
     await page.focus(`${rowSel} input[role=switch]`);
-    await page.keyboard.press('Space');
+    await page.keyboard.press(' ');
     await page.waitForFunction((sel) => !document.querySelector(sel).disabled &&
       !document.querySelector(sel).checked, {timeout: WAIT}, `${rowSel} input[role=switch]`);
     const dis = await api('GET', `/v1/projects/${encodeURIComponent(PROJECT)}/webhooks/${encodeURIComponent(wid)}`);
