@@ -1,5 +1,6 @@
 """test_console.py - hook-api's web console: its files served from memory (real HTTP), and the
-browser test (tests/browser/console_test.js) in Debian's headless chromium against the real
+browser test (tests/browser/console_test.js) in Debian's headless chromium and in Firefox ESR
+(WebDriver BiDi) against the real
 daemons, hook-api and the recording receiver; afterwards the receiver must have got what the
 customer set up in the form (the Bearer token typed, a signature made with the secret shown once).
 
@@ -20,6 +21,7 @@ from harness import PipelineTestCase, config
 NODE = shutil.which("node") or "/usr/bin/node"
 BROWSER_DIR = os.path.join(harness.REPO, "tests", "browser")
 CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+FIREFOX = os.environ.get("FIREFOX") or "/usr/bin/firefox-esr"
 
 
 def get(p, path, headers=None):
@@ -56,6 +58,8 @@ class TestConsoleFiles(PipelineTestCase):
             self.assertIsNone(far, "%s names a URL elsewhere: %r" % (path, far and far.group(0)))
             st2, h2, data2 = get(p, path, {"If-None-Match": h["etag"]})
             self.assertEqual((st2, data2), (304, b""), "%s revalidates by ETag" % path)
+            for inm, want in (('"0000", W/' + h["etag"], 304), ("*", 304), ('"0000"', 200)):
+                self.assertEqual(get(p, path, {"If-None-Match": inm})[0], want, (path, inm))
         st, h, data = get(p, "/index.html")
         self.assertEqual(st, 200)
         st, h, data = get(p, "/nope.js")
@@ -66,7 +70,13 @@ class TestConsoleFiles(PipelineTestCase):
 
 class TestConsoleBrowser(PipelineTestCase):
     def test_customer_flow_in_chromium(self):
-        for need in (NODE, CHROMIUM, os.path.join(BROWSER_DIR, "node_modules", "puppeteer-core")):
+        self.customer_flow("chrome", CHROMIUM, shots=True)
+
+    def test_customer_flow_in_firefox(self):
+        self.customer_flow("firefox", FIREFOX, shots=False)
+
+    def customer_flow(self, browser, exe, shots):
+        for need in (NODE, exe, os.path.join(BROWSER_DIR, "node_modules", "puppeteer-core")):
             self.assertTrue(os.path.exists(need), "%s is missing: run scripts/deps.sh" % need)
         def cfg(port):
             c = config(port, webhooks=[])
@@ -78,11 +88,12 @@ class TestConsoleBrowser(PipelineTestCase):
         tok = p.token("console-test", "prj_1")
         admin = p.token("console-admin")
         self.assertTrue(tok.startswith("hlt_") and admin.startswith("hlt_"))
-        shots = os.environ.get("HOOKLINE_CONSOLE_SHOTS") or os.path.join(p.tmp, "shots")
-        os.makedirs(shots, exist_ok=True)
+        shot_dir = os.environ.get("HOOKLINE_CONSOLE_SHOTS") or os.path.join(p.tmp, "shots")
+        os.makedirs(shot_dir, exist_ok=True)
         env = dict(p.env, HOOKLINE_API=p.api_urls["0"], HOOKLINE_TOKEN=tok, HOOKLINE_PROJECT="prj_1",
-                   HOOKLINE_RECEIVER=p.url("/ok/console"), CHROMIUM=CHROMIUM,
-                   SCREENSHOT_DIR=os.path.abspath(shots), PUPPETEER_SKIP_DOWNLOAD="1",
+                   HOOKLINE_RECEIVER=p.url("/ok/console"), BROWSER=browser, CHROMIUM=CHROMIUM,
+                   FIREFOX=FIREFOX, SCREENSHOT_DIR=os.path.abspath(shot_dir) if shots else "",
+                   PUPPETEER_SKIP_DOWNLOAD="1",
                    HOOKLINE_ADMIN_TOKEN=admin, HOOKLINE_OTHER_PROJECT="prj_2")
         run = subprocess.run([NODE, os.path.join(BROWSER_DIR, "console_test.js")], cwd=BROWSER_DIR,
                              env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -90,8 +101,8 @@ class TestConsoleBrowser(PipelineTestCase):
         with open(os.path.join(p.logs, "browser.log"), "w") as f:
             f.write(run.stdout + run.stderr)
         for line in run.stdout.splitlines():
-            if line.startswith("console first load:"):
-                print("\n" + line, flush=True)
+            if line.startswith(("browser ", "console first load:")):
+                print(("\n" if line.startswith("browser") else "") + line, flush=True)
         if run.returncode != 0:
             p.fail("console_test.js exited %d\n%s\n%s" % (run.returncode, run.stdout[-6000:],
                                                           run.stderr[-4000:]))
@@ -118,8 +129,8 @@ class TestConsoleBrowser(PipelineTestCase):
         fails = p.wait_received("/fail/console", count=7)
         self.assertEqual({r["h"]["x-webhook-event"] for r in fails}, {"opportunity.transitioned"})
         self.assertEqual(len({r["h"]["webhook-id"] for r in fails}), 1)
-        for name in ("list", "form", "details"):
-            with open(os.path.join(shots, "console-%s.png" % name), "rb") as f:
+        for name in ("list", "form", "details") if shots else ():
+            with open(os.path.join(shot_dir, "console-%s.png" % name), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
         self.assertGreater(result["first_load_ms"], 0)
         self.assertTrue(result["admin_flow"], "the sign-in form and project picker were driven")
