@@ -160,3 +160,15 @@ bench-dedupe: all $(BUILD)/bench/dedupe_fill
 .PHONY: bench-api
 bench-api: all
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/api_bench.py
+
+# The web console (api/console/) embedded into hook-api as byte arrays by tools/embed.c (no
+# network): $(BUILD)/gen/console_files.inc, #included by api/api_console.c.
+CONSOLE_SRC := $(sort $(wildcard api/console/*))
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/gen/console_files.inc: $(BUILD)/tools/embed $(CONSOLE_SRC)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ $(CONSOLE_SRC)
+$(BUILD)/api/api_console.o: $(BUILD)/gen/console_files.inc
+$(BUILD)/api/api_console.o: CFLAGS += -I$(BUILD)/gen
