@@ -115,8 +115,8 @@ static void test_counted(void)
     delivery_t d;
 
     /* the pending row of a running attempt 1 is no attempt yet */
-    CHECK_INT(store_delivery_pending(s, "inv_a", "wh_1", "ev_1", "opportunity.won", "{}", 1000, err,
-                                     sizeof err),
+    CHECK_INT(store_delivery_pending(s, "inv_a", "wh_1", NULL, "ev_1", "opportunity.won", "{}",
+                                     1000, err, sizeof err),
               0);
     CHECK_INT(counter(s, "attempts", "wh_1", "failure"), 0);
     /* attempt 1 fails: its undecided record counts it (30 ms: bucket 0.05) ... */
