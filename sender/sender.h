@@ -21,6 +21,17 @@ typedef enum {
 
 typedef struct sender sender_t;
 
+/* A webhook's request parts shared by its jobs (sender_prep.c), for one configuration version. */
+typedef struct sender_prep {
+    RB_ENTRY(sender_prep) node;
+    int refs;
+    char *webhook_id, *project_id, *url;
+    int enabled;
+    auth_prep_t *auth; /* NULL when its headers cannot be built: err and err_rc say why */
+    char err[256];
+    int err_rc;
+} sender_prep_t;
+
 #define SENDER_ALSO_MAX 4 /* copies one running job answers for, beyond its own upstream */
 
 typedef struct sender_job {
@@ -40,8 +51,11 @@ typedef struct sender_job {
     conn_t *also[SENDER_ALSO_MAX];
     uint64_t also_seq[SENDER_ALSO_MAX];
     int nalso;
-    char *inv, *webhook_id, *event_id, *event_type, *body, *url;
-    char *project_id; /* the webhook's project (configuration), for the delivery log */
+    /* inv .. body live in the job's own arena (mem), copied once from the frame */
+    char *inv, *webhook_id, *event_id, *event_type, *body;
+    char *url;           /* the prepared webhook's (prep), or NULL */
+    char *project_id;    /* the webhook's project (prep), for the delivery log */
+    sender_prep_t *prep; /* a reference, or NULL when the webhook was gone */
     size_t body_len;
     int attempt;
     int64_t created_at, started_at, retry_after_ms;
@@ -55,10 +69,14 @@ typedef struct sender_job {
                           attempt yet: the scheduler has not taken it (sender_log_undecided) */
     int undecided_logged;
     int in_log_queue;
-    header_list_t headers;
-    char **lines;
+    /* the request's header lines: the attempt's own (in hdr), the webhook's static ones, Accept: */
+    const char *lines[AUTH_ATTEMPT_LINES + 8];
+    char *hdr; /* the attempt's header text and masked JSON, inside mem */
+    size_t hdr_cap;
+    char *req_headers_own; /* rec.req_headers when malloc'd (read back from the log), or NULL */
     http_request_t req;
     delivery_t rec; /* the attempt's record, filled when it ends */
+    char mem[];     /* the arena: inv, webhook id, event id, event type, body, header text */
 } sender_job_t;
 
 TAILQ_HEAD(sender_job_list, sender_job);
@@ -76,8 +94,9 @@ struct sender {
     conn_t *scheduler;
     uint64_t next_retry_seq;
     struct sender_job_list jobs, waiting, to_log, pend, checks;
-    struct sender_check *check;   /* the delivery-log read under way on log_worker, or NULL */
-    struct sender_dedupe *dedupe; /* sender_dedupe.c */
+    struct sender_check *check;     /* the delivery-log read under way on log_worker, or NULL */
+    struct sender_dedupe *dedupe;   /* sender_dedupe.c */
+    struct sender_prep_cache *prep; /* sender_prep.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
     int log_durable;  /* --fsync always|batch: each log commit waits for its WAL fsync */
@@ -160,6 +179,15 @@ int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
 /* sender_dedupe_forget: a redelivery starts the attempts again; none of them is done. */
 void sender_dedupe_forget(sender_t *s, const char *inv, size_t len);
 void sender_dedupe_close(sender_t *s);
+
+/* sender_prep_get: webhook_id's prepared parts under the loaded configuration, a new reference
+ * in *out (release with sender_prep_unref); -ENOENT with err when the webhook no longer exists.
+ * A disabled webhook or one whose headers cannot be built is still returned (its project is
+ * known): check p->enabled and p->auth. sender_prep_close frees the cache at shutdown. */
+int sender_prep_get(sender_t *s, const char *webhook_id, sender_prep_t **out, char *err,
+                    size_t errlen);
+void sender_prep_unref(sender_prep_t *p);
+void sender_prep_close(sender_t *s);
 
 /* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */
 void sender_free_all(sender_t *s);

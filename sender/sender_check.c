@@ -79,8 +79,8 @@ static check_verdict_t check_verdict(int found, const delivery_t *d, int attempt
  * record it had (its response, its error) so the decision's record keeps them. */
 static void check_undecided(sender_t *s, sender_job_t *j, delivery_t *d)
 {
-    free(j->rec.req_headers); /* the ones sent then, not the ones prepared now */
-    j->rec.req_headers = d->req_headers;
+    free(j->req_headers_own); /* the ones sent then, not the ones prepared now */
+    j->rec.req_headers = j->req_headers_own = d->req_headers;
     j->rec.resp_headers = d->resp_headers;
     j->rec.resp_body = d->resp_body;
     j->rec.error = d->error;
