@@ -41,7 +41,7 @@ typedef struct sender_job {
     TAILQ_ENTRY(sender_job) log_link;   /* in the delivery-log batch */
     TAILQ_ENTRY(sender_job) pend_link;  /* waiting to show as pending (sender_log_pending) */
     TAILQ_ENTRY(sender_job) check_link; /* waiting for its delivery-log read (sender_check.c) */
-    RB_ENTRY(sender_job) by_inv;        /* in the dedupe index by (inv, attempt) */
+    struct sender_job *hnext;           /* in the dedupe index by (inv, attempt) */
     int indexed;
     int in_pend;
     job_state_t state;
