@@ -28,7 +28,7 @@ static void job_free(sender_job_t *j)
 
 void sender_job_finish(sender_t *s, sender_job_t *j)
 {
-    if (j->log_attempt && !j->deferred && j->inv) /* its outcome is durable now */
+    if (sender_fsm_final(j) && !j->deferred) /* its outcome is durable now */
         sender_dedupe_done(s, j->inv, j->attempt);
     sender_dedupe_remove(s, j);
     for (int i = -1; i < j->nalso; i++) {
@@ -69,8 +69,7 @@ static void job_fail_early(sender_t *s, sender_job_t *j, const char *why)
     j->rec.error = strdup(why);
     log_warn("invocation %s: %s", j->inv, why);
     s->stats.gave_up++;
-    j->log_attempt = 1;
-    sender_log_queue(s, j);
+    sender_fsm_settled(s, j);
 }
 
 /* job_gone ends an invocation whose endpoint answered 410 Gone (--disable-on-410): the webhook
@@ -91,8 +90,7 @@ static void job_gone(sender_t *s, sender_job_t *j)
     s->stats.gave_up++;
     s->stats.disabled_410 += rc == 0;
     log_warn("invocation %s attempt %d: %s", j->inv, j->attempt, msg);
-    j->log_attempt = 1;
-    sender_log_queue(s, j);
+    sender_fsm_settled(s, j);
 }
 
 /* job_retry_after reads a Retry-After header (seconds or HTTP date) as milliseconds. */
@@ -113,25 +111,6 @@ static int64_t job_retry_after(const http_result_t *res)
         }
     }
     return 0;
-}
-
-/* job_send_retry hands a failed attempt to the scheduler. */
-static void job_send_retry(sender_t *s, sender_job_t *j)
-{
-    j->state = JOB_AWAIT_DECISION;
-    j->retry_seq = s->next_retry_seq++;
-    job_msg_t m = {.seq = j->retry_seq,
-                   .inv = job_str_of(j->inv),
-                   .webhook_id = job_str_of(j->webhook_id),
-                   .event_id = job_str_of(j->event_id),
-                   .event_type = job_str_of(j->event_type),
-                   .body = {j->body, j->body_len},
-                   .attempt = j->attempt,
-                   .created_at = j->created_at,
-                   .retry_after_ms = j->retry_after_ms,
-                   .deferred = j->deferred};
-    job_pack(conn_frame_begin(s->scheduler), PT_RETRY, &m);
-    conn_frame_end(s->scheduler);
 }
 
 /* job_headers_json renders response headers as a JSON object (repeated names joined by ", "). */
@@ -187,10 +166,9 @@ static void job_done(http_request_t *req, const http_result_t *res)
         r->resp_truncated = res->truncated;
     }
     if (res->outcome == HTTP_OUTCOME_SUCCESS) {
-        j->log_attempt = 1;
         r->status = DLV_SUCCEEDED;
         s->stats.succeeded++;
-        sender_log_queue(s, j);
+        sender_fsm_settled(s, j);
         return;
     }
     if (res->outcome == HTTP_OUTCOME_TRANSPORT) {
@@ -208,18 +186,7 @@ static void job_done(http_request_t *req, const http_result_t *res)
     j->retry_after_ms = job_retry_after(res);
     log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt, j->webhook_id,
              r->error ? r->error : "?");
-    sender_job_failed(s, j);
-}
-
-void sender_job_failed(sender_t *s, sender_job_t *j)
-{
-    if (s->scheduler) {
-        job_send_retry(s, j);
-    } else {
-        j->state = JOB_TO_SCHEDULER;
-        TAILQ_INSERT_TAIL(&s->waiting, j, link);
-        sender_log_undecided(s, j);
-    }
+    sender_fsm_failed(s, j);
 }
 
 /* job_prepare builds the attempt's headers from the webhook's current configuration, into the
@@ -374,7 +341,7 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
     s->njobs++;
     s->stats.jobs++;
     sender_dedupe_add(s, j);
-    j->log_pending = j->attempt == 1;
+    sender_fsm_taken(s, j);
     int rc = prc == -ENOMEM ? prc : job_prepare(s, j, err, sizeof err);
     if (rc < 0) {
         job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);
@@ -391,8 +358,6 @@ void sender_job_start(sender_t *s, sender_job_t *j)
 {
     char err[256];
     int rc;
-    j->state = JOB_ATTEMPTING;
-    j->started_at = time_now_ms();
     j->req.url = j->url;
     j->req.endpoint = j->url;
     j->req.headers = (const char *const *)j->lines;
@@ -400,7 +365,7 @@ void sender_job_start(sender_t *s, sender_job_t *j)
     j->req.body_len = j->body_len;
     j->req.done = job_done;
     j->req.data = j;
-    if (j->log_pending) sender_log_pending(s, j);
+    sender_fsm_attempting(s, j);
     if ((rc = http_submit(s->http, &j->req)) < 0) {
         snprintf(err, sizeof err, "could not start the request: %s", strerror(-rc));
         job_fail_early(s, j, err);
@@ -410,11 +375,7 @@ void sender_job_start(sender_t *s, sender_job_t *j)
 void sender_scheduler_up(sender_t *s, conn_t *c)
 {
     s->scheduler = c;
-    sender_job_t *j;
-    while ((j = TAILQ_FIRST(&s->waiting))) {
-        TAILQ_REMOVE(&s->waiting, j, link);
-        job_send_retry(s, j);
-    }
+    sender_fsm_scheduler_up(s);
 }
 
 void sender_upstream_down(sender_t *s, conn_t *c)
@@ -443,11 +404,7 @@ void sender_upstream_down(sender_t *s, conn_t *c)
             continue;
         }
         if (j->up == c) j->up = NULL;
-        if (was_scheduler && j->state == JOB_AWAIT_DECISION) {
-            j->state = JOB_TO_SCHEDULER; /* ask again once a scheduler is back */
-            TAILQ_INSERT_TAIL(&s->waiting, j, link);
-            sender_log_undecided(s, j);
-        }
+        if (was_scheduler) sender_fsm_scheduler_down(s, j);
     }
 }
 
@@ -465,21 +422,8 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     sender_job_t *j;
     TAILQ_FOREACH(j, &s->jobs, all)
     if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
-    if (!j) return;    /* a duplicate answer */
-    if (j->deferred) { /* the scheduler holds it now: nothing happened worth a record */
-        sender_log_deferred(s, j, next);
-        return;
-    }
-    int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;
-    j->rec.status = failed ? DLV_FAILED : DLV_RETRYING;
-    j->rec.next_attempt_at = failed ? 0 : next;
-    j->log_attempt = 1;
-    if (failed) {
-        s->stats.gave_up++;
-        log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv, j->webhook_id,
-                 j->attempt, j->rec.error ? j->rec.error : "?");
-    }
-    sender_log_queue(s, j);
+    if (!j) return; /* a duplicate answer */
+    sender_fsm_decided(s, j, stlen == 6 && memcmp(st, "failed", 6) == 0, next);
 }
 
 void sender_defer_scan(sender_t *s)
@@ -491,11 +435,7 @@ void sender_defer_scan(sender_t *s)
     {
         if (j->state != JOB_ATTEMPTING || now - j->started_at < s->defer_after_ms) continue;
         if (http_unqueue(s->http, &j->req) < 0) continue; /* running: it ends by itself */
-        j->deferred = 1;
-        j->retry_after_ms = s->defer_after_ms;
-        if (j->in_pend) sender_log_queue(s, j); /* it waits at the scheduler: show pending */
-        s->stats.deferred++;
-        job_send_retry(s, j);
+        sender_fsm_defer(s, j);
     }
 }
 
