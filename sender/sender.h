@@ -11,15 +11,35 @@
 #include "util/daemon.h"
 #include "util/tree.h"
 
+/* A job's states; sender_fsm.c owns every transition (its header comment draws them). */
 typedef enum {
-    JOB_ATTEMPTING = 0, /* the POST is running */
-    JOB_TO_SCHEDULER,   /* failed: RETRY not yet sent (no scheduler connected) */
+    JOB_ATTEMPTING = 0, /* the POST is queued or running */
+    JOB_TO_SCHEDULER,   /* failed or deferred: RETRY not yet sent (no scheduler connected) */
     JOB_AWAIT_DECISION, /* RETRY sent, waiting for RETRY_ACK */
-    JOB_TO_LOG,         /* outcome known: waiting for the delivery-log batch */
+    JOB_SETTLED,        /* the attempt's outcome is final: its record waits for a log batch */
+    JOB_HELD,           /* deferred and held by the scheduler: finished after its batch */
     JOB_CHECKING,       /* a router's copy: its record in the delivery log is being read */
 } job_state_t;
 
+/* What the next delivery-log batch writes for a job, beyond a SETTLED job's outcome. */
+enum {
+    JOB_W_PENDING = 1,   /* the pending row of a first attempt running for a while (or deferred) */
+    JOB_W_UNDECIDED = 2, /* a failed attempt no scheduler has taken: retrying, no next attempt */
+    JOB_W_WAITING = 4,   /* a deferred first attempt the scheduler holds: retrying, at wait_next */
+};
+
 typedef struct sender sender_t;
+
+/* A webhook's request parts shared by its jobs (sender_prep.c), for one configuration version. */
+typedef struct sender_prep {
+    RB_ENTRY(sender_prep) node;
+    int refs;
+    char *webhook_id, *project_id, *url;
+    int enabled;
+    auth_prep_t *auth; /* NULL when its headers cannot be built: err and err_rc say why */
+    char err[256];
+    int err_rc;
+} sender_prep_t;
 
 #define SENDER_ALSO_MAX 4 /* copies one running job answers for, beyond its own upstream */
 
@@ -30,7 +50,7 @@ typedef struct sender_job {
     TAILQ_ENTRY(sender_job) log_link;   /* in the delivery-log batch */
     TAILQ_ENTRY(sender_job) pend_link;  /* waiting to show as pending (sender_log_pending) */
     TAILQ_ENTRY(sender_job) check_link; /* waiting for its delivery-log read (sender_check.c) */
-    RB_ENTRY(sender_job) by_inv;        /* in the dedupe index by (inv, attempt) */
+    struct sender_job *hnext;           /* in the dedupe index by (inv, attempt) */
     int indexed;
     int in_pend;
     job_state_t state;
@@ -40,25 +60,27 @@ typedef struct sender_job {
     conn_t *also[SENDER_ALSO_MAX];
     uint64_t also_seq[SENDER_ALSO_MAX];
     int nalso;
-    char *inv, *webhook_id, *event_id, *event_type, *body, *url;
-    char *project_id; /* the webhook's project (configuration), for the delivery log */
+    /* inv .. body live in the job's own arena (mem), copied once from the frame */
+    char *inv, *webhook_id, *event_id, *event_type, *body;
+    char *url;           /* the prepared webhook's (prep), or NULL */
+    char *project_id;    /* the webhook's project (prep), for the delivery log */
+    sender_prep_t *prep; /* a reference, or NULL when the webhook was gone */
     size_t body_len;
     int attempt;
     int64_t created_at, started_at, retry_after_ms;
-    int deferred;    /* never started: handed to the scheduler to wait (not a failed attempt) */
-    int log_pending; /* the log batch also inserts the pending row */
-    int log_attempt; /* the log batch writes the attempt record: its outcome is final */
-    int log_wait;    /* the log batch shows a deferred attempt 1 as retrying (the scheduler holds
-                        it now), due at wait_next */
-    int64_t wait_next;
-    int log_undecided; /* the log batch records the failed attempt as retrying with no next
-                          attempt yet: the scheduler has not taken it (sender_log_undecided) */
-    int undecided_logged;
+    int deferred;      /* never started: handed to the scheduler to wait (not a failed attempt) */
+    unsigned writes;   /* JOB_W_*: what the next log batch writes for it */
+    int64_t wait_next; /* JOB_W_WAITING's next attempt time */
+    int undecided_logged; /* its JOB_W_UNDECIDED row was written (or read back from the log) */
     int in_log_queue;
-    header_list_t headers;
-    char **lines;
+    /* the request's header lines: the attempt's own (in hdr), the webhook's static ones, Accept: */
+    const char *lines[AUTH_ATTEMPT_LINES + 8];
+    char *hdr; /* the attempt's header text and masked JSON, inside mem */
+    size_t hdr_cap;
+    char *req_headers_own; /* rec.req_headers when malloc'd (read back from the log), or NULL */
     http_request_t req;
     delivery_t rec; /* the attempt's record, filled when it ends */
+    char mem[];     /* the arena: inv, webhook id, event id, event type, body, header text */
 } sender_job_t;
 
 TAILQ_HEAD(sender_job_list, sender_job);
@@ -76,8 +98,9 @@ struct sender {
     conn_t *scheduler;
     uint64_t next_retry_seq;
     struct sender_job_list jobs, waiting, to_log, pend, checks;
-    struct sender_check *check;   /* the delivery-log read under way on log_worker, or NULL */
-    struct sender_dedupe *dedupe; /* sender_dedupe.c */
+    struct sender_check *check;     /* the delivery-log read under way on log_worker, or NULL */
+    struct sender_dedupe *dedupe;   /* sender_dedupe.c */
+    struct sender_prep_cache *prep; /* sender_prep.c */
     size_t njobs;
     uv_timer_t log_timer, pend_timer;
     int log_durable;  /* --fsync always|batch: each log commit waits for its WAL fsync */
@@ -99,6 +122,28 @@ struct sender {
 
 /* sender_job_take starts one JOB frame from upstream c. */
 void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f);
+/* The lifecycle's transitions (sender_fsm.c); each says what happened to j. taken: a new job
+ * (attempt 1 will show as pending); check: a router's copy waits for its log read; known_done /
+ * known_undecided: the log says it is settled or held / failed with no scheduler's decision;
+ * attempting: its POST is submitted; settled: its outcome is final (j->rec filled); failed: its
+ * attempt failed (j->rec filled); defer: queued too long, handed to the scheduler unmade;
+ * decided: the scheduler's answer; scheduler_up / scheduler_down(j): one connected / the one
+ * j waited for went away; committed: its batch is durable. sender_fsm_final: its outcome is
+ * final. */
+void sender_fsm_taken(sender_t *s, sender_job_t *j);
+void sender_fsm_check(sender_t *s, sender_job_t *j);
+void sender_fsm_known_done(sender_t *s, sender_job_t *j);
+void sender_fsm_known_undecided(sender_t *s, sender_job_t *j);
+void sender_fsm_attempting(sender_t *s, sender_job_t *j);
+void sender_fsm_settled(sender_t *s, sender_job_t *j);
+void sender_fsm_failed(sender_t *s, sender_job_t *j);
+void sender_fsm_defer(sender_t *s, sender_job_t *j);
+void sender_fsm_decided(sender_t *s, sender_job_t *j, int failed, int64_t next);
+void sender_fsm_scheduler_up(sender_t *s);
+void sender_fsm_scheduler_down(sender_t *s, sender_job_t *j);
+void sender_fsm_committed(sender_t *s, sender_job_t *j);
+int sender_fsm_final(const sender_job_t *j);
+
 /* sender_scheduler_up/down: (re)send the failures waiting for a decision. */
 void sender_scheduler_up(sender_t *s, conn_t *c);
 void sender_upstream_down(sender_t *s, conn_t *c);
@@ -119,29 +164,18 @@ void sender_log_queue(sender_t *s, sender_job_t *j);
 #define SENDER_PENDING_AFTER_MS 100
 void sender_log_pending(sender_t *s, sender_job_t *j);
 void sender_log_forget(sender_t *s, sender_job_t *j);
-/* sender_log_deferred: the scheduler has journaled deferred job j, due at next. Attempt 1 shows
- * as retrying from then on (the scheduler holds it; a pending row would say a router's attempt
- * is in flight, and be repaired as lost once ingest no longer holds the event); j is finished
- * (JOB_DONE) once that is committed. A later attempt's row already says retrying. */
-void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next);
 void sender_log_flush(sender_t *s);
 void sender_log_close(sender_t *s);
-/* sender_log_undecided: failed attempt j waits for a scheduler; its record goes to the log now
- * (retrying, no next attempt), so that if this sender dies before the scheduler takes it, the
- * copy a router sends again is handed to the scheduler as the failure it was, not sent again. */
-void sender_log_undecided(sender_t *s, sender_job_t *j);
 /* sender_check_copy: j, a router's copy (its upstream sent it again after a restart) found in no
  * memory here, waits in JOB_CHECKING while the delivery log is read on the log's worker: a
  * settled attempt or one the scheduler holds is answered JOB_DONE, an undecided failure goes to
  * the scheduler, anything else is started (sender_check.c). sender_check_close ends the reads at
  * shutdown. */
 void sender_check_copy(sender_t *s, sender_job_t *j);
-/* sender_job_start starts j's POST; sender_job_failed hands its failed attempt (j->rec filled) to
- * the scheduler, or queues it until one is connected. */
+/* sender_job_start starts j's POST. */
 void sender_job_start(sender_t *s, sender_job_t *j);
 /* sender_job_record_base fills the identity and request part of j's record. */
 void sender_job_record_base(sender_job_t *j);
-void sender_job_failed(sender_t *s, sender_job_t *j);
 /* sender_job_finish sends JOB_DONE (when upstream is still there) and frees the job. */
 void sender_job_finish(sender_t *s, sender_job_t *j);
 /* sender_defer_scan hands every job queued longer than --defer-after-ms behind its saturated
@@ -160,6 +194,15 @@ int sender_dedupe_recent(sender_t *s, const char *inv, size_t len, int attempt);
 /* sender_dedupe_forget: a redelivery starts the attempts again; none of them is done. */
 void sender_dedupe_forget(sender_t *s, const char *inv, size_t len);
 void sender_dedupe_close(sender_t *s);
+
+/* sender_prep_get: webhook_id's prepared parts under the loaded configuration, a new reference
+ * in *out (release with sender_prep_unref); -ENOENT with err when the webhook no longer exists.
+ * A disabled webhook or one whose headers cannot be built is still returned (its project is
+ * known): check p->enabled and p->auth. sender_prep_close frees the cache at shutdown. */
+int sender_prep_get(sender_t *s, const char *webhook_id, sender_prep_t **out, char *err,
+                    size_t errlen);
+void sender_prep_unref(sender_prep_t *p);
+void sender_prep_close(sender_t *s);
 
 /* sender_free_all frees every job (shutdown, after http_close cancelled the running ones). */
 void sender_free_all(sender_t *s);

@@ -79,8 +79,8 @@ static check_verdict_t check_verdict(int found, const delivery_t *d, int attempt
  * record it had (its response, its error) so the decision's record keeps them. */
 static void check_undecided(sender_t *s, sender_job_t *j, delivery_t *d)
 {
-    free(j->rec.req_headers); /* the ones sent then, not the ones prepared now */
-    j->rec.req_headers = d->req_headers;
+    free(j->req_headers_own); /* the ones sent then, not the ones prepared now */
+    j->rec.req_headers = j->req_headers_own = d->req_headers;
     j->rec.resp_headers = d->resp_headers;
     j->rec.resp_body = d->resp_body;
     j->rec.error = d->error;
@@ -90,11 +90,10 @@ static void check_undecided(sender_t *s, sender_job_t *j, delivery_t *d)
     j->rec.resp_truncated = d->resp_truncated;
     j->rec.duration_ms = d->duration_ms;
     sender_job_record_base(j);
-    j->undecided_logged = 1; /* that is what the log says already */
     log_info("invocation %s attempt %d: failed before a restart (delivery log); handed to the "
              "scheduler, not sent again",
              j->inv, j->attempt);
-    sender_job_failed(s, j);
+    sender_fsm_known_undecided(s, j);
 }
 
 /* sender_check_done is back on the loop: each copy is answered, handed over or started. */
@@ -120,10 +119,8 @@ static void sender_check_done(worker_job_t *job)
             continue;
         }
         s->stats.deduped++;
-        j->log_pending = 0; /* the record exists */
         if (v == CHECK_DONE) {
-            sender_dedupe_done(s, j->inv, j->attempt);
-            sender_job_finish(s, j);
+            sender_fsm_known_done(s, j);
         } else {
             check_undecided(s, j, &b->rows[i]);
         }
@@ -166,7 +163,6 @@ static void sender_check_submit(sender_t *s)
 
 void sender_check_copy(sender_t *s, sender_job_t *j)
 {
-    j->state = JOB_CHECKING;
-    TAILQ_INSERT_TAIL(&s->checks, j, check_link);
+    sender_fsm_check(s, j);
     sender_check_submit(s);
 }

@@ -1,6 +1,7 @@
 /* sender_job.c - one attempt of one invocation: headers built at send time (credentials and
  * signature from the current configuration), the POST, the result turned into a delivery-log
  * record, and a failure handed to the scheduler for its decision. */
+#include "domain/job.h"
 #include "domain/payload.h"
 #include "domain/proto.h"
 #include "sender.h"
@@ -14,21 +15,11 @@
 #include <string.h>
 #include <strings.h>
 
-/* job_free releases a job and everything it owns. */
+/* job_free releases a job and everything it owns (the arena goes with it). */
 static void job_free(sender_job_t *j)
 {
-    free(j->inv);
-    free(j->webhook_id);
-    free(j->project_id);
-    free(j->event_id);
-    free(j->event_type);
-    free(j->body);
-    free(j->url);
-    auth_headers_free(&j->headers);
-    for (size_t i = 0; j->lines && i < j->req.n_headers; i++)
-        free(j->lines[i]);
-    free(j->lines);
-    free(j->rec.req_headers);
+    sender_prep_unref(j->prep);
+    free(j->req_headers_own);
     free(j->rec.resp_headers);
     free(j->rec.resp_body);
     free(j->rec.error);
@@ -37,7 +28,7 @@ static void job_free(sender_job_t *j)
 
 void sender_job_finish(sender_t *s, sender_job_t *j)
 {
-    if (j->log_attempt && !j->deferred && j->inv) /* its outcome is durable now */
+    if (sender_fsm_final(j) && !j->deferred) /* its outcome is durable now */
         sender_dedupe_done(s, j->inv, j->attempt);
     sender_dedupe_remove(s, j);
     for (int i = -1; i < j->nalso; i++) {
@@ -78,8 +69,7 @@ static void job_fail_early(sender_t *s, sender_job_t *j, const char *why)
     j->rec.error = strdup(why);
     log_warn("invocation %s: %s", j->inv, why);
     s->stats.gave_up++;
-    j->log_attempt = 1;
-    sender_log_queue(s, j);
+    sender_fsm_settled(s, j);
 }
 
 /* job_gone ends an invocation whose endpoint answered 410 Gone (--disable-on-410): the webhook
@@ -100,8 +90,7 @@ static void job_gone(sender_t *s, sender_job_t *j)
     s->stats.gave_up++;
     s->stats.disabled_410 += rc == 0;
     log_warn("invocation %s attempt %d: %s", j->inv, j->attempt, msg);
-    j->log_attempt = 1;
-    sender_log_queue(s, j);
+    sender_fsm_settled(s, j);
 }
 
 /* job_retry_after reads a Retry-After header (seconds or HTTP date) as milliseconds. */
@@ -122,27 +111,6 @@ static int64_t job_retry_after(const http_result_t *res)
         }
     }
     return 0;
-}
-
-/* job_send_retry hands a failed attempt to the scheduler. */
-static void job_send_retry(sender_t *s, sender_job_t *j)
-{
-    j->state = JOB_AWAIT_DECISION;
-    j->retry_seq = s->next_retry_seq++;
-    msgpack_packer *pk = conn_frame_begin(s->scheduler);
-    msgpack_pack_map(pk, 11);
-    frame_pack_kv_u64(pk, PK_TYPE, PT_RETRY);
-    frame_pack_kv_u64(pk, PK_SEQ, j->retry_seq);
-    frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
-    frame_pack_kv_str(pk, PK_WEBHOOK, j->webhook_id);
-    frame_pack_kv_str(pk, PK_EVENT_ID, j->event_id);
-    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->event_type);
-    frame_pack_kv_i64(pk, PK_ATTEMPT, j->attempt);
-    frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
-    frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
-    frame_pack_kv_i64(pk, PK_RETRY_AFTER, j->retry_after_ms);
-    frame_pack_kv_u64(pk, PK_DEFERRED, (uint64_t)j->deferred);
-    conn_frame_end(s->scheduler);
 }
 
 /* job_headers_json renders response headers as a JSON object (repeated names joined by ", "). */
@@ -198,10 +166,9 @@ static void job_done(http_request_t *req, const http_result_t *res)
         r->resp_truncated = res->truncated;
     }
     if (res->outcome == HTTP_OUTCOME_SUCCESS) {
-        j->log_attempt = 1;
         r->status = DLV_SUCCEEDED;
         s->stats.succeeded++;
-        sender_log_queue(s, j);
+        sender_fsm_settled(s, j);
         return;
     }
     if (res->outcome == HTTP_OUTCOME_TRANSPORT) {
@@ -219,69 +186,96 @@ static void job_done(http_request_t *req, const http_result_t *res)
     j->retry_after_ms = job_retry_after(res);
     log_info("invocation %s attempt %d to webhook %s failed: %s", j->inv, j->attempt, j->webhook_id,
              r->error ? r->error : "?");
-    sender_job_failed(s, j);
+    sender_fsm_failed(s, j);
 }
 
-void sender_job_failed(sender_t *s, sender_job_t *j)
-{
-    if (s->scheduler) {
-        job_send_retry(s, j);
-    } else {
-        j->state = JOB_TO_SCHEDULER;
-        TAILQ_INSERT_TAIL(&s->waiting, j, link);
-        sender_log_undecided(s, j);
-    }
-}
-
-/* job_prepare builds the attempt's headers from the webhook's current configuration. */
+/* job_prepare builds the attempt's headers from the webhook's current configuration, into the
+ * job's arena. */
 static int job_prepare(sender_t *s, sender_job_t *j, char *err, size_t errlen)
 {
-    const webhook_t *wh = config_find_webhook(cfgwatch_config(s->cfg), j->webhook_id, NULL);
-    if (!wh) {
+    sender_prep_t *p = j->prep;
+    if (!p) {
         snprintf(err, errlen, "webhook %s no longer exists", j->webhook_id);
         return -ENOENT;
     }
-    if (!j->project_id && !(j->project_id = strdup(wh->project_id))) return -ENOMEM;
-    if (!wh->enabled) {
+    j->project_id = p->project_id;
+    if (!p->enabled) {
         snprintf(err, errlen, "webhook %s is disabled", j->webhook_id);
         return -EPERM;
     }
-    j->url = strdup(wh->url);
-    if (!j->url) return -ENOMEM;
-    int rc = auth_build_headers(wh, j->inv, j->event_type, j->attempt, time_now_ms() / 1000,
-                                j->body, j->body_len, &j->headers, err, errlen);
-    if (rc < 0) return rc;
-    /* One more line switches off libcurl's own Accept header (the engine drops Expect). */
-    j->lines = calloc(j->headers.n + 1, sizeof *j->lines);
-    if (!j->lines) return -ENOMEM;
+    if (!p->auth) {
+        snprintf(err, errlen, "%s", p->err);
+        return p->err_rc;
+    }
+    j->url = p->url;
+    const char *masked = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < j->headers.n; i++)
-        if (!(j->lines[n++] = auth_header_line(&j->headers.v[i]))) return -ENOMEM;
-    if (!(j->lines[n++] = strdup("Accept:"))) return -ENOMEM;
+    int rc = auth_prep_attempt(p->auth, j->inv, j->event_type, j->attempt, time_now_ms() / 1000,
+                               j->body, j->body_len, j->hdr, j->hdr_cap, j->lines, &n, &masked);
+    if (rc < 0) {
+        snprintf(err, errlen, "webhook %s: building headers: %s", j->webhook_id, strerror(-rc));
+        return rc;
+    }
+    for (size_t i = 0; i < auth_prep_nstatic(p->auth); i++)
+        j->lines[n++] = auth_prep_static_line(p->auth, i);
+    j->lines[n++] = "Accept:"; /* switches off libcurl's own (the engine drops Expect) */
     j->req.n_headers = n;
-    json_t *masked = auth_headers_json(&j->headers);
-    j->rec.req_headers = json_dumps(masked, JSON_COMPACT);
-    json_decref(masked);
+    j->rec.req_headers = (char *)masked;
     return 0;
+}
+
+/* job_alloc makes a job whose arena holds m's strings and, when p is given, room for its
+ * headers. Returns NULL when out of memory. */
+static sender_job_t *job_alloc(const job_msg_t *m, sender_prep_t *p)
+{
+    size_t cap = p && p->auth ? auth_prep_attempt_cap(p->auth, m->inv.n, m->event_type.n) : 0;
+    size_t need = m->inv.n + m->webhook_id.n + m->event_id.n + m->event_type.n + m->body.n + 5;
+    sender_job_t *j = malloc(sizeof *j + need + cap);
+    if (!j) return NULL;
+    memset(j, 0, sizeof *j);
+    char *o = j->mem;
+    const job_str_t *src[] = {&m->inv, &m->webhook_id, &m->event_id, &m->event_type, &m->body};
+    char **dst[] = {&j->inv, &j->webhook_id, &j->event_id, &j->event_type, &j->body};
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+        *dst[i] = o;
+        memcpy(o, src[i]->p, src[i]->n);
+        o += src[i]->n;
+        *o++ = 0;
+    }
+    j->body_len = m->body.n;
+    j->hdr = o;
+    j->hdr_cap = cap;
+    return j;
+}
+
+/* job_ids_ok: the identifiers carry no NUL (they are C strings from here on). */
+static int job_ids_ok(const job_msg_t *m)
+{
+    const job_str_t *v[] = {&m->inv, &m->webhook_id, &m->event_id, &m->event_type};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (memchr(v[i]->p, 0, v[i]->n)) return 0;
+    return 1;
 }
 
 void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
 {
-    uint64_t seq;
-    int64_t att, ca = 0;
-    const char *body;
-    size_t body_len;
-    if (frame_get_u64(f, PK_SEQ, &seq) < 0 || frame_get_i64(f, PK_ATTEMPT, &att) < 0 || att < 1 ||
-        frame_get_str(f, PK_BODY, &body, &body_len) < 0) {
-        conn_close(c, "malformed JOB frame");
+    job_msg_t m;
+    char err[256], why[300];
+    if (job_unpack(f, PT_JOB, &m, err, sizeof err) < 0) {
+        snprintf(why, sizeof why, "malformed JOB frame: %s", err);
+        conn_close(c, why);
         return;
     }
-    frame_get_i64(f, PK_CREATED, &ca);
-    uint64_t copy = 0; /* a router's possible copy: memory and the delivery log may answer it */
-    frame_get_u64(f, PK_COPY, &copy);
-    const char *inv;
-    size_t invlen;
-    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) == 0 && invlen < INVOCATION_ID_LEN) {
+    uint64_t seq = m.seq;
+    int64_t att = m.attempt;
+    int copy = m.copy; /* a router's possible copy: memory and the delivery log may answer it */
+    const char *inv = m.inv.p;
+    size_t invlen = m.inv.n;
+    if (!job_ids_ok(&m)) {
+        conn_close(c, "malformed JOB frame: a NUL inside an identifier");
+        return;
+    }
+    {
         char id[INVOCATION_ID_LEN];
         memcpy(id, inv, invlen);
         id[invlen] = 0;
@@ -323,41 +317,32 @@ void sender_job_take(sender_t *s, conn_t *c, const msgpack_object *f)
             return;
         }
     }
-    sender_job_t *j = calloc(1, sizeof *j);
+    if (cfgwatch_catch_up(s->cfg, m.cfg_version) < 0) /* the store is unreadable: the loaded one */
+        log_warn("invocation %.*s: configuration version %lld not loaded (store unreadable); "
+                 "prepared with version %lld",
+                 (int)invlen, inv, (long long)m.cfg_version, (long long)cfgwatch_version(s->cfg));
+    char id[INVOCATION_ID_LEN > 256 ? INVOCATION_ID_LEN : 256];
+    snprintf(id, sizeof id, "%.*s", (int)m.webhook_id.n, m.webhook_id.p);
+    sender_prep_t *prep = NULL;
+    int prc = sender_prep_get(s, id, &prep, err, sizeof err);
+    sender_job_t *j = job_alloc(&m, prep);
     if (!j) { /* upstream hands it out again when we reconnect */
+        sender_prep_unref(prep);
         conn_close(c, "out of memory taking a job");
         return;
     }
+    j->prep = prep;
     j->s = s;
     j->up = c;
     j->up_seq = seq;
     j->attempt = (int)att;
-    j->created_at = ca ? ca : time_now_ms();
-    j->inv = frame_dup_str(f, PK_INVOCATION);
-    j->webhook_id = frame_dup_str(f, PK_WEBHOOK);
-    j->event_id = frame_dup_str(f, PK_EVENT_ID);
-    j->event_type = frame_dup_str(f, PK_EVENT_TYPE);
-    j->body = strndup(body, body_len);
-    j->body_len = body_len;
+    j->created_at = m.created_at ? m.created_at : time_now_ms();
     TAILQ_INSERT_TAIL(&s->jobs, j, all);
     s->njobs++;
     s->stats.jobs++;
-    if (j->inv) sender_dedupe_add(s, j);
-    if (!j->inv || !j->webhook_id || !j->event_id || !j->event_type || !j->body) {
-        log_error("JOB frame from %s lacks fields or memory ran out; dropped", conn_name(c));
-        j->up = NULL;
-        sender_job_finish(s, j);
-        return;
-    }
-    j->log_pending = j->attempt == 1;
-    char err[256];
-    int64_t cv = 0;
-    frame_get_i64(f, PK_CFG_VERSION, &cv);
-    if (cfgwatch_catch_up(s->cfg, cv) < 0) /* the store is unreadable: the loaded one */
-        log_warn("invocation %s: configuration version %lld not loaded (store unreadable); "
-                 "prepared with version %lld",
-                 j->inv, (long long)cv, (long long)cfgwatch_version(s->cfg));
-    int rc = job_prepare(s, j, err, sizeof err);
+    sender_dedupe_add(s, j);
+    sender_fsm_taken(s, j);
+    int rc = prc == -ENOMEM ? prc : job_prepare(s, j, err, sizeof err);
     if (rc < 0) {
         job_fail_early(s, j, rc == -ENOMEM ? "out of memory" : err);
         return;
@@ -373,8 +358,6 @@ void sender_job_start(sender_t *s, sender_job_t *j)
 {
     char err[256];
     int rc;
-    j->state = JOB_ATTEMPTING;
-    j->started_at = time_now_ms();
     j->req.url = j->url;
     j->req.endpoint = j->url;
     j->req.headers = (const char *const *)j->lines;
@@ -382,7 +365,7 @@ void sender_job_start(sender_t *s, sender_job_t *j)
     j->req.body_len = j->body_len;
     j->req.done = job_done;
     j->req.data = j;
-    if (j->log_pending) sender_log_pending(s, j);
+    sender_fsm_attempting(s, j);
     if ((rc = http_submit(s->http, &j->req)) < 0) {
         snprintf(err, sizeof err, "could not start the request: %s", strerror(-rc));
         job_fail_early(s, j, err);
@@ -392,11 +375,7 @@ void sender_job_start(sender_t *s, sender_job_t *j)
 void sender_scheduler_up(sender_t *s, conn_t *c)
 {
     s->scheduler = c;
-    sender_job_t *j;
-    while ((j = TAILQ_FIRST(&s->waiting))) {
-        TAILQ_REMOVE(&s->waiting, j, link);
-        job_send_retry(s, j);
-    }
+    sender_fsm_scheduler_up(s);
 }
 
 void sender_upstream_down(sender_t *s, conn_t *c)
@@ -425,11 +404,7 @@ void sender_upstream_down(sender_t *s, conn_t *c)
             continue;
         }
         if (j->up == c) j->up = NULL;
-        if (was_scheduler && j->state == JOB_AWAIT_DECISION) {
-            j->state = JOB_TO_SCHEDULER; /* ask again once a scheduler is back */
-            TAILQ_INSERT_TAIL(&s->waiting, j, link);
-            sender_log_undecided(s, j);
-        }
+        if (was_scheduler) sender_fsm_scheduler_down(s, j);
     }
 }
 
@@ -447,21 +422,8 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     sender_job_t *j;
     TAILQ_FOREACH(j, &s->jobs, all)
     if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
-    if (!j) return;    /* a duplicate answer */
-    if (j->deferred) { /* the scheduler holds it now: nothing happened worth a record */
-        sender_log_deferred(s, j, next);
-        return;
-    }
-    int failed = stlen == 6 && memcmp(st, "failed", 6) == 0;
-    j->rec.status = failed ? DLV_FAILED : DLV_RETRYING;
-    j->rec.next_attempt_at = failed ? 0 : next;
-    j->log_attempt = 1;
-    if (failed) {
-        s->stats.gave_up++;
-        log_warn("invocation %s to webhook %s failed after %d attempts: %s", j->inv, j->webhook_id,
-                 j->attempt, j->rec.error ? j->rec.error : "?");
-    }
-    sender_log_queue(s, j);
+    if (!j) return; /* a duplicate answer */
+    sender_fsm_decided(s, j, stlen == 6 && memcmp(st, "failed", 6) == 0, next);
 }
 
 void sender_defer_scan(sender_t *s)
@@ -473,11 +435,7 @@ void sender_defer_scan(sender_t *s)
     {
         if (j->state != JOB_ATTEMPTING || now - j->started_at < s->defer_after_ms) continue;
         if (http_unqueue(s->http, &j->req) < 0) continue; /* running: it ends by itself */
-        j->deferred = 1;
-        j->retry_after_ms = s->defer_after_ms;
-        if (j->in_pend) sender_log_queue(s, j); /* it waits at the scheduler: show pending */
-        s->stats.deferred++;
-        job_send_retry(s, j);
+        sender_fsm_defer(s, j);
     }
 }
 
@@ -489,6 +447,7 @@ void sender_free_all(sender_t *s)
         job_free(j);
     }
     sender_dedupe_close(s);
+    sender_prep_close(s);
     TAILQ_INIT(&s->waiting);
     TAILQ_INIT(&s->to_log);
     TAILQ_INIT(&s->pend);

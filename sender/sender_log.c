@@ -140,34 +140,12 @@ void sender_log_forget(sender_t *s, sender_job_t *j)
     }
 }
 
-void sender_log_deferred(sender_t *s, sender_job_t *j, int64_t next)
-{
-    j->state = JOB_TO_LOG;
-    if (j->attempt == 1) {
-        j->log_wait = 1;
-        j->wait_next = next;
-        sender_log_queue(s, j); /* the batch finishes it */
-    } else if (!j->in_log_queue) {
-        sender_job_finish(s, j);
-    } /* else the queued batch finishes it */
-}
-
-void sender_log_undecided(sender_t *s, sender_job_t *j)
-{
-    if (j->deferred || j->undecided_logged) return; /* not an attempt made; or written already */
-    j->undecided_logged = 1;
-    j->log_undecided = 1;
-    sender_log_queue(s, j);
-}
-
 void sender_log_queue(sender_t *s, sender_job_t *j)
 {
     if (j->in_pend) {
         TAILQ_REMOVE(&s->pend, j, pend_link);
         j->in_pend = 0;
     }
-    if (j->log_attempt) j->log_pending = 0; /* the outcome's upsert creates the row */
-    if (j->log_attempt) j->state = JOB_TO_LOG;
     if (j->in_log_queue) return; /* the queued write picks up the new flags */
     j->in_log_queue = 1;
     TAILQ_INSERT_TAIL(&s->to_log, j, log_link);
@@ -182,7 +160,7 @@ typedef struct sender_log_pend {
 } sender_log_pend_t;
 
 /* One commit on the log's worker thread: the pending rows (copied) and the settled jobs, which
- * nothing else touches until the commit is back (JOB_TO_LOG is their last state). */
+ * nothing else touches until the commit is back (SETTLED and HELD are their last states). */
 struct sender_log_batch {
     worker_job_t job; /* first: the worker hands this pointer back */
     sender_t *s;
@@ -234,11 +212,11 @@ static void sender_log_batch_run(worker_job_t *job)
         rc = store_counted_record(st, &b->undecided[i], &counts, b->err, sizeof b->err);
     for (size_t i = 0; rc == 0 && i < b->njobs; i++) {
         sender_job_t *j = b->jobs[i];
-        if (j->log_wait)
+        if (j->writes & JOB_W_WAITING)
             rc = store_delivery_waiting(st, j->inv, j->webhook_id, j->project_id, j->event_id,
                                         j->event_type, j->body, j->created_at, j->wait_next, b->err,
                                         sizeof b->err);
-        if (rc == 0 && j->log_attempt)
+        if (rc == 0 && sender_fsm_final(j))
             rc = store_counted_record(st, &j->rec, &counts, b->err, sizeof b->err);
     }
     if (rc == 0) rc = store_counts_flush(st, &counts, b->err, sizeof b->err);
@@ -275,11 +253,8 @@ static void sender_log_batch_done(worker_job_t *job)
     s->log_batch = NULL;
     s->stats.log_batches++;
     sender_log_checkpoint(s, s->logdb);
-    for (size_t i = 0; i < b->njobs; i++) {
-        sender_job_t *j = b->jobs[i];
-        j->log_wait = 0;
-        sender_job_finish(s, j); /* settled: record or deferral */
-    }
+    for (size_t i = 0; i < b->njobs; i++)
+        sender_fsm_committed(s, b->jobs[i]);
     sender_log_batch_free(b);
     if (!TAILQ_EMPTY(&s->to_log) && !uv_is_active((uv_handle_t *)&s->log_timer))
         uv_timer_start(&s->log_timer, sender_log_tick, (uint64_t)s->log_delay_ms, 0);
@@ -304,7 +279,7 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
     b->job.done = sender_log_batch_done;
     TAILQ_FOREACH(j, &s->to_log, log_link)
     {
-        if (j->log_pending) {
+        if (j->writes & JOB_W_PENDING) {
             sender_log_pend_t *p = &b->pend[b->npend];
             p->inv = strdup(j->inv);
             p->webhook_id = strdup(j->webhook_id);
@@ -321,9 +296,9 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
                 return NULL;
             }
         }
-        if (j->state == JOB_TO_LOG) {
+        if (j->state == JOB_SETTLED || j->state == JOB_HELD) {
             b->jobs[b->njobs++] = j; /* its outcome's record supersedes an undecided one */
-        } else if (j->log_undecided) {
+        } else if (j->writes & JOB_W_UNDECIDED) {
             delivery_t *d = &b->undecided[b->nundecided];
             if (store_delivery_copy(d, &j->rec) < 0) {
                 sender_log_batch_free(b);
@@ -337,8 +312,7 @@ static struct sender_log_batch *sender_log_take(sender_t *s)
     while ((j = TAILQ_FIRST(&s->to_log))) {
         TAILQ_REMOVE(&s->to_log, j, log_link);
         j->in_log_queue = 0;
-        j->log_pending = 0;
-        j->log_undecided = 0;
+        j->writes &= ~(unsigned)(JOB_W_PENDING | JOB_W_UNDECIDED);
     }
     return b;
 }

@@ -40,7 +40,8 @@ static int job_get_str(const msgpack_object *f, const char *key, job_str_t *v, c
                        size_t errlen)
 {
     int rc = frame_get_str(f, key, &v->p, &v->n);
-    if (rc < 0) snprintf(err, errlen, "key \"%s\" %s", key, rc == -ENOENT ? "missing" : "not a string");
+    if (rc < 0)
+        snprintf(err, errlen, "key \"%s\" %s", key, rc == -ENOENT ? "missing" : "not a string");
     return rc < 0 ? -EINVAL : 0;
 }
 

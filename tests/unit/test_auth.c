@@ -275,8 +275,96 @@ static void check_rotation(void)
     CHECK_INT(h.n, 0);
 }
 
+/* prep_same: auth_prep_attempt gives the same header lines (as a set) and the same masked JSON
+ * text as auth_build_headers + auth_headers_json, for wh at timestamp ts. */
+static void prep_same(const webhook_t *wh, const char *et, int64_t ts)
+{
+    char err[256] = "";
+    header_list_t hl;
+    CHECK_INT(auth_build_headers(wh, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), &hl, err,
+                                 sizeof err),
+              0);
+    json_t *mj = auth_headers_json(&hl);
+    char *want_json = json_dumps(mj, JSON_COMPACT);
+    json_decref(mj);
+    auth_prep_t *p = NULL;
+    CHECK_INT(auth_prep_new(wh, &p, err, sizeof err), 0);
+    if (!p) return;
+    char buf[4096];
+    const char *lines[AUTH_ATTEMPT_LINES], *masked = NULL;
+    size_t n = 0;
+    CHECK(auth_prep_attempt_cap(p, strlen(SPEC_ID), strlen(et)) <= sizeof buf);
+    CHECK_INT(auth_prep_attempt(p, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf,
+                                sizeof buf, lines, &n, &masked),
+              0);
+    CHECK_STR(masked, want_json);
+    CHECK_INT(n + auth_prep_nstatic(p), hl.n);
+    for (size_t i = 0; i < hl.n; i++) { /* every built line is one of prep's */
+        char *line = auth_header_line(&hl.v[i]);
+        int found = 0;
+        for (size_t k = 0; k < n; k++)
+            found |= strcmp(lines[k], line) == 0;
+        for (size_t k = 0; k < auth_prep_nstatic(p); k++)
+            found |= strcmp(auth_prep_static_line(p, k), line) == 0;
+        if (!found) fprintf(stderr, "  line not from prep: %s\n", line);
+        CHECK(found);
+        free(line);
+    }
+    CHECK_INT(auth_prep_attempt(p, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf, 64, lines,
+                                &n, &masked),
+              -ENOSPC);
+    auth_prep_free(p);
+    free(want_json);
+    auth_headers_free(&hl);
+}
+
+/* check_prep: the prepared path matches the full builder in every mode. */
+static void check_prep(void)
+{
+    webhook_t wh = {
+        .id = "wh_p", .name = "n", .project_id = "prj", .enabled = 1, .url = "http://x/"};
+    prep_same(&wh, "opportunity.won", SPEC_TS); /* no auth, no secret */
+    wh.secret = SPEC_SECRET;
+    wh.auth = (auth_t){.type = AUTH_BEARER, .token = "tok\"en"};
+    prep_same(&wh, "opportunity.won", SPEC_TS);
+    wh.auth = (auth_t){.type = AUTH_BASIC, .username = "u", .password = "p:w"};
+    prep_same(&wh, "odd\"type\\\n\x01", SPEC_TS);
+    wh.auth = (auth_t){.type = AUTH_API_KEY, .key = "k"};
+    webhook_secret_t rot[2] = {
+        {.secret = "whsec_dGVzdHNlY3JldA==", .expires_at = 0},
+        {.secret = "whsec_b2xkc2VjcmV0", .expires_at = SPEC_TS * 1000LL + 1}};
+    wh.secrets = rot;
+    wh.nsecrets = 2;
+    prep_same(&wh, "opportunity.lost", SPEC_TS);     /* three signatures */
+    prep_same(&wh, "opportunity.lost", SPEC_TS + 1); /* the second rotation entry expired */
+    wh.secret = NULL;
+    rot[0].expires_at = 1;
+    prep_same(&wh, "opportunity.lost", SPEC_TS + 1); /* none current: no signature line */
+    /* the spec's vector through the prepared path */
+    webhook_t spec = {.id = "wh_s",
+                      .name = "n",
+                      .project_id = "p",
+                      .enabled = 1,
+                      .url = "http://x/",
+                      .secret = SPEC_SECRET};
+    auth_prep_t *p = NULL;
+    char err[256], buf[4096];
+    CHECK_INT(auth_prep_new(&spec, &p, err, sizeof err), 0);
+    const char *lines[AUTH_ATTEMPT_LINES], *masked;
+    size_t n = 0;
+    CHECK_INT(auth_prep_attempt(p, SPEC_ID, "e", 1, SPEC_TS, SPEC_BODY, strlen(SPEC_BODY), buf,
+                                sizeof buf, lines, &n, &masked),
+              0);
+    CHECK_STR(lines[2], "webhook-signature: " SPEC_SIG);
+    auth_prep_free(p);
+    spec.secret = "whsec_not*base64";
+    CHECK_INT(auth_prep_new(&spec, &p, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "wh_s") != NULL && strstr(err, "not*") == NULL);
+}
+
 int main(void)
 {
+    check_prep();
     check_base64();
     check_sign();
     check_order_and_signature();

@@ -117,13 +117,13 @@ static void test_job_refused(void)
     const char *k2[] = {PK_SEQ, PK_ATTEMPT}; /* attempt -1 */
     const int s2[] = {0, 0};
     bad("\"att\" not an integer >= 1", 2, k2, s2);
-    const char *k3[] = {PK_SEQ, PK_ATTEMPT, PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE,
-                        PK_BODY};
+    const char *k3[] = {PK_SEQ,      PK_ATTEMPT,    PK_INVOCATION, PK_WEBHOOK,
+                        PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
     const int s3[] = {0, 1, 1, 1, 1, 1, 0}; /* attempt "v" */
     bad("\"att\" not an integer", 7, k3, s3);
     const int s4[] = {0, 0, 1, 1, 0, 1, 1}; /* an event id that is a number */
-    const char *k4[] = {PK_SEQ, PK_ATTEMPT, PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE,
-                        PK_BODY};
+    const char *k4[] = {PK_SEQ,      PK_ATTEMPT,    PK_INVOCATION, PK_WEBHOOK,
+                        PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
     bad("\"ev\" not a string", 7, k4, s4);
     const char *k5[] = {PK_SEQ, PK_ATTEMPT, PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE};
     const int s5[] = {0, 0, 1, 1, 1, 1};
