@@ -38,7 +38,8 @@ Writes the figures to $BUILD/bench/results.json (BENCH_OUT): every run, the medi
 met or not. Environment: BIN, BUILD, BENCH_RUNS, BENCH_PHASES, BENCH_EVENTS (pipeline events per
 run, 16 deliveries each), BENCH_PHASE_DELIVERIES (deliveries per measured publish in ep256,
 ep2000, tls, senders), BENCH_BARE_REQUESTS (bare sender and curl ceiling requests),
-BENCH_WRK_SECONDS, BENCH_PERF=1 (perf stat instructions per delivery for each stage).
+BENCH_WRK_SECONDS, BENCH_DEDUPE_RUNS, BENCH_DEDUPE_EVENTS, BENCH_PERF=1 (perf stat instructions
+per delivery for each stage).
 """
 
 import hashlib
@@ -66,9 +67,9 @@ OUT = os.environ.get("BENCH_OUT") or os.path.join(BUILD, "bench", "results.json"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
 BARE_REQUESTS = int(os.environ.get("BENCH_BARE_REQUESTS", "40000"))
-WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "4"))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "3"))
 PERF = os.environ.get("BENCH_PERF") not in (None, "", "0")
-PHASE_DELIVERIES = int(os.environ.get("BENCH_PHASE_DELIVERIES", "24000"))
+PHASE_DELIVERIES = int(os.environ.get("BENCH_PHASE_DELIVERIES", "12000"))
 ALL_PHASES = ("ceilings", "pipeline", "latency", "isolation", "ep256", "ep2000", "tls", "senders",
               "dedupe")
 PHASES = [x.strip() for x in os.environ.get("BENCH_PHASES", ",".join(ALL_PHASES)).split(",")
@@ -327,9 +328,21 @@ class BenchPipeline(Pipeline):
     def stats(self):
         """stats: each instance's status figures by daemon key ("ingest", "router.0",
         "sender.1", ...), plus "senders": the numeric figures summed over every sender."""
-        rc, out, err = self.hookctl("status", "--json")
+        end = time.monotonic() + 30
+        while True:
+            rc, out, err = self.hookctl("status", "--json")
+            st = json.loads(out)["stages"] if out.strip() else {}
+            if len(st.get("sender", [])) == len(self.senders):
+                break
+            dead = [k for k, d in self.daemons.items() if not d.running()]
+            if dead or time.monotonic() > end:
+                self.dump_logs()
+                self.fail("hookctl status: %d of %d senders answered (exited: %s): %s" % (
+                    len(st.get("sender", [])), len(self.senders), ", ".join(dead) or "none",
+                    err.strip()[-300:]))
+            time.sleep(0.1)  # a stage too busy to answer within hookctl's status timeout
         res = {}
-        for stage, insts in json.loads(out)["stages"].items():
+        for stage, insts in st.items():
             for inst in insts:
                 key = stage if stage in ("ingest", "scheduler") else "%s.%s" % (
                     stage, inst["instance"])
@@ -1007,9 +1020,11 @@ def main():
     if "dedupe" in PHASES:
         import dedupe_bench
         log("dedupe: ingest accept rate with --dedupe-window on and off")
+        t = time.monotonic()
         dedupe = dedupe_bench.throughput(
-            runs=int(os.environ.get("BENCH_DEDUPE_RUNS", "5")),
-            events=int(os.environ.get("BENCH_DEDUPE_EVENTS", "300000")))
+            runs=int(os.environ.get("BENCH_DEDUPE_RUNS", "3")),
+            events=int(os.environ.get("BENCH_DEDUPE_EVENTS", "100000")))
+        timing["dedupe"] = [round(time.monotonic() - t, 1)]
     keys = set()
 
     def walk(d, prefix):
