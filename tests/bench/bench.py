@@ -477,7 +477,8 @@ def run_publish(p, nginx, run, pad, hooks_ok, label, events=None, perf=False):
     with open(path, "w") as f:
         for i in range(events):
             f.write(json.dumps(created_event("%s-%d-%d" % (label, run, i), pad)) + "\n")
-    before = p.stats()["senders"]
+    st0 = p.stats()
+    before = st0["senders"]
     want_ok = before["succeeded"] + events * hooks_ok
     perf = perf_start(p) if perf else {}
     c0 = proc_snapshot(p, {"nginx": nginx.proc.pid})
@@ -490,7 +491,8 @@ def run_publish(p, nginx, run, pad, hooks_ok, label, events=None, perf=False):
     p.wait_sender("succeeded", want_ok)
     c1 = proc_snapshot(p, {"nginx": nginx.proc.pid})
     instr = perf_stop(perf)
-    after = p.stats()["senders"]
+    st1 = p.stats()
+    after = st1["senders"]
     recs = [r for r in nginx.take_log() if r["uri"].startswith("/ok/") and r["status"] == 204]
     n = len(recs)
     last = max(r["t"] for r in recs)
@@ -506,6 +508,10 @@ def run_publish(p, nginx, run, pad, hooks_ok, label, events=None, perf=False):
         "sender_connections": after["connections"] - before["connections"],
         "sender_reused": after["reused"] - before["reused"],
         "log_batches": after["log_batches"] - before["log_batches"],
+        # Jobs the senders handed to the scheduler for waiting too long for a slot
+        # (--defer-after-ms), and retries pending there when the phase started.
+        "deferred": after["deferred"] - before["deferred"],
+        "sched_pending_at_start": st0["scheduler"].get("pending"),
     }
     res.update(conn_figures(recs, n))
     res["nginx_reuse"] = round(1 - res["nginx_connections"] / n, 4) if n else None
@@ -844,6 +850,7 @@ def table(runs, med):
     row("new connections/delivery (%)", ["pipeline", "new_conn_pct"], "%.2f", "new_conn")
     row("  distinct connections (nginx)", ["pipeline", "nginx_connections"])
     row("  sender reuse, own stats (%)", ["pipeline", "sender_reuse_pct"], "%.1f")
+    row("jobs deferred to the scheduler", ["pipeline", "deferred"])
     for k in STAGES:
         row("peak RSS MiB: %s" % k, ["pipeline", "rss_peak_mib", k], "%.1f")
     section("latency, acceptance to nginx (ms)")
@@ -879,7 +886,10 @@ def table(runs, med):
     row("1 sender (deliveries/s)", ["senders1", "rate"])
     row("2 senders (deliveries/s)", ["senders2", "rate"])
     row("  2 / 1 (x)", ["ratio", "senders2_vs_1"], "%.2f", "senders2")
-    row("CPU us/delivery, 2 senders: senders", ["senders2", "cpu_us", "senders"], "%.1f")
+    row("CPU us/delivery, 2 senders: sender.0", ["senders2", "cpu_us", "sender.0"], "%.1f")
+    row("CPU us/delivery, 2 senders: sender.1", ["senders2", "cpu_us", "sender.1"], "%.1f")
+    row("CPU us/delivery, 2 senders: both", ["senders2", "cpu_us", "senders"], "%.1f")
+    row("CPU us/delivery, 1 sender: all stages", ["senders1", "cpu_us", "stages"], "%.1f")
     row("CPU us/delivery, 2 senders: all stages", ["senders2", "cpu_us", "stages"], "%.1f")
     if any("instructions_per_delivery" in r.get("pipeline", {}) for r in runs):
         section("perf stat, pipeline")
@@ -973,8 +983,9 @@ def main():
             "phases %s" % (sizes, nginx.port, nginx.ep_port, EP_HOSTS, nginx.tls_port, RUNS,
                            ",".join(PHASES)))
         nginx.take_log()
-        # Warm-up: connections, SQLite pages, allocator; not measured.
+        # Warm-up: connections to all 16 webhooks, SQLite pages, allocator; not measured.
         run_latency(p, nginx, 0, 2000, pad_t, ["wh_0"], transitioned_event, 0.5)
+        run_publish(p, nginx, 0, pad_c, HOOKS, "warm", events=max(1, EVENTS // 8))
         for run in range(1, RUNS + 1):
             r = {}
             if "ceilings" in PHASES:
@@ -1023,7 +1034,7 @@ def main():
         t = time.monotonic()
         dedupe = dedupe_bench.throughput(
             runs=int(os.environ.get("BENCH_DEDUPE_RUNS", "3")),
-            events=int(os.environ.get("BENCH_DEDUPE_EVENTS", "100000")))
+            events=int(os.environ.get("BENCH_DEDUPE_EVENTS", "50000")))
         timing["dedupe"] = [round(time.monotonic() - t, 1)]
     keys = set()
 
