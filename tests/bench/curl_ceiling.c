@@ -338,8 +338,7 @@ int main(int argc, char **argv)
            "\"cpu_s\": %.4f, \"cpu_per_1000\": %.4f, \"new_connections\": %ld, "
            "\"connections\": %ld, \"maxrss_kib\": %ld}\n",
            r.finished, r.ok, r.failed, secs, secs > 0 ? r.finished / secs : 0.0, cpu,
-           r.finished ? cpu * 1000.0 / r.finished : 0.0, r.connects, nslots,
-           ceil_peak_rss_kib());
+           r.finished ? cpu * 1000.0 / r.finished : 0.0, r.connects, nslots, ceil_peak_rss_kib());
     fflush(stdout);
 
     /* Teardown: every transfer has ended; free the easies, the multi, then the uv handles. */
