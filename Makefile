@@ -87,15 +87,23 @@ bench-memory: all $(BUILD)/bench/sched_memory
 bench-flow: all
 	BIN=$(abspath $(BIN)) /usr/bin/python3 tests/bench/flow_memory.py
 
-# Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk and a bare
-# sender on our HTTP engine (tests/bench/bare_sender.c) as ceilings: a table on stdout and
+# Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk, a plain
+# libcurl-multi sender (tests/bench/curl_ceiling.c) and a bare sender on our HTTP engine
+# (tests/bench/bare_sender.c) as ceilings, at 16/256/2,000 endpoints, over TLS and with 2
+# senders: a table on stdout and
 # $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).
 $(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(BUILD)/sender/http.o $(BUILD)/sender/guard.o \
 		$(BUILD)/libhookline.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isender -o $@ $< $(filter %.o,$^) $(BUILD)/libhookline.a $(LDLIBS)
 
-bench: all $(BUILD)/bench/bare_sender
+# The plain libcurl ceiling: libcurl multi on libuv and nothing of ours (tests/bench/curl_ceiling.c).
+$(BUILD)/bench/curl_ceiling: tests/bench/curl_ceiling.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# BENCH_PHASES picks phases (tests/bench/bench.py lists them); BENCH_RUNS, BENCH_EVENTS as there.
+bench: all $(BUILD)/bench/bare_sender $(BUILD)/bench/curl_ceiling
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/bench.py
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan/UBSan, built by clang in their own tree;
