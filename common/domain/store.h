@@ -172,6 +172,7 @@ typedef struct store_prune {
     char *webhook;       /* the webhook being cut to keep_per_webhook (malloc'd) */
     int64_t cut_created; /* its keep-th newest record: created_at, */
     char *cut_inv;       /* and invocation id, the tie-break (malloc'd) */
+    int64_t after_id;    /* by age: the last record id looked at */
     int64_t deleted;     /* rows deleted in this pass */
     int64_t lock_us;     /* the last step's write transaction, BEGIN to COMMIT (0: none) */
 } store_prune_t;

@@ -6,7 +6,9 @@
  * N records are timed: µs per record, statements per record (sqlite3_trace_v2), WAL bytes per
  * record (the WAL's growth; no checkpoint runs while timing), and read/write system calls and
  * bytes per record (/proc/self/io). usage: dlog_write DIR [N [BATCH [PREFILL [full]]]]
- * (a benchmark, not a test; "full" sets synchronous = FULL as the sender's --fsync batch). */
+ * (a benchmark, not a test; "full" sets synchronous = FULL as the sender's --fsync batch).
+ * With DLOG_KEEP_WAL set in the environment the WAL is left as the timed writes made it;
+ * DLOG_SHAPE=outcome (default), pending or retry: what each delivery writes (below). */
 #include "domain/store_int.h" /* the handle's connection, for the statement count */
 
 #include <inttypes.h>
@@ -31,6 +33,14 @@ static double now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* now_ms: wall-clock milliseconds, as the sender stamps a record. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 typedef struct io {
@@ -62,6 +72,11 @@ static long long file_size(const char *path)
 }
 
 static char body[1100], headers[700];
+/* What each delivery writes: its outcome alone (the first write of the invocation); a pending
+ * row one batch before the outcome (an attempt still running at the next commit); or a failed
+ * attempt 1 one batch before attempt 2 succeeds. */
+enum { SHAPE_OUTCOME, SHAPE_PENDING, SHAPE_RETRY };
+static int shape = SHAPE_OUTCOME;
 
 /* fill_record: record i of the bench's shape. */
 static void fill_record(delivery_t *d, long i, char *inv, int64_t t)
@@ -102,10 +117,24 @@ static int write_batches(store_t *s, long first, long n, int batch)
     store_counts_t counts = {0};
     for (long i = 0; i < n; i += batch) {
         if (store_begin(s, err, sizeof err) < 0) goto fail;
-        int64_t t = (int64_t)time(NULL) * 1000;
         for (long k = i; k < n && k < i + batch; k++) {
             delivery_t d;
-            fill_record(&d, first + k, inv, t);
+            /* the first write of the invocation the next batch finishes */
+            if (shape == SHAPE_PENDING) {
+                fill_record(&d, first + k + batch, inv, now_ms());
+                if (store_delivery_pending(s, d.invocation_id, d.webhook_id, d.project_id,
+                                           d.event_id, d.event_type, d.req_body, d.created_at, err,
+                                           sizeof err) < 0)
+                    goto fail;
+            } else if (shape == SHAPE_RETRY) {
+                fill_record(&d, first + k + batch, inv, now_ms());
+                d.status = DLV_RETRYING;
+                d.resp_status = 503;
+                d.next_attempt_at = d.updated_at + 30000;
+                if (store_counted_record(s, &d, &counts, err, sizeof err) < 0) goto fail;
+            }
+            fill_record(&d, first + k, inv, now_ms());
+            if (shape == SHAPE_RETRY) d.attempts = 2;
             if (store_counted_record(s, &d, &counts, err, sizeof err) < 0) goto fail;
         }
         if (store_counts_flush(s, &counts, err, sizeof err) < 0 ||
@@ -132,6 +161,15 @@ int main(int argc, char **argv)
     int batch = argc > 3 ? atoi(argv[3]) : 100;
     long prefill = argc > 4 ? atol(argv[4]) : 100000;
     int full = argc > 5 && !strcmp(argv[5], "full");
+    const char *shape_name = getenv("DLOG_SHAPE") ? getenv("DLOG_SHAPE") : "outcome";
+    if (!strcmp(shape_name, "pending"))
+        shape = SHAPE_PENDING;
+    else if (!strcmp(shape_name, "retry"))
+        shape = SHAPE_RETRY;
+    else if (strcmp(shape_name, "outcome") != 0) {
+        fprintf(stderr, "DLOG_SHAPE: outcome, pending or retry, not \"%s\"\n", shape_name);
+        return 2;
+    }
     snprintf(path, sizeof path, "%s/hookline.db", argv[1]);
     snprintf(wal, sizeof wal, "%s-wal", path);
     for (size_t i = 0; i < sizeof body - 1; i++)
@@ -149,7 +187,10 @@ int main(int argc, char **argv)
     }
     store_set_durable(s, 0, err, sizeof err);
     store_wal_manual(s);
+    int timed_shape = shape;
+    shape = SHAPE_OUTCOME;
     if (write_batches(s, 0, prefill, 1000) < 0) return 1;
+    shape = timed_shape;
     if (store_checkpoint(s, err, sizeof err) < 0) fprintf(stderr, "checkpoint: %s\n", err);
     {
         sqlite3 *db;
@@ -168,13 +209,13 @@ int main(int argc, char **argv)
     sqlite3_trace_v2(s->db, 0, NULL, NULL);
     io_t b = io_read();
     long long wal1 = file_size(wal), db1 = file_size(path);
-    printf("dlog_write: %ld records in batches of %d after %ld (synchronous %s):"
+    printf("dlog_write: %ld deliveries (%s) in batches of %d after %ld (synchronous %s):"
            " %.1f us/record, %.2f statements/record, %.0f WAL bytes/record,"
            " %.2f reads + %.2f writes/record (%.0f + %.0f bytes), db file +%lld bytes\n",
-           n, batch, prefill, full ? "FULL" : "NORMAL", dt / n, (double)statements / n,
+           n, shape_name, batch, prefill, full ? "FULL" : "NORMAL", dt / n, (double)statements / n,
            (double)(wal1 - wal0) / n, (double)(b.syscr - a.syscr) / n,
            (double)(b.syscw - a.syscw) / n, (double)(b.rchar - a.rchar) / n,
            (double)(b.wchar - a.wchar) / n, db1 - db0);
-    store_close(s);
+    if (!getenv("DLOG_KEEP_WAL")) store_close(s); /* set: the WAL stays, to be looked at */
     return 0;
 }
