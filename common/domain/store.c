@@ -887,20 +887,28 @@ int store_dlv_write(store_t *s, const delivery_t *d, int *prior_attempts, int *p
     int64_t updated = d->updated_at ? d->updated_at : store_now_ms(), id = 0;
     int inserted = 0, attempts = 0, status = -1, has_body = 0, rc;
     *changed = 0;
-    if ((rc = store_dlv_insert(s, d, d->created_at ? d->created_at : updated, updated, &inserted,
-                               err, errlen)) < 0)
-        return rc;
-    if (!inserted && (rc = store_dlv_prior(s, d->invocation_id, &id, &attempts, &status, &has_body,
-                                           err, errlen)) < 0)
-        return rc;
-    if (prior_attempts) *prior_attempts = inserted ? 0 : attempts;
-    if (prior_status) *prior_status = inserted ? -1 : status;
-    if (inserted) {
-        *changed = 1;
-        return 0;
+    /* A first attempt's outcome usually makes the record (one INSERT), a later attempt's finds
+     * it (a read, then the UPDATE): either order is right, this one saves a statement. */
+    int found = 0;
+    if (d->attempts > 1 && (found = store_dlv_prior(s, d->invocation_id, &id, &attempts, &status,
+                                                    &has_body, err, errlen)) < 0)
+        return found;
+    if (!found) {
+        if ((rc = store_dlv_insert(s, d, d->created_at ? d->created_at : updated, updated,
+                                   &inserted, err, errlen)) < 0)
+            return rc;
+        if (inserted) {
+            if (prior_attempts) *prior_attempts = 0;
+            if (prior_status) *prior_status = -1;
+            *changed = 1;
+            return 0;
+        }
+        if ((found = store_dlv_prior(s, d->invocation_id, &id, &attempts, &status, &has_body, err,
+                                     errlen)) <= 0)
+            return found; /* 0: the row went between the two (another process pruned it) */
     }
-    /* rc 0: the row went between the insert and the read (another process pruned it) */
-    if (rc == 0) return 0;
+    if (prior_attempts) *prior_attempts = attempts;
+    if (prior_status) *prior_status = status;
     /* A late duplicate of an older attempt (after a crash) must not overwrite a newer one, nor
      * an attempt's duplicate a final outcome of that same attempt. */
     if (!(d->attempts > attempts || (d->attempts == attempts && status < DLV_SUCCEEDED))) return 0;
