@@ -161,7 +161,7 @@ static const char sql_version[] = "SELECT v FROM meta WHERE k = 'config_version'
 static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 1)"
                                " ON CONFLICT(k) DO UPDATE SET v = v + 1";
 /* A record's first row: every column of the record (parameters in STORE_DLV_COLS order, the
- * project as ?20), nothing when the invocation has one already. */
+ * project as ?19), nothing when the invocation has one already. */
 static const char sql_insert[] =
     "INSERT INTO delivery_log(" STORE_DLV_COLS ", project_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
     " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, " STORE_DLV_PROJECT(
