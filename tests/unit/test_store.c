@@ -1087,6 +1087,60 @@ static void test_upgrade_v5(void)
     store_close(s);
 }
 
+/* plan_of: the EXPLAIN QUERY PLAN text of sql on the database at path ("" when it fails). */
+static void plan_of(const char *path, const char *sql, char *out, size_t n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char q[1024];
+    out[0] = '\0';
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            size_t len = strlen(out);
+            snprintf(out + len, n - len, "%s|", (const char *)sqlite3_column_text(st, 3));
+        }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* test_plans: each of the log's queries walks the index it was given (and no whole table);
+ * only the indexes some query uses exist. */
+static void test_plans(void)
+{
+    char plan[1024];
+    static const struct {
+        const char *sql, *uses;
+    } q[] = {
+        {"SELECT * FROM deliveries WHERE invocation_id = 'x'", "USING INDEX deliveries_inv"},
+        {"SELECT * FROM deliveries ORDER BY created_at DESC, invocation_id LIMIT 100",
+         "USING INDEX deliveries_created"},
+        {"SELECT * FROM deliveries WHERE webhook_id = 'w' ORDER BY created_at DESC,"
+         " invocation_id LIMIT 100",
+         "USING INDEX deliveries_webhook"},
+        {"SELECT * FROM deliveries WHERE status < 2 AND status = 1 AND updated_at < 5",
+         "USING INDEX deliveries_live"},
+        {"SELECT id, created_at, updated_at, status FROM delivery_log WHERE id > 5 ORDER BY id"
+         " LIMIT 10",
+         "USING INTEGER PRIMARY KEY (rowid>?)"},
+        {"SELECT id FROM delivery_log WHERE webhook_id = 'w' AND created_at <= 5 AND"
+         " (created_at < 5 OR invocation_id > 'x') AND status IN (2, 3) LIMIT 9",
+         "USING INDEX deliveries_webhook"},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        plan_of(dbpath, q[i].sql, plan, sizeof plan);
+        if (!strstr(plan, q[i].uses)) fprintf(stderr, "plan of %s: %s\n", q[i].sql, plan);
+        CHECK(strstr(plan, q[i].uses) != NULL);
+        CHECK(strstr(plan, "SCAN l|") == NULL && strstr(plan, "SCAN delivery_log|") == NULL);
+    }
+    CHECK_INT(sql_int(dbpath, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
+                              " tbl_name = 'delivery_log' AND name NOT IN ('deliveries_inv',"
+                              " 'deliveries_project', 'deliveries_webhook', 'deliveries_created',"
+                              " 'deliveries_live')"),
+              0);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -1102,6 +1156,7 @@ int main(void)
     test_open_keeps_others_locks();
     test_every_send_counts();
     test_upgrade_v5();
+    test_plans();
     test_manual_checkpoint();
     test_prune_steps();
     test_live_records();
