@@ -146,7 +146,13 @@ $(BUILD)/bench/prune_bench: tests/bench/prune_bench.c $(BUILD)/scheduler/sched_p
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/scheduler/sched_prune.o $(BUILD)/libhookline.a $(LDLIBS)
 
-bench-dlog: all $(BUILD)/bench/prune_bench
+# The log's write cost per record through the sender's store calls (tests/bench/dlog_write.c).
+$(BUILD)/bench/dlog_write: tests/bench/dlog_write.c $(BUILD)/libhookline.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libhookline.a $(LDLIBS)
+
+bench-dlog: all $(BUILD)/bench/prune_bench $(BUILD)/bench/dlog_write
+	d=$$(mktemp -d) && $(BUILD)/bench/dlog_write $$d 20000 100 100000; rm -rf $$d
 	d=$$(mktemp -d) && $(BUILD)/bench/prune_bench $$d 200000; rm -rf $$d
 	BIN=$(abspath $(BIN)) BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/bench/dlog_bench.py
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 #define STORE_BUSY_TIMEOUT_MS 5000
 #define STORE_BUSY_RETRIES 6 /* each waits up to the busy timeout: 30 s in all */
 #define STORE_LIST_DEFAULT 100
@@ -39,6 +39,65 @@
     " label TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, sum REAL NOT NULL DEFAULT 0,"             \
     " PRIMARY KEY(metric, webhook_id, label)) WITHOUT ROWID;"
 
+/* Version 6: the delivery log for cheap writes. delivery_log is a rowid table: a record's id is
+ * given at its first write, in write order, so new rows and their index entries append at the
+ * right edge of each B-tree, and pruning by age walks the oldest ids (a range of the table
+ * itself, no index). The invocation id is found through deliveries_inv (the one index a random
+ * key lands in). The request body, the same for every attempt of an invocation, is written once,
+ * into delivery_bodies under the record's id, and never rewritten by the attempts' updates (a
+ * trigger deletes it with its record). Only the indexes the queries use: deliveries_project
+ * (the API's pages), deliveries_webhook (a webhook's list, the prune by count),
+ * deliveries_created (the unfiltered list, newest first) and the partial deliveries_live (the
+ * repair's scan, the retry count). The view deliveries shows the records in the shape of
+ * version 5 for readers (the store's own queries, sqlite3 by hand); an INSERT into it writes
+ * both tables. */
+#define STORE_SCHEMA_LOG                                                                           \
+    "CREATE TABLE delivery_log(id INTEGER PRIMARY KEY, invocation_id TEXT NOT NULL,"               \
+    " webhook_id TEXT NOT NULL, project_id TEXT, event_id TEXT NOT NULL,"                          \
+    " event_type TEXT NOT NULL, status INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"     \
+    " earlier_sends INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL DEFAULT 0,"       \
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, req_method TEXT, req_url TEXT,"    \
+    " req_headers TEXT, resp_status INTEGER NOT NULL DEFAULT 0, resp_headers TEXT,"                \
+    " resp_body BLOB, resp_truncated INTEGER NOT NULL DEFAULT 0, error TEXT,"                      \
+    " duration_ms INTEGER NOT NULL DEFAULT 0);"                                                    \
+    "CREATE TABLE delivery_bodies(id INTEGER PRIMARY KEY, body TEXT NOT NULL);"                    \
+    "CREATE TRIGGER delivery_log_delete AFTER DELETE ON delivery_log BEGIN"                        \
+    " DELETE FROM delivery_bodies WHERE id = OLD.id; END;"                                         \
+    "CREATE VIEW deliveries AS SELECT l.invocation_id AS invocation_id,"                           \
+    " l.webhook_id AS webhook_id, l.event_id AS event_id, l.event_type AS event_type,"             \
+    " l.status AS status, l.attempts AS attempts, l.next_attempt_at AS next_attempt_at,"           \
+    " l.created_at AS created_at, l.updated_at AS updated_at, l.req_method AS req_method,"         \
+    " l.req_url AS req_url, l.req_headers AS req_headers, b.body AS req_body,"                     \
+    " l.resp_status AS resp_status, l.resp_headers AS resp_headers, l.resp_body AS resp_body,"     \
+    " l.resp_truncated AS resp_truncated, l.error AS error, l.duration_ms AS duration_ms,"         \
+    " l.earlier_sends AS earlier_sends, l.project_id AS project_id"                                \
+    " FROM delivery_log l LEFT JOIN delivery_bodies b ON b.id = l.id;"                             \
+    "CREATE TRIGGER deliveries_insert INSTEAD OF INSERT ON deliveries BEGIN"                       \
+    " INSERT INTO delivery_log(invocation_id, webhook_id, project_id, event_id, event_type,"       \
+    " status, attempts, earlier_sends, next_attempt_at, created_at, updated_at, req_method,"       \
+    " req_url, req_headers, resp_status, resp_headers, resp_body, resp_truncated, error,"          \
+    " duration_ms) VALUES(NEW.invocation_id, NEW.webhook_id, " STORE_DLV_PROJECT(                  \
+        "NEW.project_id",                                                                          \
+        "NEW.webhook_id") ", NEW.event_id, NEW.event_type, NEW.status,"                            \
+                          " COALESCE(NEW.attempts, 0), COALESCE(NEW.earlier_sends, 0),"            \
+                          " COALESCE(NEW.next_attempt_at, 0), NEW.created_at, NEW.updated_at, "    \
+                          "NEW.req_method,"                                                        \
+                          " NEW.req_url, NEW.req_headers, COALESCE(NEW.resp_status, 0), "          \
+                          "NEW.resp_headers,"                                                      \
+                          " NEW.resp_body, COALESCE(NEW.resp_truncated, 0), NEW.error, "           \
+                          "COALESCE(NEW.duration_ms, 0));"                                         \
+                          " INSERT INTO delivery_bodies(id, body) SELECT last_insert_rowid(), "    \
+                          "NEW.req_body"                                                           \
+                          " WHERE NEW.req_body IS NOT NULL; END;"                                  \
+                          "CREATE UNIQUE INDEX deliveries_inv ON delivery_log(invocation_id);"     \
+                          "CREATE INDEX deliveries_project ON delivery_log(project_id, "           \
+                          "created_at, invocation_id);"                                            \
+                          "CREATE INDEX deliveries_webhook ON delivery_log(webhook_id, "           \
+                          "created_at);"                                                           \
+                          "CREATE INDEX deliveries_created ON delivery_log(created_at);"           \
+                          "CREATE INDEX deliveries_live ON delivery_log(status, updated_at) "      \
+                          "WHERE status < 2;"
+
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta(k, v) VALUES('config_version', 0);"
@@ -51,21 +110,13 @@ static const char store_schema[] =
     " name TEXT NOT NULL, url TEXT NOT NULL, enabled INTEGER NOT NULL, events TEXT NOT NULL,"
     " auth TEXT, secret TEXT, pos INTEGER NOT NULL, secrets TEXT);"
     "CREATE INDEX IF NOT EXISTS webhooks_project ON webhooks(project_id, pos);"
-    "CREATE TABLE IF NOT EXISTS deliveries(invocation_id TEXT PRIMARY KEY,"
-    " webhook_id TEXT NOT NULL, event_id TEXT NOT NULL, event_type TEXT NOT NULL,"
-    " status INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    " next_attempt_at INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
-    " updated_at INTEGER NOT NULL, req_method TEXT, req_url TEXT, req_headers TEXT,"
-    " req_body TEXT, resp_status INTEGER NOT NULL DEFAULT 0, resp_headers TEXT, resp_body BLOB,"
-    " resp_truncated INTEGER NOT NULL DEFAULT 0, error TEXT,"
-    " duration_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX IF NOT EXISTS deliveries_webhook ON deliveries(webhook_id, created_at);"
-    "CREATE INDEX IF NOT EXISTS deliveries_updated ON deliveries(updated_at);"
-    "CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created_at);"
-    "CREATE INDEX IF NOT EXISTS deliveries_live ON deliveries(status, updated_at)"
-    " WHERE status < 2;"
-    "ALTER TABLE deliveries ADD COLUMN earlier_sends INTEGER NOT NULL DEFAULT 0;" STORE_SCHEMA_V5
-    "PRAGMA user_version = 5;";
+    "CREATE TABLE IF NOT EXISTS tokens(name TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " project_id TEXT, kind INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL DEFAULT 0, revoked_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS counters(metric TEXT NOT NULL, webhook_id TEXT NOT NULL,"
+    " label TEXT NOT NULL, n INTEGER NOT NULL DEFAULT 0, sum REAL NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(metric, webhook_id, label)) WITHOUT ROWID;" STORE_SCHEMA_LOG
+    "PRAGMA user_version = 6;";
 /* Version 1 to 2: signing-secret rotation keeps the webhook's "secrets" list (JSON array). */
 static const char store_schema_v2[] = "ALTER TABLE webhooks ADD COLUMN secrets TEXT;"
                                       "PRAGMA user_version = 2;";
@@ -86,35 +137,50 @@ static const char store_schema_v5[] =
     STORE_SCHEMA_V5 "UPDATE deliveries SET project_id = (SELECT w.project_id FROM webhooks w"
                     " WHERE w.id = deliveries.webhook_id);"
                     "PRAGMA user_version = 5;";
+/* Version 5 to 6: the records move to delivery_log (ids in creation order, so the oldest come
+ * first for the prune by age) and their bodies to delivery_bodies; the old table and its five
+ * indexes go, and the view deliveries takes its name. Every record is kept, field for field. */
+static const char store_schema_v6[] =
+    "ALTER TABLE deliveries RENAME TO deliveries_v5;"
+    "DROP INDEX IF EXISTS deliveries_webhook; DROP INDEX IF EXISTS deliveries_updated;"
+    "DROP INDEX IF EXISTS deliveries_created; DROP INDEX IF EXISTS deliveries_live;"
+    "DROP INDEX IF EXISTS deliveries_project;" STORE_SCHEMA_LOG
+    "INSERT INTO delivery_log(invocation_id, webhook_id, project_id, event_id, event_type, status,"
+    " attempts, earlier_sends, next_attempt_at, created_at, updated_at, req_method, req_url,"
+    " req_headers, resp_status, resp_headers, resp_body, resp_truncated, error, duration_ms)"
+    " SELECT invocation_id, webhook_id, project_id, event_id, event_type, status, attempts,"
+    " earlier_sends, next_attempt_at, created_at, updated_at, req_method, req_url, req_headers,"
+    " resp_status, resp_headers, resp_body, resp_truncated, error, duration_ms"
+    " FROM deliveries_v5 ORDER BY created_at, invocation_id;"
+    "INSERT INTO delivery_bodies(id, body) SELECT l.id, o.req_body FROM delivery_log l"
+    " JOIN deliveries_v5 o ON o.invocation_id = l.invocation_id WHERE o.req_body IS NOT NULL;"
+    "DROP TABLE deliveries_v5;"
+    "PRAGMA user_version = 6;";
 
 static const char sql_version[] = "SELECT v FROM meta WHERE k = 'config_version'";
 static const char sql_bump[] = "INSERT INTO meta(k, v) VALUES('config_version', 1)"
                                " ON CONFLICT(k) DO UPDATE SET v = v + 1";
-static const char sql_pending[] =
-    "INSERT OR IGNORE INTO deliveries(invocation_id, webhook_id, event_id, event_type, status,"
-    " attempts, next_attempt_at, created_at, updated_at, req_body, project_id)"
-    " VALUES(?1, ?2, ?3, ?4, 0, 0, 0, ?5, ?5, ?6, " STORE_DLV_PROJECT("?7", "?2") ")";
-static const char sql_record[] =
-    "INSERT INTO deliveries(" STORE_DLV_COLS ", project_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, " STORE_DLV_PROJECT(
-        "?20",
-        "?2") ")"
-              " ON CONFLICT(invocation_id) DO UPDATE SET webhook_id = excluded.webhook_id,"
-              " event_id = excluded.event_id, event_type = excluded.event_type, status = "
-              "excluded.status,"
-              " attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,"
-              " updated_at = excluded.updated_at, req_method = excluded.req_method,"
-              " req_url = excluded.req_url, req_headers = excluded.req_headers,"
-              " req_body = excluded.req_body, resp_status = excluded.resp_status,"
-              " resp_headers = excluded.resp_headers, resp_body = excluded.resp_body,"
-              " resp_truncated = excluded.resp_truncated, error = excluded.error,"
-              " duration_ms = excluded.duration_ms"
-              /* A late duplicate of an older attempt (after a crash) must not overwrite a newer
-               * one, nor an attempt's duplicate a final outcome of that same attempt. */
-              " WHERE excluded.attempts > deliveries.attempts"
-              " OR (excluded.attempts = deliveries.attempts AND deliveries.status < 2)";
+/* A record's first row: every column of the record (parameters in STORE_DLV_COLS order, the
+ * project as ?19), nothing when the invocation has one already. */
+static const char sql_insert[] =
+    "INSERT INTO delivery_log(" STORE_DLV_COLS ", project_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+    " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, " STORE_DLV_PROJECT(
+        "?19", "?2") ")"
+                     " ON CONFLICT(invocation_id) DO NOTHING";
+/* A later attempt's row: only the attempt's columns, so no index but deliveries_live (and that
+ * only while the record is live) is touched, and the body stays where it is. */
+static const char sql_update[] =
+    "UPDATE delivery_log SET status = ?2, attempts = ?3, next_attempt_at = ?4, updated_at = ?5,"
+    " req_method = ?6, req_url = ?7, req_headers = ?8, resp_status = ?9, resp_headers = ?10,"
+    " resp_body = ?11, resp_truncated = ?12, error = ?13, duration_ms = ?14 WHERE id = ?1";
+/* What a write must know of the record there: its id, attempt, status and whether its body is
+ * stored. */
+static const char sql_prior[] =
+    "SELECT l.id, l.attempts, l.status, EXISTS(SELECT 1 FROM delivery_bodies b WHERE b.id = l.id)"
+    " FROM delivery_log l WHERE l.invocation_id = ?1";
+static const char sql_body[] = "INSERT OR IGNORE INTO delivery_bodies(id, body) VALUES(?1, ?2)";
 /* Marking pending (a redelivery) starts the attempt count again; the sends so far are kept. */
-static const char sql_mark[] = "UPDATE deliveries SET status = ?2, next_attempt_at = ?3,"
+static const char sql_mark[] = "UPDATE delivery_log SET status = ?2, next_attempt_at = ?3,"
                                " updated_at = ?4, earlier_sends = earlier_sends + CASE WHEN"
                                " ?2 = 0 THEN attempts ELSE 0 END, attempts = CASE WHEN ?2 = 0"
                                " THEN 0 ELSE attempts END WHERE invocation_id = ?1";
@@ -146,6 +212,10 @@ static int store_schema_init(store_t *s, char *err, size_t errlen)
             rc = store_exec(s, store_schema_v4, err, errlen, "upgrade schema to version 4");
         if (rc == 0)
             rc = store_exec(s, store_schema_v5, err, errlen, "upgrade schema to version 5");
+        if (rc == 0)
+            rc = store_exec(s, store_schema_v6, err, errlen, "upgrade schema to version 6");
+    } else if (version == 5) {
+        rc = store_exec(s, store_schema_v6, err, errlen, "upgrade schema to version 6");
     } else if (version < STORE_SCHEMA_VERSION)
         rc = store_exec(s, store_schema, err, errlen, "create schema");
 out:
@@ -214,8 +284,10 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         (rc = store_exec(s, "PRAGMA synchronous = NORMAL", err, errlen, "synchronous")) < 0 ||
         (rc = store_schema_init(s, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_version, 1, &s->st_version, err, errlen)) < 0 ||
-        (rc = store_prepare(s, sql_pending, 1, &s->st_pending, err, errlen)) < 0 ||
-        (rc = store_prepare(s, sql_record, 1, &s->st_record, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_insert, 1, &s->st_insert, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_update, 1, &s->st_update, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_prior, 1, &s->st_prior, err, errlen)) < 0 ||
+        (rc = store_prepare(s, sql_body, 1, &s->st_body, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_mark, 1, &s->st_mark, err, errlen)) < 0 ||
         (rc = store_prepare(s, sql_get, 1, &s->st_get, err, errlen)) < 0 ||
         (rc = store_tighten_wal(path, err, errlen)) < 0) {
@@ -255,11 +327,12 @@ void store_close(store_t *s)
     if (!s) return;
     if (s->db && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_finalize(s->st_version);
-    sqlite3_finalize(s->st_pending);
-    sqlite3_finalize(s->st_record);
+    sqlite3_finalize(s->st_insert);
+    sqlite3_finalize(s->st_update);
+    sqlite3_finalize(s->st_prior);
+    sqlite3_finalize(s->st_body);
     sqlite3_finalize(s->st_mark);
     sqlite3_finalize(s->st_get);
-    sqlite3_finalize(s->st_cnt_prior);
     sqlite3_finalize(s->st_cnt_add);
     sqlite3_close(s->db);
     free(s);
@@ -721,30 +794,25 @@ int store_rollback(store_t *s)
     return rc;
 }
 
-int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
-                           const char *project_id, const char *event_id, const char *event_type,
-                           const char *req_body, int64_t created_at, char *err, size_t errlen)
+/* store_dlv_body stores the body of record id unless it has one (a body never changes). */
+static int store_dlv_body(store_t *s, int64_t id, const char *body, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = s->st_pending;
-    int rc;
-    store_bind_text(st, 1, invocation_id);
-    store_bind_text(st, 2, webhook_id);
-    store_bind_text(st, 3, event_id);
-    store_bind_text(st, 4, event_type);
-    sqlite3_bind_int64(st, 5, created_at ? created_at : store_now_ms());
-    store_bind_text(st, 6, req_body);
-    store_bind_text(st, 7, project_id);
-    rc = store_step(s, st, err, errlen, "insert pending delivery");
+    sqlite3_stmt *st = s->st_body;
+    sqlite3_bind_int64(st, 1, id);
+    store_bind_text(st, 2, body);
+    int rc = store_step(s, st, err, errlen, "store request body");
     sqlite3_clear_bindings(st);
     return rc;
 }
 
-int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen)
+/* store_dlv_insert writes d as the invocation's first row (created and updated as given) with
+ * its body, unless it has a row: *inserted 1 or 0. 0 or a negative errno with err. */
+static int store_dlv_insert(store_t *s, const delivery_t *d, int64_t created, int64_t updated,
+                            int *inserted, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = s->st_record;
-    int64_t now = store_now_ms();
-    int64_t updated = d->updated_at ? d->updated_at : now;
+    sqlite3_stmt *st = s->st_insert;
     int rc;
+    *inserted = 0;
     store_bind_text(st, 1, d->invocation_id);
     store_bind_text(st, 2, d->webhook_id);
     store_bind_text(st, 3, d->event_id);
@@ -752,25 +820,129 @@ int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t err
     sqlite3_bind_int(st, 5, (int)d->status);
     sqlite3_bind_int(st, 6, d->attempts);
     sqlite3_bind_int64(st, 7, d->next_attempt_at);
-    sqlite3_bind_int64(st, 8, d->created_at ? d->created_at : updated);
+    sqlite3_bind_int64(st, 8, created);
     sqlite3_bind_int64(st, 9, updated);
     store_bind_text(st, 10, d->req_method);
     store_bind_text(st, 11, d->req_url);
     store_bind_text(st, 12, d->req_headers);
-    store_bind_text(st, 13, d->req_body);
-    sqlite3_bind_int(st, 14, d->resp_status);
-    store_bind_text(st, 15, d->resp_headers);
+    sqlite3_bind_int(st, 13, d->resp_status);
+    store_bind_text(st, 14, d->resp_headers);
     if (d->resp_body)
-        sqlite3_bind_blob64(st, 16, d->resp_body, d->resp_body_len, SQLITE_STATIC);
+        sqlite3_bind_blob64(st, 15, d->resp_body, d->resp_body_len, SQLITE_STATIC);
     else
-        sqlite3_bind_null(st, 16);
-    sqlite3_bind_int(st, 17, d->resp_truncated ? 1 : 0);
-    store_bind_text(st, 18, d->error);
-    sqlite3_bind_int64(st, 19, d->duration_ms);
-    store_bind_text(st, 20, d->project_id);
+        sqlite3_bind_null(st, 15);
+    sqlite3_bind_int(st, 16, d->resp_truncated ? 1 : 0);
+    store_bind_text(st, 17, d->error);
+    sqlite3_bind_int64(st, 18, d->duration_ms);
+    store_bind_text(st, 19, d->project_id);
     rc = store_step(s, st, err, errlen, "record delivery");
     sqlite3_clear_bindings(st);
+    if (rc < 0 || sqlite3_changes(s->db) == 0) return rc;
+    *inserted = 1;
+    if (d->req_body)
+        rc = store_dlv_body(s, sqlite3_last_insert_rowid(s->db), d->req_body, err, errlen);
     return rc;
+}
+
+/* store_dlv_prior reads what a write must know of the invocation's record: 1 with its id,
+ * attempt, status and whether its body is stored; 0 when it has none; or a negative errno. */
+static int store_dlv_prior(store_t *s, const char *inv, int64_t *id, int *attempts, int *status,
+                           int *has_body, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = s->st_prior;
+    store_bind_text(st, 1, inv);
+    int rc = sqlite3_step(st), found = rc == SQLITE_ROW;
+    if (found) {
+        *id = sqlite3_column_int64(st, 0);
+        *attempts = sqlite3_column_int(st, 1);
+        *status = sqlite3_column_int(st, 2);
+        *has_body = sqlite3_column_int(st, 3);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail(s, err, errlen, rc, "read delivery");
+    return found;
+}
+
+int store_delivery_pending(store_t *s, const char *invocation_id, const char *webhook_id,
+                           const char *project_id, const char *event_id, const char *event_type,
+                           const char *req_body, int64_t created_at, char *err, size_t errlen)
+{
+    delivery_t d = {.invocation_id = (char *)invocation_id,
+                    .webhook_id = (char *)webhook_id,
+                    .project_id = (char *)project_id,
+                    .event_id = (char *)event_id,
+                    .event_type = (char *)event_type,
+                    .req_body = (char *)req_body,
+                    .status = DLV_PENDING};
+    int64_t at = created_at ? created_at : store_now_ms();
+    int inserted;
+    return store_dlv_insert(s, &d, at, at, &inserted, err, errlen);
+}
+
+int store_dlv_write(store_t *s, const delivery_t *d, int *prior_attempts, int *prior_status,
+                    int *changed, char *err, size_t errlen)
+{
+    int64_t updated = d->updated_at ? d->updated_at : store_now_ms(), id = 0;
+    int inserted = 0, attempts = 0, status = -1, has_body = 0, rc;
+    *changed = 0;
+    /* A first attempt's outcome usually makes the record (one INSERT), a later attempt's finds
+     * it (a read, then the UPDATE): either order is right, this one saves a statement. */
+    int found = 0;
+    if (d->attempts > 1 && (found = store_dlv_prior(s, d->invocation_id, &id, &attempts, &status,
+                                                    &has_body, err, errlen)) < 0)
+        return found;
+    if (!found) {
+        if ((rc = store_dlv_insert(s, d, d->created_at ? d->created_at : updated, updated,
+                                   &inserted, err, errlen)) < 0)
+            return rc;
+        if (inserted) {
+            if (prior_attempts) *prior_attempts = 0;
+            if (prior_status) *prior_status = -1;
+            *changed = 1;
+            return 0;
+        }
+        if ((found = store_dlv_prior(s, d->invocation_id, &id, &attempts, &status, &has_body, err,
+                                     errlen)) <= 0)
+            return found; /* 0: the row went between the two (another process pruned it) */
+    }
+    if (prior_attempts) *prior_attempts = attempts;
+    if (prior_status) *prior_status = status;
+    /* A late duplicate of an older attempt (after a crash) must not overwrite a newer one, nor
+     * an attempt's duplicate a final outcome of that same attempt. */
+    if (!(d->attempts > attempts || (d->attempts == attempts && status < DLV_SUCCEEDED))) return 0;
+    sqlite3_stmt *st = s->st_update;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, (int)d->status);
+    sqlite3_bind_int(st, 3, d->attempts);
+    sqlite3_bind_int64(st, 4, d->next_attempt_at);
+    sqlite3_bind_int64(st, 5, updated);
+    store_bind_text(st, 6, d->req_method);
+    store_bind_text(st, 7, d->req_url);
+    store_bind_text(st, 8, d->req_headers);
+    sqlite3_bind_int(st, 9, d->resp_status);
+    store_bind_text(st, 10, d->resp_headers);
+    if (d->resp_body)
+        sqlite3_bind_blob64(st, 11, d->resp_body, d->resp_body_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 11);
+    sqlite3_bind_int(st, 12, d->resp_truncated ? 1 : 0);
+    store_bind_text(st, 13, d->error);
+    sqlite3_bind_int64(st, 14, d->duration_ms);
+    rc = store_step(s, st, err, errlen, "record delivery");
+    sqlite3_clear_bindings(st);
+    if (rc < 0) return rc;
+    *changed = 1;
+    /* a record first written without its body (a pending row from an older sender) gets it */
+    if (!has_body && d->req_body) rc = store_dlv_body(s, id, d->req_body, err, errlen);
+    return rc;
+}
+
+int store_delivery_record(store_t *s, const delivery_t *d, char *err, size_t errlen)
+{
+    int changed;
+    return store_dlv_write(s, d, NULL, NULL, &changed, err, errlen);
 }
 
 int store_delivery_mark(store_t *s, const char *invocation_id, delivery_status_t st_,
@@ -829,7 +1001,7 @@ int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
     int rc = store_run_once(s,
                             /* attempt 1: a new round (redelivery, recover); the sends of
                              * the last one count on */
-                            "UPDATE deliveries SET status = 1, earlier_sends = earlier_sends +"
+                            "UPDATE delivery_log SET status = 1, earlier_sends = earlier_sends +"
                             " CASE WHEN ?2 = 0 THEN attempts ELSE 0 END, attempts = ?2,"
                             " next_attempt_at = ?3, updated_at = ?4 WHERE invocation_id = ?1",
                             store_bind_scheduled, &a, &changes, err, errlen, "mark scheduled");
@@ -838,19 +1010,13 @@ int store_delivery_scheduled(store_t *s, const char *invocation_id, int attempt,
     return rc;
 }
 
-/* store_bind_waiting binds store_delivery_waiting's statement. */
+/* store_bind_waiting binds the update of a pending record that became deferred. */
 static void store_bind_waiting(void *arg, sqlite3_stmt *st)
 {
     const store_args_t *a = arg;
-    store_bind_text(st, 1, a->inv);
-    store_bind_text(st, 2, a->wh);
-    store_bind_text(st, 3, a->ev);
-    store_bind_text(st, 4, a->et);
-    store_bind_text(st, 5, a->body);
-    sqlite3_bind_int64(st, 6, a->a ? a->a : store_now_ms());
-    sqlite3_bind_int64(st, 7, a->b);
-    sqlite3_bind_int64(st, 8, store_now_ms());
-    store_bind_text(st, 9, a->proj);
+    sqlite3_bind_int64(st, 1, a->c);
+    sqlite3_bind_int64(st, 2, a->b);
+    sqlite3_bind_int64(st, 3, store_now_ms());
 }
 
 int store_delivery_waiting(store_t *s, const char *invocation_id, const char *webhook_id,
@@ -858,26 +1024,31 @@ int store_delivery_waiting(store_t *s, const char *invocation_id, const char *we
                            const char *req_body, int64_t created_at, int64_t next_attempt_at,
                            char *err, size_t errlen)
 {
-    store_args_t a = {.inv = invocation_id,
-                      .wh = webhook_id,
-                      .proj = project_id,
-                      .ev = event_id,
-                      .et = event_type,
-                      .body = req_body,
-                      .a = created_at,
-                      .b = next_attempt_at};
-    return store_run_once(
-        s,
-        "INSERT INTO deliveries(invocation_id, webhook_id, event_id, event_type, status, attempts,"
-        " next_attempt_at, created_at, updated_at, req_body, project_id)"
-        " VALUES(?1, ?2, ?3, ?4, 1, 0, ?7, ?6, ?8, ?5, " STORE_DLV_PROJECT(
-            "?9",
-            "?2") ")"
-                  " ON CONFLICT(invocation_id) DO UPDATE SET status = 1,"
-                  " next_attempt_at = excluded.next_attempt_at, updated_at = excluded.updated_at,"
-                  " req_body = COALESCE(deliveries.req_body, excluded.req_body)"
-                  " WHERE deliveries.status = 0",
-        store_bind_waiting, &a, NULL, err, errlen, "mark deferred delivery");
+    delivery_t d = {.invocation_id = (char *)invocation_id,
+                    .webhook_id = (char *)webhook_id,
+                    .project_id = (char *)project_id,
+                    .event_id = (char *)event_id,
+                    .event_type = (char *)event_type,
+                    .req_body = (char *)req_body,
+                    .status = DLV_RETRYING,
+                    .next_attempt_at = next_attempt_at};
+    int64_t now = store_now_ms(), id = 0;
+    int inserted, attempts, status, has_body, changes = 0;
+    int rc = store_dlv_insert(s, &d, created_at ? created_at : now, now, &inserted, err, errlen);
+    if (rc < 0 || inserted) return rc;
+    if ((rc = store_dlv_prior(s, invocation_id, &id, &attempts, &status, &has_body, err, errlen)) <=
+            0 ||
+        status != DLV_PENDING)
+        return rc < 0 ? rc : 0; /* gone, or newer news than a pending record */
+    store_args_t a = {.b = next_attempt_at, .c = id};
+    if ((rc = store_run_once(s,
+                             "UPDATE delivery_log SET status = 1, next_attempt_at = ?2,"
+                             " updated_at = ?3 WHERE id = ?1 AND status = 0",
+                             store_bind_waiting, &a, &changes, err, errlen,
+                             "mark deferred delivery")) < 0)
+        return rc;
+    if (changes && !has_body && req_body) rc = store_dlv_body(s, id, req_body, err, errlen);
+    return rc;
 }
 
 /* store_bind_lost binds store_delivery_lost's statement. */
@@ -897,7 +1068,7 @@ int store_delivery_lost(store_t *s, const char *invocation_id, delivery_status_t
     store_args_t a = {.inv = invocation_id, .n = (int)st, .a = before_ms, .why = why};
     int changes = 0;
     int rc = store_run_once(s,
-                            "UPDATE deliveries SET status = 3, next_attempt_at = 0, error = ?4,"
+                            "UPDATE delivery_log SET status = 3, next_attempt_at = 0, error = ?4,"
                             " updated_at = ?5 WHERE invocation_id = ?1 AND status = ?2"
                             " AND updated_at < ?3",
                             store_bind_lost, &a, &changes, err, errlen, "end lost delivery");
@@ -1238,6 +1409,13 @@ void store_prune_end(store_prune_t *c)
     c->webhook = c->cut_inv = NULL;
 }
 
+/* store_bind_prune_age_ids binds the age rule's delete. */
+static void store_bind_prune_age_ids(void *arg, sqlite3_stmt *st)
+{
+    const store_prune_t *c = arg;
+    sqlite3_bind_int64(st, 1, c->age_cutoff);
+}
+
 /* store_mono_us: monotonic microseconds (how long a prune step holds the write lock). */
 static int64_t store_mono_us(void)
 {
@@ -1246,11 +1424,44 @@ static int64_t store_mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* store_prune_delete deletes one batch: the rowids of up to c->batch matching rows are read
- * first, outside any write transaction (the index walk and the row reads are most of the work),
- * then deleted by rowid in one short transaction of their own (a savepoint inside the caller's
- * batch), each delete checking cond again, so a row changed in between stays. cond uses ?1..?4
- * (bound by bind). Returns the rows deleted or -errno; *more is 0 once the range is exhausted. */
+/* store_prune_ids deletes the records of ids (n of them) by id in one short transaction of its
+ * own (a savepoint inside the caller's batch), each delete checking cond again, so a row changed
+ * since it was read stays; their bodies go with them (the trigger delivery_log_delete). cond
+ * uses ?1..?4 (bound by bind). Returns the rows deleted or -errno. */
+static int store_prune_ids(store_t *s, store_prune_t *c, const int64_t *ids, int n,
+                           const char *cond, void (*bind)(void *, sqlite3_stmt *), char *err,
+                           size_t errlen, const char *what)
+{
+    char sql[512];
+    sqlite3_stmt *st;
+    int rc, deleted = 0;
+    if (n == 0) return 0;
+    snprintf(sql, sizeof sql, "DELETE FROM delivery_log WHERE id = ?9 AND %s", cond);
+    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) return rc;
+    bind(c, st);
+    int64_t t0 = store_mono_us();
+    if ((rc = store_tx_begin(s, err, errlen)) < 0) {
+        sqlite3_finalize(st);
+        return rc;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 9, ids[i]);
+        if ((rc = store_step(s, st, err, errlen, what)) == 0) deleted += sqlite3_changes(s->db);
+    }
+    sqlite3_finalize(st);
+    if (rc < 0) {
+        store_tx_end(s, 0, NULL, 0);
+        return rc;
+    }
+    rc = store_tx_end(s, 1, err, errlen);
+    c->lock_us = store_mono_us() - t0;
+    return rc < 0 ? rc : deleted;
+}
+
+/* store_prune_delete deletes one batch: the ids of up to c->batch matching rows are read first,
+ * outside any write transaction (the index walk and the row reads are most of the work), then
+ * deleted by store_prune_ids. Returns the rows deleted or -errno; *more is 0 once the range is
+ * exhausted. */
 static int store_prune_delete(store_t *s, store_prune_t *c, const char *cond,
                               void (*bind)(void *, sqlite3_stmt *), char *err, size_t errlen,
                               const char *what, int *more)
@@ -1258,11 +1469,11 @@ static int store_prune_delete(store_t *s, store_prune_t *c, const char *cond,
     char sql[512];
     sqlite3_stmt *st;
     int64_t *ids;
-    int rc, n = 0, deleted = 0;
+    int rc, n = 0;
     *more = 0;
     if (!(ids = malloc((size_t)c->batch * sizeof *ids)))
         return store_failf(s, err, errlen, ENOMEM, "out of memory");
-    snprintf(sql, sizeof sql, "SELECT rowid FROM deliveries WHERE %s LIMIT ?9", cond);
+    snprintf(sql, sizeof sql, "SELECT id FROM delivery_log WHERE %s LIMIT ?9", cond);
     if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
     bind(c, st);
     sqlite3_bind_int(st, 9, c->batch);
@@ -1274,37 +1485,62 @@ static int store_prune_delete(store_t *s, store_prune_t *c, const char *cond,
         goto out;
     }
     *more = n == c->batch;
-    rc = 0;
-    if (n == 0) goto out;
-    snprintf(sql, sizeof sql, "DELETE FROM deliveries WHERE rowid = ?9 AND %s", cond);
-    if ((rc = store_prepare(s, sql, 0, &st, err, errlen)) < 0) goto out;
-    bind(c, st);
-    int64_t t0 = store_mono_us();
-    if ((rc = store_tx_begin(s, err, errlen)) < 0) {
-        sqlite3_finalize(st);
-        goto out;
-    }
-    for (int i = 0; i < n && rc == 0; i++) {
-        sqlite3_bind_int64(st, 9, ids[i]);
-        if ((rc = store_step(s, st, err, errlen, what)) == 0) deleted += sqlite3_changes(s->db);
-    }
-    sqlite3_finalize(st);
-    if (rc < 0) {
-        store_tx_end(s, 0, NULL, 0);
-        goto out;
-    }
-    rc = store_tx_end(s, 1, err, errlen);
-    c->lock_us = store_mono_us() - t0;
+    rc = store_prune_ids(s, c, ids, n, cond, bind, err, errlen, what);
 out:
     free(ids);
-    return rc < 0 ? rc : deleted;
+    return rc;
 }
 
-/* store_bind_prune_age binds the age rule's delete. */
-static void store_bind_prune_age(void *arg, sqlite3_stmt *st)
+/* store_prune_age deletes one batch of the age rule, walking the log in id order (the order of
+ * first writes) from where the last batch stopped: at most STORE_PRUNE_SCAN x c->batch rows
+ * are read, and the walk ends at the first record created at or after the cut-off (one created
+ * since cannot have been updated before it). Records written late for their creation time sit
+ * among newer ones and go in a later pass, once those are old too. Returns the rows deleted or
+ * -errno; *more is 0 once the walk is over. */
+#define STORE_PRUNE_SCAN 4
+static int store_prune_age(store_t *s, store_prune_t *c, char *err, size_t errlen, int *more)
 {
-    const store_prune_t *c = arg;
-    sqlite3_bind_int64(st, 1, c->age_cutoff);
+    sqlite3_stmt *st;
+    int64_t *ids;
+    int rc, n = 0, seen = 0, limit = c->batch * STORE_PRUNE_SCAN;
+    *more = 0;
+    if (!(ids = malloc((size_t)c->batch * sizeof *ids)))
+        return store_failf(s, err, errlen, ENOMEM, "out of memory");
+    if ((rc = store_prepare(s,
+                            "SELECT id, created_at, updated_at, status FROM delivery_log"
+                            " WHERE id > ?1 ORDER BY id LIMIT ?2",
+                            0, &st, err, errlen)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, c->after_id);
+    sqlite3_bind_int(st, 2, limit);
+    int end = 0;
+    while (n < c->batch && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        seen++;
+        if (sqlite3_column_int64(st, 1) >= c->age_cutoff) {
+            end = 1;
+            break;
+        }
+        c->after_id = id;
+        int status = sqlite3_column_int(st, 3);
+        if (sqlite3_column_int64(st, 2) < c->age_cutoff &&
+            (status == DLV_SUCCEEDED || status == DLV_FAILED))
+            ids[n++] = id;
+    }
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+        *more = !end && (n == c->batch || seen == limit);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        rc = store_fail(s, err, errlen, rc, "prune by age");
+        goto out;
+    }
+    rc = store_prune_ids(s, c, ids, n, "updated_at < ?1 AND status IN (2, 3)",
+                         store_bind_prune_age_ids, err, errlen, "prune by age");
+out:
+    free(ids);
+    return rc;
 }
 
 /* store_bind_prune_count binds the count rule's delete. */
@@ -1324,7 +1560,7 @@ static int store_prune_next_webhook(store_t *s, store_prune_t *c, char *err, siz
     sqlite3_stmt *st;
     int rc;
     if ((rc = store_prepare(s,
-                            "SELECT webhook_id FROM deliveries WHERE webhook_id > ?1"
+                            "SELECT webhook_id FROM delivery_log WHERE webhook_id > ?1"
                             " ORDER BY webhook_id LIMIT 1",
                             0, &st, err, errlen)) < 0)
         return rc;
@@ -1343,10 +1579,11 @@ static int store_prune_next_webhook(store_t *s, store_prune_t *c, char *err, siz
         c->done = 1;
         return 0;
     }
-    if ((rc = store_prepare(s,
-                            "SELECT created_at, invocation_id FROM deliveries WHERE webhook_id = ?1"
-                            " ORDER BY created_at DESC, invocation_id LIMIT 1 OFFSET ?2",
-                            0, &st, err, errlen)) < 0)
+    if ((rc = store_prepare(
+             s,
+             "SELECT created_at, invocation_id FROM delivery_log WHERE webhook_id = ?1"
+             " ORDER BY created_at DESC, invocation_id LIMIT 1 OFFSET ?2",
+             0, &st, err, errlen)) < 0)
         return rc;
     store_bind_text(st, 1, c->webhook);
     sqlite3_bind_int(st, 2, c->keep_per_webhook - 1);
@@ -1371,10 +1608,10 @@ int store_prune_step(store_t *s, store_prune_t *c, char *err, size_t errlen)
     c->lock_us = 0;
     switch (c->phase) {
     case 0:
-        /* Only finished records go: a pending or retrying one is still live work. The range on
-         * deliveries_updated starts at the oldest; live rows in it are skipped, not rewritten. */
-        n = store_prune_delete(s, c, "updated_at < ?1 AND status IN (2, 3)", store_bind_prune_age,
-                               err, errlen, "prune by age", &more);
+        /* Only finished records go: a pending or retrying one is still live work. The walk
+         * starts at the oldest id; live rows in it are skipped, not rewritten, and not read
+         * again in this pass. */
+        n = store_prune_age(s, c, err, errlen, &more);
         if (n < 0) return n;
         if (!more) c->phase = c->keep_per_webhook ? 1 : 3;
         break;

@@ -60,7 +60,12 @@ int store_webhook_set_enabled(store_t *s, const char *id, int enabled, char *err
 int store_project_put(store_t *s, const project_t *p, int *created, char *err, size_t errlen);
 int store_project_delete(store_t *s, const char *id, char *err, size_t errlen);
 
-/* --- delivery log: one record per invocation, holding the most recent attempt --- */
+/* --- delivery log: one record per invocation, holding the most recent attempt ---
+ * Schema version 6 (store.c): delivery_log, a rowid table whose ids are given in write order,
+ * so new records append at the right edge of every B-tree; the invocation id is looked up in
+ * the unique index deliveries_inv; the request body, the same for every attempt, is stored once
+ * in delivery_bodies under the record's id, never rewritten by later attempts. The view
+ * deliveries shows a record in one row (the version-5 shape) for readers. */
 
 typedef enum { DLV_PENDING = 0, DLV_RETRYING, DLV_SUCCEEDED, DLV_FAILED } delivery_status_t;
 const char *store_status_name(delivery_status_t st);
@@ -95,7 +100,10 @@ typedef struct delivery {
  * store), under which the API lists it (store_deliveries_page).
  * store_delivery_record upserts the full record of an attempt (every field of d), unless the
  * record holds a later attempt, or a final outcome (succeeded, failed) of the same attempt: a
- * late duplicate after a crash never overwrites newer news. */
+ * late duplicate after a crash never overwrites newer news. A new record is one INSERT (and its
+ * body's); a record there already costs a read and an UPDATE of the attempt's fields only (its
+ * identity, project, created time and body stay as first written). Statements are prepared
+ * once per handle, so a batch is just these calls between store_begin and store_commit. */
 int store_begin(store_t *s, char *err, size_t errlen);
 int store_commit(store_t *s, char *err, size_t errlen);
 int store_rollback(store_t *s);
@@ -155,7 +163,11 @@ json_t *store_delivery_to_json(const delivery_t *d);
 /* Pruning, in small steps so the write lock is only ever held briefly: finished records
  * (succeeded, failed) not updated within max_age_ms go, and finished records beyond the newest
  * keep_per_webhook of each webhook (counting every record, live ones too, newest created first);
- * 0 turns either rule off. Pending and retrying records are live work and never go.
+ * 0 turns either rule off. Pending and retrying records are live work and never go. The age
+ * rule walks the records in id order (first written first) and stops at the first one created
+ * at or after the cut-off: a record first written long after its creation time (rare: the log
+ * is written as attempts end) goes in a later pass, once the records written before it are
+ * old too.
  *
  * store_prune_begin starts a pass (the age cut-off is fixed now). store_prune_step does one
  * step: at most c->batch rows deleted in one short transaction of its own (an indexed range
@@ -172,6 +184,7 @@ typedef struct store_prune {
     char *webhook;       /* the webhook being cut to keep_per_webhook (malloc'd) */
     int64_t cut_created; /* its keep-th newest record: created_at, */
     char *cut_inv;       /* and invocation id, the tie-break (malloc'd) */
+    int64_t after_id;    /* by age: the last record id looked at */
     int64_t deleted;     /* rows deleted in this pass */
     int64_t lock_us;     /* the last step's write transaction, BEGIN to COMMIT (0: none) */
 } store_prune_t;

@@ -23,8 +23,6 @@ struct store_count {
     double sum;
 };
 
-static const char sql_cnt_prior[] =
-    "SELECT attempts, status FROM deliveries WHERE invocation_id = ?1";
 static const char sql_cnt_add[] =
     "INSERT INTO counters(metric, webhook_id, label, n, sum) VALUES(?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT(metric, webhook_id, label) DO UPDATE SET n = n + excluded.n,"
@@ -60,28 +58,6 @@ static int store_counters_add(store_t *s, const char *metric, const char *webhoo
     rc = store_step(s, st, err, errlen, "add to counter");
     sqlite3_clear_bindings(st);
     return rc;
-}
-
-/* store_counters_prior reads the record's attempt number and status before a write: 1 when the
- * record exists, 0 when not, or a negative errno. */
-static int store_counters_prior(store_t *s, const char *inv, int *attempts, int *status, char *err,
-                                size_t errlen)
-{
-    int rc = store_counters_stmt(s, &s->st_cnt_prior, sql_cnt_prior, err, errlen);
-    if (rc < 0) return rc;
-    sqlite3_stmt *st = s->st_cnt_prior;
-    store_bind_text(st, 1, inv);
-    rc = sqlite3_step(st);
-    int found = rc == SQLITE_ROW;
-    if (found) {
-        *attempts = sqlite3_column_int(st, 0);
-        *status = sqlite3_column_int(st, 1);
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail(s, err, errlen, rc, "read delivery for counters");
-    return found;
 }
 
 /* store_counts_bump counts n (and sum) now, or gathers it in acc for store_counts_flush. */
@@ -122,11 +98,9 @@ static int store_counters_attempt(store_t *s, const delivery_t *d, store_counts_
 static int store_counted_write(store_t *s, const delivery_t *d, store_counts_t *acc, char *err,
                                size_t errlen)
 {
-    int prior_attempts = 0, prior_status = -1;
-    int rc = store_counters_prior(s, d->invocation_id, &prior_attempts, &prior_status, err, errlen);
-    if (rc < 0) return rc; /* 0: no record, prior_attempts stays 0 */
-    if ((rc = store_delivery_record(s, d, err, errlen)) < 0) return rc;
-    if (sqlite3_changes(s->db) == 0) return 0; /* refused: it holds newer news */
+    int prior_attempts = 0, prior_status = -1, changed = 0;
+    int rc = store_dlv_write(s, d, &prior_attempts, &prior_status, &changed, err, errlen);
+    if (rc < 0 || !changed) return rc; /* refused: it holds newer news */
     /* An attempt already counted (its undecided record, then its decision) is not a new one. */
     if (d->attempts > prior_attempts && d->status != DLV_PENDING)
         rc = store_counters_attempt(s, d, acc, err, errlen);
@@ -233,8 +207,8 @@ int store_retries_pending(store_t *s, int64_t *n, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     /* "status < 2" matches the partial index of live records, so only they are counted. */
-    int rc = store_prepare(s, "SELECT count(*) FROM deliveries WHERE status < 2 AND status = 1", 0,
-                           &st, err, errlen);
+    int rc = store_prepare(s, "SELECT count(*) FROM delivery_log WHERE status < 2 AND status = 1",
+                           0, &st, err, errlen);
     if (rc < 0) return rc;
     rc = sqlite3_step(st);
     *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;

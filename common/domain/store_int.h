@@ -14,21 +14,32 @@ struct store {
     char name[64];    /* the file's base name, prefixed to error messages */
     int in_tx;        /* a store_begin transaction is open */
     int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
-    sqlite3_stmt *st_version, *st_pending, *st_record, *st_mark, *st_get;
-    sqlite3_stmt *st_cnt_prior, *st_cnt_add; /* store_counters.c, prepared at first use */
+    sqlite3_stmt *st_version, *st_insert, *st_update, *st_prior, *st_body, *st_mark, *st_get;
+    sqlite3_stmt *st_cnt_add; /* store_counters.c, prepared at first use */
 };
 
-/* The delivery log's columns as store_delivery_record writes them, and what a read takes:
- * those, the sends of earlier rounds, and the project (store_row_delivery's order). */
+/* The delivery log's columns as a record's first row writes them into delivery_log (the body
+ * goes to delivery_bodies), and what a read takes from the view deliveries: those with the body
+ * after req_headers, the sends of earlier rounds, and the project (store_row_delivery's order). */
 #define STORE_DLV_COLS                                                                             \
     "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
-    " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
+    " created_at, updated_at, req_method, req_url, req_headers, resp_status,"                      \
     " resp_headers, resp_body, resp_truncated, error, duration_ms"
-#define STORE_DLV_READ_COLS STORE_DLV_COLS ", earlier_sends, project_id"
+#define STORE_DLV_READ_COLS                                                                        \
+    "invocation_id, webhook_id, event_id, event_type, status, attempts, next_attempt_at,"          \
+    " created_at, updated_at, req_method, req_url, req_headers, req_body, resp_status,"            \
+    " resp_headers, resp_body, resp_truncated, error, duration_ms, earlier_sends, project_id"
 /* STORE_DLV_PROJECT: the SQL of a new record's project: the one given (parameter p), else the
  * webhook's (parameter w) from the configuration tables. */
 #define STORE_DLV_PROJECT(p, w)                                                                    \
     "COALESCE(" p ", (SELECT project_id FROM webhooks WHERE id = " w "))"
+
+/* store_dlv_write writes attempt record d (store_delivery_record's rule: refused when the
+ * record holds a later attempt, or a final outcome of the same one). *prior_attempts and
+ * *prior_status (may be NULL) get what the record held before (0 and -1 when there was none),
+ * *changed 1 when the record was written, 0 when refused. 0 or a negative errno with err. */
+int store_dlv_write(store_t *s, const delivery_t *d, int *prior_attempts, int *prior_status,
+                    int *changed, char *err, size_t errlen);
 
 /* store_row_delivery fills d from a row of STORE_DLV_READ_COLS (caller store_delivery_free):
  * 0 or -ENOMEM (d then empty). */

@@ -42,7 +42,7 @@ static void *writer_main(void *arg)
     for (long i = 0; !w->stop; i++) {
         char sql[300];
         snprintf(sql, sizeof sql,
-                 "BEGIN IMMEDIATE; INSERT INTO deliveries(invocation_id, webhook_id, event_id,"
+                 "BEGIN IMMEDIATE; INSERT INTO delivery_log(invocation_id, webhook_id, event_id,"
                  " event_type, status, created_at, updated_at) VALUES('w%ld', 'wh_w', 'e', 't', 2,"
                  " %lld, %lld); COMMIT;",
                  i, (long long)time(NULL) * 1000, (long long)time(NULL) * 1000);
@@ -62,7 +62,8 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* fill: rows finished records over 20 webhooks, updated 40 days ago. */
+/* fill: rows finished records over 20 webhooks, updated 40 days ago (through the view
+ * deliveries, which writes a record and its body). */
 static void fill(const char *path, long rows)
 {
     sqlite3 *db;
@@ -167,9 +168,9 @@ static void run_old(const char *path, int keep, const char *label)
     int calls = 0, n;
     char sql[600];
     snprintf(sql, sizeof sql,
-             "BEGIN IMMEDIATE; DELETE FROM deliveries WHERE invocation_id IN (SELECT invocation_id"
+             "BEGIN IMMEDIATE; DELETE FROM delivery_log WHERE invocation_id IN (SELECT invocation_id"
              " FROM (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
-             " ORDER BY created_at DESC, invocation_id) AS rn FROM deliveries) WHERE rn > %d AND"
+             " ORDER BY created_at DESC, invocation_id) AS rn FROM delivery_log) WHERE rn > %d AND"
              " status IN (2, 3) LIMIT 5000); COMMIT;",
              keep);
     do {

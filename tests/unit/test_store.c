@@ -1,6 +1,7 @@
 /* test_store.c - store: file mode, configuration replace/load/versioning and single-webhook
  * changes, the delivery log's writes, reads, JSON and pruning, and two writer processes. */
 #include "check.h"
+#include "store_v5.h"
 #include "domain/config.h"
 #include "domain/store.h"
 #include "domain/store_repair.h"
@@ -863,7 +864,6 @@ static void test_every_send_counts(void)
     char err[256], path[300];
     store_t *s = NULL;
     delivery_t d;
-    sqlite3 *db;
 
     snprintf(path, sizeof path, "%s.sends", dbpath);
     CHECK_INT(store_open(&s, path, err, sizeof err), 0);
@@ -871,16 +871,12 @@ static void test_every_send_counts(void)
     CHECK_INT(attempt_record(s, "inv_s", 3, DLV_FAILED), 0);
     store_close(s);
     /* back to schema 3, as an older hookline left it */
-    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db,
-                           "ALTER TABLE deliveries DROP COLUMN earlier_sends;"
-                           "DROP INDEX deliveries_project;"
-                           "ALTER TABLE deliveries DROP COLUMN project_id;"
-                           "DROP TABLE tokens; DROP TABLE counters;"
-                           "PRAGMA user_version = 3;",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
-    sqlite3_close(db);
+    CHECK_INT(store_to_v5(path, "ALTER TABLE deliveries DROP COLUMN earlier_sends;"
+                                "DROP INDEX deliveries_project;"
+                                "ALTER TABLE deliveries DROP COLUMN project_id;"
+                                "DROP TABLE tokens; DROP TABLE counters;"
+                                "PRAGMA user_version = 3;"),
+              0);
     CHECK_INT(store_open(&s, path, err, sizeof err), 0);
     if (!s) return;
     CHECK_INT(store_delivery_get(s, "inv_s", &d, err, sizeof err), 0);
@@ -906,6 +902,245 @@ static void test_every_send_counts(void)
     store_close(s);
 }
 
+/* dump_cb appends every field of a record (the response body's bytes in hex) to a 64 KiB
+ * buffer, one line a record. */
+static int dump_cb(void *arg, const delivery_t *d)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    n += (size_t)snprintf(
+        out + n, 65536 - n, "%s|%s|%s|%s|%s|%d|%d|%d|%lld|%lld|%lld|%s|%s|%s|%s|%d|%s|%d|%s|%lld|",
+        d->invocation_id, d->webhook_id, d->project_id ? d->project_id : "(none)", d->event_id,
+        d->event_type, (int)d->status, d->attempts, d->earlier_sends, (long long)d->next_attempt_at,
+        (long long)d->created_at, (long long)d->updated_at,
+        d->req_method ? d->req_method : "(none)", d->req_url ? d->req_url : "(none)",
+        d->req_headers ? d->req_headers : "(none)", d->req_body ? d->req_body : "(none)",
+        d->resp_status, d->resp_headers ? d->resp_headers : "(none)", d->resp_truncated,
+        d->error ? d->error : "(none)", (long long)d->duration_ms);
+    for (size_t i = 0; d->resp_body && i < d->resp_body_len && n + 3 < 65536; i++)
+        n += (size_t)snprintf(out + n, 65536 - n, "%02x", (unsigned char)d->resp_body[i]);
+    snprintf(out + n, 65536 - n, "%s\n", d->resp_body ? "" : "(none)");
+    return 0;
+}
+
+/* page_ids_cb appends a page's invocation ids, comma-separated, to a 4 KiB buffer. */
+static int page_ids_cb(void *arg, const delivery_t *d)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 4096 - n, "%s%s", n ? "," : "", d->invocation_id);
+    return 0;
+}
+
+/* sql_int: the integer the query returns (-1 when none). */
+static long long sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* test_upgrade_v5: a version-5 log with records of every kind opens as version 6 with the same
+ * records, field for field, through get, list and page; the old table and its indexes are gone,
+ * each body is stored once, and the log is written as before afterwards. */
+static void test_upgrade_v5(void)
+{
+    char err[256], path[300], next[STORE_CURSOR_MAX];
+    static char before[65536], after[65536];
+    char pg_before[4096] = "", pg_after[4096] = "";
+    store_t *s = NULL;
+    config_t *cfg = parse_config(example);
+    delivery_t d;
+    static const char resp[] = {'o', 'k', 0, 'x', (char)0xff};
+
+    snprintf(path, sizeof path, "%s.v5", dbpath);
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s || !cfg) return;
+    CHECK_INT(store_replace_config(s, cfg, err, sizeof err), 0);
+    config_free(cfg);
+    /* pending with and without a body; retrying with a next attempt; succeeded with a binary
+     * response; failed with an error; a redelivered one; one whose webhook has gone */
+    CHECK_INT(store_delivery_pending(s, "inv_p1", "wh_1", NULL, "evt_1", "opportunity.won",
+                                     "{\"a\":1}", 1000, err, sizeof err),
+              0);
+    CHECK_INT(store_delivery_pending(s, "inv_p2", "wh_0", NULL, "evt_2", "opportunity.created",
+                                     NULL, 1001, err, sizeof err),
+              0);
+    CHECK_INT(store_delivery_waiting(s, "inv_w", "wh_1", "prj_1", "evt_3", "opportunity.won",
+                                     "{\"w\":3}", 1002, 99000, err, sizeof err),
+              0);
+    d = (delivery_t){.invocation_id = "inv_ok",
+                     .webhook_id = "wh_1",
+                     .event_id = "evt_4",
+                     .event_type = "opportunity.won",
+                     .status = DLV_SUCCEEDED,
+                     .attempts = 2,
+                     .created_at = 1003,
+                     .updated_at = 5003,
+                     .req_method = "POST",
+                     .req_url = "https://hooks.example.com/won",
+                     .req_headers = "{\"Authorization\":\"***\"}",
+                     .req_body = "{\"b\":4}",
+                     .resp_status = 200,
+                     .resp_headers = "{\"Server\":\"x\"}",
+                     .resp_body = (char *)resp,
+                     .resp_body_len = sizeof resp,
+                     .duration_ms = 12};
+    CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+    d.invocation_id = "inv_fail";
+    d.event_id = "evt_5";
+    d.status = DLV_FAILED;
+    d.attempts = 6;
+    d.created_at = 1004;
+    d.resp_status = 0;
+    d.resp_headers = NULL;
+    d.resp_body = NULL;
+    d.resp_body_len = 0;
+    d.error = "connection refused";
+    CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+    CHECK_INT(attempt_record(s, "inv_again", 3, DLV_FAILED), 0);
+    CHECK_INT(store_delivery_scheduled(s, "inv_again", 1, 7000, err, sizeof err), 0);
+    d.invocation_id = "inv_gone";
+    d.webhook_id = "wh_gone";
+    d.event_id = "evt_6";
+    d.created_at = 1004; /* same time as inv_fail: the invocation id breaks the tie */
+    CHECK_INT(store_delivery_record(s, &d, err, sizeof err), 0);
+
+    delivery_filter_t all = {NULL, NULL, -1, 100};
+    delivery_page_t q = {.project_id = "prj_1", .status = -1, .limit = 3};
+    CHECK_INT(store_deliveries_list(s, &all, dump_cb, before, err, sizeof err), 0);
+    CHECK_INT(
+        store_deliveries_page(s, &q, page_ids_cb, pg_before, next, sizeof next, err, sizeof err),
+        3);
+    store_close(s);
+    s = NULL;
+    CHECK_INT(store_to_v5(path, NULL), 0);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 5);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'deliveries'"
+                            " AND type = 'table'"),
+              1);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM deliveries WHERE req_body IS NOT NULL"), 5);
+
+    CHECK_INT(store_open(&s, path, err, sizeof err), 0);
+    if (!s) return;
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 6);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'deliveries'"
+                            " AND type = 'view'"),
+              1);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM sqlite_schema WHERE name IN"
+                            " ('deliveries_updated', 'deliveries_v5')"),
+              0);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM delivery_log"), 7);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM delivery_bodies"), 5); /* one a body */
+    /* ids in creation order: the prune by age walks the oldest first */
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM delivery_log a JOIN delivery_log b"
+                            " ON a.id < b.id WHERE a.created_at > b.created_at"),
+              0);
+    CHECK_INT(store_deliveries_list(s, &all, dump_cb, after, err, sizeof err), 0);
+    CHECK_STR(after, before);
+    CHECK_INT(
+        store_deliveries_page(s, &q, page_ids_cb, pg_after, next, sizeof next, err, sizeof err), 3);
+    CHECK_STR(pg_after, pg_before);
+    CHECK_STR(pg_after, "inv_fail,inv_ok,inv_w");
+    CHECK_INT(store_delivery_get(s, "inv_ok", &d, err, sizeof err), 0);
+    CHECK_STR(d.req_body, "{\"b\":4}");
+    CHECK(d.resp_body_len == sizeof resp && memcmp(d.resp_body, resp, sizeof resp) == 0);
+    CHECK_STR(d.project_id, "prj_1");
+    store_delivery_free(&d);
+    CHECK_INT(store_delivery_get(s, "inv_again", &d, err, sizeof err), 0);
+    CHECK_INT(d.earlier_sends, 3);
+    CHECK_INT(d.status, DLV_RETRYING);
+    store_delivery_free(&d);
+    /* written on as before: a pending record's outcome keeps its body, a new record comes last */
+    CHECK_INT(attempt_record(s, "inv_p1", 1, DLV_SUCCEEDED), 0);
+    CHECK_INT(store_delivery_get(s, "inv_p1", &d, err, sizeof err), 0);
+    CHECK_INT(d.status, DLV_SUCCEEDED);
+    CHECK_STR(d.req_body, "{\"a\":1}");
+    store_delivery_free(&d);
+    CHECK_INT(record(s, "inv_new", "wh_1", DLV_SUCCEEDED, 9000, 9000), 0);
+    CHECK_INT(sql_int(path, "SELECT invocation_id = 'inv_new' FROM delivery_log"
+                            " ORDER BY id DESC LIMIT 1"),
+              1);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM delivery_bodies"), 6);
+    /* the view takes a version-5 row as sqlite3 by hand would write it, body and all */
+    CHECK_INT(sql_int(path, "INSERT INTO deliveries(invocation_id, webhook_id, event_id,"
+                            " event_type, status, created_at, updated_at, req_body)"
+                            " VALUES('inv_hand', 'wh_1', 'evt_7', 'opportunity.won', 1, 10, 20,"
+                            " 'by hand')"),
+              -1); /* done: no row */
+    CHECK_INT(store_delivery_get(s, "inv_hand", &d, err, sizeof err), 0);
+    CHECK_STR(d.req_body, "by hand");
+    CHECK_STR(d.project_id, "prj_1");
+    CHECK_INT(d.status, DLV_RETRYING);
+    store_delivery_free(&d);
+    /* a pruned record takes its body with it */
+    CHECK_INT(store_prune(s, 1, 0, err, sizeof err), 5);
+    CHECK_INT(sql_int(path, "SELECT count(*) FROM delivery_bodies b WHERE NOT EXISTS"
+                            " (SELECT 1 FROM delivery_log l WHERE l.id = b.id)"),
+              0);
+    store_close(s);
+}
+
+/* plan_of: the EXPLAIN QUERY PLAN text of sql on the database at path ("" when it fails). */
+static void plan_of(const char *path, const char *sql, char *out, size_t n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char q[1024];
+    out[0] = '\0';
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            size_t len = strlen(out);
+            snprintf(out + len, n - len, "%s|", (const char *)sqlite3_column_text(st, 3));
+        }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* test_plans: each of the log's queries walks the index it was given (and no whole table);
+ * only the indexes some query uses exist. */
+static void test_plans(void)
+{
+    char plan[1024];
+    static const struct {
+        const char *sql, *uses;
+    } q[] = {
+        {"SELECT * FROM deliveries WHERE invocation_id = 'x'", "USING INDEX deliveries_inv"},
+        {"SELECT * FROM deliveries ORDER BY created_at DESC, invocation_id LIMIT 100",
+         "USING INDEX deliveries_created"},
+        {"SELECT * FROM deliveries WHERE webhook_id = 'w' ORDER BY created_at DESC,"
+         " invocation_id LIMIT 100",
+         "USING INDEX deliveries_webhook"},
+        {"SELECT * FROM deliveries WHERE status < 2 AND status = 1 AND updated_at < 5",
+         "USING INDEX deliveries_live"},
+        {"SELECT id, created_at, updated_at, status FROM delivery_log WHERE id > 5 ORDER BY id"
+         " LIMIT 10",
+         "USING INTEGER PRIMARY KEY (rowid>?)"},
+        {"SELECT id FROM delivery_log WHERE webhook_id = 'w' AND created_at <= 5 AND"
+         " (created_at < 5 OR invocation_id > 'x') AND status IN (2, 3) LIMIT 9",
+         "USING INDEX deliveries_webhook"},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        plan_of(dbpath, q[i].sql, plan, sizeof plan);
+        if (!strstr(plan, q[i].uses)) fprintf(stderr, "plan of %s: %s\n", q[i].sql, plan);
+        CHECK(strstr(plan, q[i].uses) != NULL);
+        CHECK(strstr(plan, "SCAN l|") == NULL && strstr(plan, "SCAN delivery_log|") == NULL);
+    }
+    CHECK_INT(sql_int(dbpath, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
+                              " tbl_name = 'delivery_log' AND name NOT IN ('deliveries_inv',"
+                              " 'deliveries_project', 'deliveries_webhook', 'deliveries_created',"
+                              " 'deliveries_live')"),
+              0);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hl-test-store-XXXXXX";
@@ -920,6 +1155,8 @@ int main(void)
     test_two_writers();
     test_open_keeps_others_locks();
     test_every_send_counts();
+    test_upgrade_v5();
+    test_plans();
     test_manual_checkpoint();
     test_prune_steps();
     test_live_records();

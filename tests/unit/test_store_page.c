@@ -2,6 +2,7 @@
  * records, newest-first keyset pages with ties, records arriving between pages, filters, the
  * cursor's text and its rejection when malformed, a deleted webhook's records, the query plan. */
 #include "check.h"
+#include "store_v5.h"
 #include "domain/config.h"
 #include "domain/store.h"
 
@@ -297,7 +298,6 @@ static void test_upgrade(const char *dir)
 {
     char path[300], err[256] = "", next[STORE_CURSOR_MAX];
     store_t *s = NULL;
-    sqlite3 *db = NULL;
     delivery_t d;
     seen_t pg;
     snprintf(path, sizeof path, "%s/v4.db", dir);
@@ -309,14 +309,10 @@ static void test_upgrade(const char *dir)
     add(s, "u3", "wh_gone", NULL, 30, DLV_FAILED);
     store_close(s);
     s = NULL;
-    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
-    CHECK_INT(sqlite3_exec(db,
-                           "DROP INDEX deliveries_project;"
-                           "ALTER TABLE deliveries DROP COLUMN project_id;"
-                           "PRAGMA user_version = 4;",
-                           NULL, NULL, NULL),
-              SQLITE_OK);
-    sqlite3_close(db);
+    CHECK_INT(store_to_v5(path, "DROP INDEX deliveries_project;"
+                                "ALTER TABLE deliveries DROP COLUMN project_id;"
+                                "PRAGMA user_version = 4;"),
+              0);
     CHECK_INT(store_open(&s, path, err, sizeof err), 0);
     if (!s) return;
     CHECK_INT(page(s, "prj_a", NULL, -1, 10, NULL, &pg, next), 1);
