@@ -167,12 +167,13 @@ static void run_old(const char *path, int keep, const char *label)
     long deleted = 0;
     int calls = 0, n;
     char sql[600];
-    snprintf(sql, sizeof sql,
-             "BEGIN IMMEDIATE; DELETE FROM delivery_log WHERE invocation_id IN (SELECT invocation_id"
-             " FROM (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
-             " ORDER BY created_at DESC, invocation_id) AS rn FROM delivery_log) WHERE rn > %d AND"
-             " status IN (2, 3) LIMIT 5000); COMMIT;",
-             keep);
+    snprintf(
+        sql, sizeof sql,
+        "BEGIN IMMEDIATE; DELETE FROM delivery_log WHERE invocation_id IN (SELECT invocation_id"
+        " FROM (SELECT invocation_id, status, ROW_NUMBER() OVER (PARTITION BY webhook_id"
+        " ORDER BY created_at DESC, invocation_id) AS rn FROM delivery_log) WHERE rn > %d AND"
+        " status IN (2, 3) LIMIT 5000); COMMIT;",
+        keep);
     do {
         double a = now_ms();
         sqlite3_exec(db, sql, NULL, NULL, NULL);
