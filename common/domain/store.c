@@ -278,8 +278,7 @@ int store_open(store_t **sp, const char *path, char *err, size_t errlen)
         store_close(s);
         return rc;
     }
-    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
-    s->busy_retries = STORE_BUSY_RETRIES;
+    store_set_busy(s, STORE_BUSY_TIMEOUT_MS, STORE_BUSY_RETRIES);
     if ((rc = store_exec(s, "PRAGMA journal_mode = WAL", err, errlen, "journal_mode")) < 0 ||
         (rc = store_exec(s, "PRAGMA synchronous = NORMAL", err, errlen, "synchronous")) < 0 ||
         (rc = store_schema_init(s, err, errlen)) < 0 ||
@@ -1379,9 +1378,26 @@ json_t *store_delivery_to_json(const delivery_t *d)
     return o;
 }
 
+/* store_busy_wait is SQLite's busy handler: wait for another connection's write lock in short
+ * steps (100 µs, growing to 2 ms) up to busy_timeout_ms. SQLite's own (sqlite3_busy_timeout)
+ * sleeps 1, 2, 5, 10 ... 100 ms: a sender waiting behind another sender's 3 ms commit would sleep
+ * past it with the lock idle, so two senders sharing one log would run slower than one. */
+static int store_busy_wait(void *arg, int count)
+{
+    store_t *s = arg;
+    if (count == 0) s->busy_waited_us = 0;
+    if (s->busy_waited_us >= (int64_t)s->busy_timeout_ms * 1000) return 0;
+    int64_t step = count < 20 ? 100 : count < 100 ? 500 : 2000;
+    struct timespec ts = {0, (long)step * 1000};
+    nanosleep(&ts, NULL);
+    s->busy_waited_us += step;
+    return 1;
+}
+
 void store_set_busy(store_t *s, int timeout_ms, int retries)
 {
-    sqlite3_busy_timeout(s->db, timeout_ms);
+    s->busy_timeout_ms = timeout_ms;
+    sqlite3_busy_handler(s->db, store_busy_wait, s);
     s->busy_retries = retries > 0 ? retries : 1;
 }
 

@@ -11,6 +11,8 @@
 struct store {
     sqlite3 *db;
     int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
+    int busy_timeout_ms; /* one wait for the write lock (store_busy_wait) */
+    int64_t busy_waited_us;
     char name[64];    /* the file's base name, prefixed to error messages */
     int in_tx;        /* a store_begin transaction is open */
     int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
