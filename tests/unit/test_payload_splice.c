@@ -173,7 +173,8 @@ static json_t *ref_entity(json_t *sent, char *const *fields, size_t nfields)
     return o;
 }
 
-/* ref_stage_ref: {"id","name"} for a stage id of funnel f (name null when unknown), null for none. */
+/* ref_stage_ref: {"id","name"} for a stage id of funnel f (name null when unknown), null for none.
+ */
 static json_t *ref_stage_ref(const json_t *id, const funnel_t *f)
 {
     const char *s = json_string_value(id);
@@ -189,10 +190,11 @@ static json_t *ref_build_data(const json_t *ev, const project_t *p)
     json_t *opp = json_object_get(ev, "opportunity");
     json_t *contact = json_object_get(ev, "contact");
     int bad = !d;
-    bad = bad || json_object_set_new(d, "opportunity",
-                                     ref_entity(opp, p->opportunity_fields, p->nopportunity_fields));
-    bad = bad ||
-          json_object_set_new(d, "contact", ref_entity(contact, p->contact_fields, p->ncontact_fields));
+    bad =
+        bad || json_object_set_new(d, "opportunity",
+                                   ref_entity(opp, p->opportunity_fields, p->nopportunity_fields));
+    bad = bad || json_object_set_new(d, "contact",
+                                     ref_entity(contact, p->contact_fields, p->ncontact_fields));
     const char *type = json_string_value(json_object_get(ev, "type"));
     unsigned t = type ? config_event_type_parse(type) : 0;
     if (!bad && t != EVT_CREATED) {
@@ -203,8 +205,8 @@ static json_t *ref_build_data(const json_t *ev, const project_t *p)
         bad = json_object_set_new(d, "funnel", funnel);
         bad = bad || json_object_set_new(d, "from_stage",
                                          ref_stage_ref(json_object_get(ev, "from_stage_id"), f));
-        bad = bad ||
-              json_object_set_new(d, "to_stage", ref_stage_ref(json_object_get(ev, "to_stage_id"), f));
+        bad = bad || json_object_set_new(d, "to_stage",
+                                         ref_stage_ref(json_object_get(ev, "to_stage_id"), f));
     }
     if (bad) {
         json_decref(d);
@@ -213,19 +215,20 @@ static json_t *ref_build_data(const json_t *ev, const project_t *p)
     return d;
 }
 
-static char *ref_payload_build(const json_t *event, const project_t *p, const webhook_t *wh, size_t *len)
+static char *ref_payload_build(const json_t *event, const project_t *p, const webhook_t *wh,
+                               size_t *len)
 {
     json_t *body = json_object();
     int bad = !body;
     bad = bad || json_object_set_new(body, "id", ref_or_null(json_object_get(event, "id")));
     bad = bad || json_object_set_new(body, "type", ref_or_null(json_object_get(event, "type")));
-    bad = bad ||
-          json_object_set_new(body, "occurred_at", ref_or_null(json_object_get(event, "occurred_at")));
-    bad = bad ||
-          json_object_set_new(body, "project_id", ref_or_null(json_object_get(event, "project_id")));
-    bad = bad ||
-          json_object_set_new(body, "webhook",
-                              json_pack("{s:s, s:o}", "id", wh->id, "name", ref_str_or_null(wh->name)));
+    bad = bad || json_object_set_new(body, "occurred_at",
+                                     ref_or_null(json_object_get(event, "occurred_at")));
+    bad = bad || json_object_set_new(body, "project_id",
+                                     ref_or_null(json_object_get(event, "project_id")));
+    bad = bad || json_object_set_new(
+                     body, "webhook",
+                     json_pack("{s:s, s:o}", "id", wh->id, "name", ref_str_or_null(wh->name)));
     bad = bad || json_object_set_new(body, "data", ref_build_data(event, p));
     if (bad) {
         json_decref(body);
@@ -251,10 +254,12 @@ static const char *const cfg_text =
     "\"opportunity_fields\":[\"title\",\"id\",\"value\",\"owner\",\"n\\u00e9\",\"nested\"],"
     "\"contact_fields\":[\"name\",\"email\",\"tags\"],"
     "\"funnels\":[{\"id\":\"fun_1\",\"name\":\"Sales \\\"EU\\\" \\u2603\",\"stages\":["
-    "{\"id\":\"stg_new\",\"name\":\"New\\tline\\n\"},{\"id\":\"stg_won\",\"name\":\"Won \\ud83c\\udf89\"},"
+    "{\"id\":\"stg_new\",\"name\":\"New\\tline\\n\"},{\"id\":\"stg_won\",\"name\":\"Won "
+    "\\ud83c\\udf89\"},"
     "{\"id\":\"stg_lost\"},{\"id\":\"stg_mid\",\"name\":\"Mid\\\\way\"}],"
     "\"won_stage_id\":\"stg_won\",\"lost_stage_id\":\"stg_lost\"},"
-    "{\"id\":\"fun_2\",\"stages\":[{\"id\":\"s1\",\"name\":\"One\"},{\"id\":\"s2\",\"name\":\"Two\"}]}],"
+    "{\"id\":\"fun_2\",\"stages\":[{\"id\":\"s1\",\"name\":\"One\"},{\"id\":\"s2\",\"name\":"
+    "\"Two\"}]}],"
     "\"webhooks\":["
     "{\"id\":\"wh_1\",\"name\":\"Plain\",\"url\":\"https://h.example.com/1\","
     "\"events\":[\"opportunity.created\",\"opportunity.transitioned\",\"opportunity.won\","
@@ -347,7 +352,9 @@ static void compare_raw(const char *js, const char *pid)
 {
     json_error_t jerr;
     json_t *ev = json_loads(js, JSON_ALLOW_NUL, &jerr);
-    if (!ev) fprintf(stderr, "json: %s at %d: %.40s\n", jerr.text, jerr.position, js + (jerr.position > 20 ? jerr.position - 20 : 0));
+    if (!ev)
+        fprintf(stderr, "json: %s at %d: %.40s\n", jerr.text, jerr.position,
+                js + (jerr.position > 20 ? jerr.position - 20 : 0));
     CHECK(ev != NULL);
     if (!ev) return;
     compare_event(ev, pid);
@@ -357,8 +364,9 @@ static void compare_raw(const char *js, const char *pid)
 /* big returns a JSON string literal's inside of n bytes cycling through escapes and unicode. */
 static char *big(size_t n)
 {
-    static const char *const bits[] = {"a", "\\\"", "\\\\", "\\n", "\\u0001", "\\u00e9",
-                                       "\\u2603", "\\ud83d\\ude00", "/", "\\t", "z", "\\u001f"};
+    static const char *const bits[] = {"a",       "\\\"",    "\\\\",    "\\n",
+                                       "\\u0001", "\\u00e9", "\\u2603", "\\ud83d\\ude00",
+                                       "/",       "\\t",     "z",       "\\u001f"};
     char *s = malloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; s; i++) { /* whole escapes only */
