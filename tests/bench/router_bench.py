@@ -45,6 +45,14 @@ def cpu_ns(pid):
     return total
 
 
+def stages_us(r):
+    """stages_us: all stages' CPU per delivery from run_publish's result, in either of bench.py's
+    shapes (cpu_per_1000 in seconds, or cpu_us)."""
+    if "cpu_us" in r:
+        return r["cpu_us"]["stages"]
+    return r["cpu_per_1000"]["stages"] * 1000.0
+
+
 def use_bin(path):
     """use_bin points the harness (daemons) and bench (hookctl publish) at one build."""
     harness.BIN = path
@@ -78,7 +86,7 @@ def one_run(nginx, urls, label, path, size, run):
         d = r["deliveries"]
         res = {"label": label, "size": blen, "deliveries": d, "rate": r["rate"],
                "router_us": (ns1 - ns0) / 1000.0 / d, "router_tick_us": (t1 - t0) * 1e6 / d,
-               "stages_us": r["cpu_per_1000"]["stages"] * 1000.0}
+               "stages_us": stages_us(r)}
         bench.log("%-6s %6d B  %6d deliveries  %7.0f/s  router %6.2f us/delivery (ticks: %6.2f)"
                   "  all stages %6.1f us" % (label, blen, d, r["rate"], res["router_us"],
                                              res["router_tick_us"], res["stages_us"]))
