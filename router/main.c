@@ -127,7 +127,7 @@ static const daemon_option_t router_options[] = {
     DAEMON_OPTION_UINT("window", "N", "4096", 1, 1000000, router_t, window,
                        "jobs in flight per sender before waiting for acknowledgements"),
     DAEMON_OPTION_SIZE("window-bytes", "N", "8388608", 1, 1ull << 40, router_t, window_bytes,
-                       "body bytes built and in flight per sender before waiting"),
+                       "body bytes in flight per sender before waiting"),
     /* 262144 is ROUTER_MAX_BODY_DEFAULT; a JOB frame carries the body and must stay under the
      * 16 MiB frame limit. */
     DAEMON_OPTION_SIZE("max-body-bytes", "N", "262144", 1, ROUTER_MAX_BODY_LIMIT, router_t,

@@ -1,6 +1,8 @@
 /* router.h - hook-router's state: events taken from ingest, and the invocation jobs built from
- * them, handed to senders until each is done. An event is matched and its bodies built only when
- * the senders have room, so what the router holds is bounded by the windows, not the backlog. */
+ * them, handed to senders until each is done. An event is matched only when the senders have
+ * room, so what the router holds is bounded by the windows, not the backlog; and a job's body is
+ * spliced from its event's part and its webhook's part straight into the JOB frame when the
+ * dispatcher sends it, so a matched event holds its event part once, not a body per webhook. */
 #ifndef HL_ROUTER_H
 #define HL_ROUTER_H
 
@@ -22,13 +24,14 @@ typedef struct router {
     cfgwatch_t *cfg;
     dispatch_t *senders;
     unsigned window;
-    size_t window_bytes; /* --window-bytes: body bytes built and not done, per sender */
+    size_t window_bytes; /* --window-bytes: body bytes handed out and not done, per sender */
     size_t max_body;     /* --max-body-bytes: a larger body is recorded failed, never sent */
     TAILQ_HEAD(router_event_list, router_event) events; /* matched, jobs not all done */
     size_t nevents;
     struct router_event_list waiting; /* taken from ingest, not matched yet */
     size_t nwaiting, waiting_bytes;
-    size_t inflight_bytes; /* bodies of the jobs the dispatcher holds */
+    size_t inflight_bytes; /* bytes of the bodies of the jobs the dispatcher holds (queued or
+                              in flight): what the senders hold once they are sent */
     size_t backlog_peak;   /* most events held since memory was last trimmed */
     size_t bytes_peak;     /* most bytes held (waiting and in flight) since then */
     struct {
@@ -47,16 +50,19 @@ struct router_event {
     char *js; /* the event's JSON while it waits to be matched */
     size_t len;
     char *event_id, *event_type; /* once matched, shared by its jobs */
+    payload_event_t part;        /* once matched: the part of its bodies no webhook changes */
 };
 
-/* One invocation: an (event, webhook) pair and its exact body. */
+/* One invocation: an (event, webhook) pair. Its exact body is ev->part.head, whpart,
+ * ev->part.tail, joined only in the JOB frame (router_send). */
 typedef struct router_job {
     dispatch_item_t item; /* first: the dispatcher hands this pointer back */
     router_event_t *ev;
     int sent; /* handed to a sender before: sent again, it may be a copy */
     char inv[INVOCATION_ID_LEN];
-    char *webhook_id, *body;
-    size_t body_len;
+    char *webhook_id;
+    char *whpart; /* the body's webhook member {"id":…,"name":…}, whpart_len bytes */
+    size_t whpart_len, body_len;
     int64_t created_at;
 } router_job_t;
 
@@ -77,7 +83,8 @@ void router_drop_waiting(router_t *r);
 void router_job_done(router_t *r, conn_t *sender, uint64_t seq);
 /* router_ingest_down forgets where acknowledgements of that connection's events would go. */
 void router_ingest_down(router_t *r, conn_t *ingest);
-/* router_send packs a JOB frame (the dispatcher's send callback). */
+/* router_send packs a JOB frame, its body spliced in (the dispatcher's send callback: called
+ * when a sender has a free slot, and again for a copy after a reconnect). */
 void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq);
 /* router_free_all frees every event and job (shutdown). */
 void router_free_all(router_t *r);

@@ -1,6 +1,8 @@
 /* router_match.c - from one event to its invocations: matching webhooks, exact bodies, ids;
  * and the acknowledgement back to ingest once every invocation is done. Events wait as the JSON
- * ingest sent; one is matched and its bodies built only when the senders' windows have room. */
+ * ingest sent; one is matched only when the senders' windows have room, its event part rendered
+ * once, and each body spliced into its JOB frame only when that frame is sent. */
+#include "domain/job.h"
 #include "domain/proto.h"
 #include "router.h"
 #include "util/frame.h"
@@ -23,6 +25,7 @@ static void router_event_free(router_event_t *ev)
     free(ev->js);
     free(ev->event_id);
     free(ev->event_type);
+    payload_event_free(&ev->part);
     free(ev);
 }
 
@@ -46,21 +49,21 @@ static void router_ack(router_t *r, router_event_t *ev)
 static void router_job_free(router_job_t *j)
 {
     free(j->webhook_id);
-    free(j->body);
+    free(j->whpart);
     free(j);
 }
 
-/* router_job_new builds the invocation of event e for webhook wh of project p. */
-static router_job_t *router_job_new(router_event_t *ev, const json_t *e, const project_t *p,
-                                    const webhook_t *wh, int64_t now)
+/* router_job_new makes the invocation of matched event ev (its part rendered) for webhook wh. */
+static router_job_t *router_job_new(router_event_t *ev, const webhook_t *wh, int64_t now)
 {
     router_job_t *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     j->ev = ev;
     j->webhook_id = strdup(wh->id);
-    j->body = payload_build(e, p, wh, &j->body_len);
+    j->whpart = payload_webhook_part(wh, &j->whpart_len);
+    j->body_len = ev->part.head.n + j->whpart_len + ev->part.tail.n;
     j->created_at = now;
-    if (!j->webhook_id || !j->body) {
+    if (!j->webhook_id || !j->whpart) {
         router_job_free(j);
         return NULL;
     }
@@ -143,7 +146,7 @@ void router_route(router_t *r, conn_t *ingest, uint64_t seq, const char *js, siz
 }
 
 /* router_match matches one event taken off the waiting list against the configuration now in
- * force, builds its bodies and queues its jobs (all or none). */
+ * force, renders its event part and queues its jobs (all or none). */
 static void router_match(router_t *r, router_event_t *ev)
 {
     uint64_t seq = ev->ingest_seq;
@@ -185,10 +188,11 @@ static void router_match(router_t *r, router_event_t *ev)
     router_job_t **jobs = nmatch ? calloc(nmatch, sizeof *jobs) : NULL;
     size_t nrefused = 0;
     int refuse_failed = 0;
-    for (size_t i = 0; jobs && ev->event_id && ev->event_type && i < p->nwebhooks; i++) {
+    int parted = jobs && payload_event_build(&ev->part, e, p) == 0;
+    for (size_t i = 0; parted && ev->event_id && ev->event_type && i < p->nwebhooks; i++) {
         const webhook_t *wh = &p->webhooks[i];
         if (!payload_matches(wh, pid, bit)) continue;
-        router_job_t *j = router_job_new(ev, e, p, wh, now);
+        router_job_t *j = router_job_new(ev, wh, now);
         if (!j) break;
         if (j->body_len > r->max_body) {
             refuse_failed = router_refuse(r, j, wh) < 0;
@@ -254,22 +258,22 @@ void router_drop_waiting(router_t *r)
 void router_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
 {
     router_job_t *j = (router_job_t *)it;
-    int copy = j->ev->copy || j->sent;
+    const router_event_t *ev = j->ev;
+    job_msg_t m = {
+        .seq = seq,
+        .inv = job_str_of(j->inv),
+        .webhook_id = job_str_of(j->webhook_id),
+        .event_id = job_str_of(ev->event_id),
+        .event_type = job_str_of(ev->event_type),
+        .attempt = 1,
+        .created_at = j->created_at,
+        .copy = ev->copy || j->sent,
+        /* at least the version it was matched under */
+        .cfg_version = cfgwatch_version(((router_t *)ctx)->cfg),
+    };
+    const job_str_t body[] = {ev->part.head, {j->whpart, j->whpart_len}, ev->part.tail};
     j->sent = 1;
-    msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 11);
-    frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
-    frame_pack_kv_u64(pk, PK_SEQ, seq);
-    frame_pack_kv_str(pk, PK_INVOCATION, j->inv);
-    frame_pack_kv_str(pk, PK_WEBHOOK, j->webhook_id);
-    frame_pack_kv_str(pk, PK_EVENT_ID, j->ev->event_id);
-    frame_pack_kv_str(pk, PK_EVENT_TYPE, j->ev->event_type);
-    frame_pack_kv_u64(pk, PK_ATTEMPT, 1);
-    frame_pack_kv_strn(pk, PK_BODY, j->body, j->body_len);
-    frame_pack_kv_i64(pk, PK_CREATED, j->created_at);
-    frame_pack_kv_u64(pk, PK_COPY, (uint64_t)copy);
-    /* at least the version it was matched under */
-    frame_pack_kv_i64(pk, PK_CFG_VERSION, cfgwatch_version(((router_t *)ctx)->cfg));
+    job_pack_parts(conn_frame_begin(c), PT_JOB, &m, body, sizeof body / sizeof body[0]);
     conn_frame_end(c);
 }
 

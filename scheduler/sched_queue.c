@@ -1,5 +1,6 @@
 /* sched_queue.c - pending retries: journaled whole, kept in memory as (id, attempt, due, journal
  * position), handed to a sender when due, forgotten once the sender reports the attempt done. */
+#include "domain/job.h"
 #include "domain/proto.h"
 #include "sched_id.h"
 #include "scheduler.h"
@@ -12,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Journal records: "r" a retry to make (live), "d" attempt done (marker). Each "r" carries a
+/* Journal records: "r" a retry to make (live: the job's keys, job_pack_fields), "d" attempt done
+ * (marker). Each "r" carries a
  * generation unique in this journal; a "d" names the generation it completes, so replay matches
  * markers exactly even when a redelivery starts the attempts of an invocation again. On replay
  * the latest "r" of an invocation wins, as at run time. */
@@ -162,26 +164,18 @@ static void sched_arm(scheduler_t *s)
     uv_timer_start(&s->timer, sched_tick, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
-/* sched_pack_record builds the journal record of a retry. */
-static void sched_pack_record(msgpack_sbuffer *sb, const msgpack_object *f, int attempt,
-                              int64_t due, uint64_t gen)
+/* sched_pack_record builds the journal record of attempt `attempt` of job m. */
+static void sched_pack_record(msgpack_sbuffer *sb, const job_msg_t *m, int attempt, int64_t due,
+                              uint64_t gen)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    const char *keys[] = {PK_INVOCATION, PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
-    int64_t ca = 0;
-    frame_get_i64(f, PK_CREATED, &ca);
-    msgpack_pack_map(&pk, 10);
+    job_msg_t r = *m;
+    r.attempt = attempt;
+    msgpack_pack_map(&pk, 3 + JOB_NFIELDS);
     frame_pack_kv_str(&pk, REC_KIND, "r");
     frame_pack_kv_u64(&pk, REC_GEN, gen);
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *v = "";
-        size_t n = 0;
-        frame_get_str(f, keys[i], &v, &n);
-        frame_pack_kv_strn(&pk, keys[i], v, n);
-    }
-    frame_pack_kv_i64(&pk, PK_ATTEMPT, attempt);
-    frame_pack_kv_i64(&pk, PK_CREATED, ca);
+    job_pack_fields(&pk, &r);
     frame_pack_kv_i64(&pk, REC_DUE, due);
 }
 
@@ -328,22 +322,22 @@ static void sched_ack_synced(void *arg, int status)
     sched_ack_free(a);
 }
 
-/* sched_schedule journals attempt `attempt` of the job in frame f for time due (unix ms); once
- * durable it replaces any earlier entry of the invocation and a is answered. */
-static void sched_schedule(scheduler_t *s, const msgpack_object *f, const char *inv, size_t invlen,
-                           int attempt, int64_t due, sched_ack_t *a)
+/* sched_schedule journals attempt `attempt` of job m for time due (unix ms); once durable it
+ * replaces any earlier entry of the invocation and a is answered. */
+static void sched_schedule(scheduler_t *s, const job_msg_t *m, int attempt, int64_t due,
+                           sched_ack_t *a)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     a->gen = s->next_gen++;
     a->attempt = attempt;
     a->due = due;
-    sched_pack_record(&sb, f, attempt, due, a->gen);
+    sched_pack_record(&sb, m, attempt, due, a->gen);
     char err[256];
     int rc = journal_append(s->journal, sb.data, sb.size, 1, &a->pos, err, sizeof err);
     TAILQ_INSERT_TAIL(&s->acks, a, link);
     if (rc < 0) {
-        log_error("journal: retry of %.*s not recorded: %s", (int)invlen, inv, err);
+        log_error("journal: retry of %.*s not recorded: %s", (int)m->inv.n, m->inv.p, err);
         msgpack_sbuffer_destroy(&sb);
         sched_ack_synced(a, rc);
         return;
@@ -365,51 +359,46 @@ static sched_ack_t *sched_ack_new(scheduler_t *s, conn_t *c, const char *inv, si
     return a;
 }
 
-/* sched_job_fields_bad names the first job field of a RETRY or REDELIVER frame that is missing
- * or empty, or returns NULL when all are there: a retry without them could only fail later with
- * an empty webhook id in the delivery log. */
-static const char *sched_job_fields_bad(const msgpack_object *f)
+/* sched_job_fields_bad names the first job field of a RETRY or REDELIVER frame that is empty,
+ * or returns NULL when none is (job_unpack has checked they are there): a retry without them
+ * could only fail later with an empty webhook id in the delivery log. */
+static const char *sched_job_fields_bad(const job_msg_t *m)
 {
-    static const char *const need[] = {PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE};
-    const char *v;
-    size_t n;
-    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
-        if (frame_get_str(f, need[i], &v, &n) < 0 || n == 0) return need[i];
-    if (frame_get_str(f, PK_BODY, &v, &n) < 0) return PK_BODY;
+    if (m->webhook_id.n == 0) return PK_WEBHOOK;
+    if (m->event_id.n == 0) return PK_EVENT_ID;
+    if (m->event_type.n == 0) return PK_EVENT_TYPE;
     return NULL;
 }
 
 void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
 {
-    const char *inv, *bad;
-    size_t invlen;
-    uint64_t seq;
-    int64_t att, ra = 0;
-    char why[160];
-    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
-        invlen >= INVOCATION_ID_LEN || frame_get_u64(f, PK_SEQ, &seq) < 0 ||
-        frame_get_i64(f, PK_ATTEMPT, &att) < 0) {
-        conn_close(c, "malformed RETRY frame (invocation, seq or attempt)");
+    const char *bad;
+    job_msg_t m;
+    char err[160], why[200];
+    if (job_unpack(f, PT_RETRY, &m, err, sizeof err) < 0) {
+        snprintf(why, sizeof why, "malformed RETRY frame: %s", err);
+        conn_close(c, why);
         return;
     }
-    if (att < 1 || att > s->policy.max_attempts) {
+    const char *inv = m.inv.p;
+    size_t invlen = m.inv.n;
+    int64_t att = m.attempt, ra = m.retry_after_ms;
+    if (att > s->policy.max_attempts) {
         snprintf(why, sizeof why, "malformed RETRY frame: attempt %lld outside 1..%d",
                  (long long)att, s->policy.max_attempts);
         conn_close(c, why);
         return;
     }
-    if ((bad = sched_job_fields_bad(f))) {
+    if ((bad = sched_job_fields_bad(&m))) {
         snprintf(why, sizeof why, "malformed RETRY frame: %s missing or empty", bad);
         conn_close(c, why);
         return;
     }
-    frame_get_i64(f, PK_RETRY_AFTER, &ra);
     if (ra < 0) ra = 0; /* retry_next caps it at the schedule's longest wait */
-    uint64_t deferred = 0;
-    frame_get_u64(f, PK_DEFERRED, &deferred);
+    int deferred = m.deferred;
     sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
     if (!a) return; /* the sender keeps waiting; its reconnect resends */
-    a->seq = seq;
+    a->seq = m.seq;
     sched_entry_t *e = sched_find(s, inv, invlen);
     /* A stale report of an older attempt, or of the one before the attempt under way (a sender
      * that never saw our answer reports it again, after a restart of either): replacing the one
@@ -428,7 +417,7 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
         a->next =
             time_now_ms() + (ra > 0 ? (ra < SCHED_DEFER_MAX_MS ? ra : SCHED_DEFER_MAX_MS) : 1000);
         s->stats.deferred++;
-        sched_schedule(s, f, inv, invlen, (int)att, a->next, a);
+        sched_schedule(s, &m, (int)att, a->next, a);
         return;
     }
     if (!retry_next(&s->policy, (int)att, time_now_ms(), ra, &next)) {
@@ -447,22 +436,20 @@ void sched_queue_retry(scheduler_t *s, conn_t *c, const msgpack_object *f)
     }
     a->next = next;
     s->stats.retries++;
-    sched_schedule(s, f, inv, invlen, (int)att + 1, next, a);
+    sched_schedule(s, &m, (int)att + 1, next, a);
 }
 
 void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
 {
-    const char *inv, *bad;
-    size_t invlen;
-    char why[160];
-    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
-        invlen >= INVOCATION_ID_LEN) {
-        bad = PK_INVOCATION;
-    } else {
-        bad = sched_job_fields_bad(f);
-    }
-    if (bad) { /* answered, not cut off: hookctl shows the reason */
+    const char *bad = NULL;
+    job_msg_t m;
+    char err[160], why[200];
+    int refused = job_unpack_fields(f, &m, err, sizeof err) < 0;
+    if (refused)
+        snprintf(why, sizeof why, "REDELIVER refused: %s", err);
+    else if ((refused = (bad = sched_job_fields_bad(&m)) != NULL))
         snprintf(why, sizeof why, "REDELIVER refused: %s missing or empty", bad);
+    if (refused) { /* answered, not cut off: hookctl shows the reason */
         log_warn("%s", why);
         msgpack_packer *pk = conn_frame_begin(c);
         msgpack_pack_map(pk, 3);
@@ -472,24 +459,25 @@ void sched_queue_redeliver(scheduler_t *s, conn_t *c, const msgpack_object *f)
         conn_frame_end(c);
         return;
     }
-    sched_ack_t *a = sched_ack_new(s, c, inv, invlen);
+    sched_ack_t *a = sched_ack_new(s, c, m.inv.p, m.inv.n);
     if (!a) return;
     a->redeliver = 1;
     s->stats.redelivered++;
-    sched_schedule(s, f, inv, invlen, 1, time_now_ms(), a);
+    sched_schedule(s, &m, 1, time_now_ms(), a);
 }
 
 void sched_queue_resume(scheduler_t *s, const msgpack_object *f, int attempt)
 {
-    const char *inv;
-    size_t invlen;
-    if (frame_get_str(f, PK_INVOCATION, &inv, &invlen) < 0 || invlen == 0 ||
-        invlen >= INVOCATION_ID_LEN)
+    job_msg_t m;
+    char err[160];
+    if (job_unpack_fields(f, &m, err, sizeof err) < 0) {
+        log_warn("delivery log: a retrying record not resumed: %s", err);
         return;
-    sched_ack_t *a = sched_ack_new(s, NULL, inv, invlen);
+    }
+    sched_ack_t *a = sched_ack_new(s, NULL, m.inv.p, m.inv.n);
     if (!a) return;
     a->redeliver = 1; /* no one to answer; the record is marked once durable */
-    sched_schedule(s, f, inv, invlen, attempt, time_now_ms(), a);
+    sched_schedule(s, &m, attempt, time_now_ms(), a);
 }
 
 void sched_queue_done(scheduler_t *s, conn_t *c, uint64_t seq)
@@ -513,31 +501,26 @@ static void sched_send(void *ctx, conn_t *c, dispatch_item_t *it, uint64_t seq)
     void *rec = NULL;
     size_t len = 0;
     msgpack_unpacked up;
+    job_msg_t r;
+    char err[160] = "";
     msgpack_unpacked_init(&up);
     int rc = journal_read(s->journal, e->pos, &rec, &len);
     if (rc < 0 || msgpack_unpack_next(&up, rec, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_MAP) {
+        job_unpack_fields(&up.data, &r, err, sizeof err) < 0) {
         /* Sent as an empty job: the sender reports it failed, so it ends visibly. */
         log_error("journal: retry record of %s unreadable (%s)", sched_id_str(e, id),
-                  rc < 0 ? strerror(-rc) : "not msgpack");
+                  rc < 0   ? strerror(-rc)
+                  : err[0] ? err
+                           : "not msgpack");
+        r = (job_msg_t){.webhook_id = job_str_of(""),
+                        .event_id = job_str_of(""),
+                        .event_type = job_str_of(""),
+                        .body = job_str_of("")};
     }
-    const msgpack_object *f = &up.data;
-    const char *keys[] = {PK_WEBHOOK, PK_EVENT_ID, PK_EVENT_TYPE, PK_BODY};
-    int64_t ca = 0;
-    frame_get_i64(f, PK_CREATED, &ca);
-    msgpack_packer *pk = conn_frame_begin(c);
-    msgpack_pack_map(pk, 9);
-    frame_pack_kv_u64(pk, PK_TYPE, PT_JOB);
-    frame_pack_kv_u64(pk, PK_SEQ, seq);
-    frame_pack_kv_str(pk, PK_INVOCATION, sched_id_str(e, id));
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const char *v = "";
-        size_t n = 0;
-        if (f->type == MSGPACK_OBJECT_MAP) frame_get_str(f, keys[i], &v, &n);
-        frame_pack_kv_strn(pk, keys[i], v, n);
-    }
-    frame_pack_kv_i64(pk, PK_ATTEMPT, e->attempt);
-    frame_pack_kv_i64(pk, PK_CREATED, ca);
+    r.seq = seq;
+    r.inv = job_str_of(sched_id_str(e, id));
+    r.attempt = e->attempt;
+    job_pack(conn_frame_begin(c), PT_JOB, &r);
     conn_frame_end(c);
     s->stats.dispatched++;
     msgpack_unpacked_destroy(&up);

@@ -36,6 +36,23 @@ job_str_t job_str_of(const char *s);
  * only when it is not 0. */
 void job_pack(msgpack_packer *pk, int type, const job_msg_t *m);
 
+/* job_pack_parts is job_pack with the body given as nparts pieces, written one after another
+ * straight into the frame (m->body is not read): a body spliced from parts is never built. */
+void job_pack_parts(msgpack_packer *pk, int type, const job_msg_t *m, const job_str_t *parts,
+                    size_t nparts);
+
+/* The job keys every JOB and RETRY frame carries, and a record holding a job beside keys of its
+ * own (the scheduler's journal) carries too: inv, wh, ev, et, att, body, ca. */
+#define JOB_NFIELDS 7
+
+/* job_pack_fields writes m's JOB_NFIELDS job keys into a map the caller opened. */
+void job_pack_fields(msgpack_packer *pk, const job_msg_t *m);
+
+/* job_unpack_fields reads the job keys of a map that is not a JOB or RETRY frame (a REDELIVER
+ * frame, a journal record): inv, wh, ev, et and body required as in job_unpack; att and ca
+ * optional (0 when absent); the rest of *m zero. Returns 0, or -EINVAL with err naming the key. */
+int job_unpack_fields(const msgpack_object *f, job_msg_t *m, char *err, size_t errlen);
+
 /* job_unpack reads frame map f of type (PT_JOB or PT_RETRY) into *m (views into f's bytes).
  * Required: seq, inv (non-empty, shorter than INVOCATION_ID_LEN), wh, ev, et, att >= 1, body;
  * optional: ca, cp, cv (JOB), ra, def (RETRY). Returns 0, or -EINVAL with err naming the missing

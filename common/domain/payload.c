@@ -2,6 +2,7 @@
  * matching rule, and the exact JSON body, rendered compactly with shortest round-trip numbers. */
 #include "domain/payload.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,8 @@ int payload_matches(const webhook_t *wh, const char *project_id, unsigned type)
            (wh->events & type) != 0;
 }
 
-/* --- the body: a JSON tree built with jansson, rendered by our own compact writer --- */
+/* --- the body: rendered by our own compact writer; the event's part once (data as a jansson
+ * tree), the webhook's part per webhook, spliced as head, webhook part, tail --- */
 
 typedef struct outbuf {
     char *p;
@@ -238,31 +240,91 @@ static json_t *build_data(const json_t *ev, const project_t *p)
     return d;
 }
 
-char *payload_build(const json_t *event, const project_t *p, const webhook_t *wh, size_t *len)
+/* out_key writes "key": */
+static void out_key(outbuf_t *b, const char *key)
 {
-    json_t *body = json_object();
-    int bad = !body;
-    bad = bad || json_object_set_new(body, "id", or_null(json_object_get(event, "id")));
-    bad = bad || json_object_set_new(body, "type", or_null(json_object_get(event, "type")));
-    bad = bad ||
-          json_object_set_new(body, "occurred_at", or_null(json_object_get(event, "occurred_at")));
-    bad = bad ||
-          json_object_set_new(body, "project_id", or_null(json_object_get(event, "project_id")));
-    bad = bad ||
-          json_object_set_new(body, "webhook",
-                              json_pack("{s:s, s:o}", "id", wh->id, "name", str_or_null(wh->name)));
-    bad = bad || json_object_set_new(body, "data", build_data(event, p));
-    if (bad) {
-        json_decref(body);
-        return NULL;
-    }
+    out_string(b, key, strlen(key));
+    out_put(b, ":", 1);
+}
+
+/* The head's members, in order, each the event's own value (null when absent). */
+static const char *const head_keys[] = {"id", "type", "occurred_at", "project_id"};
+
+int payload_event_build(payload_event_t *pe, const json_t *event, const project_t *p)
+{
+    memset(pe, 0, sizeof *pe);
+    json_t *data = build_data(event, p);
+    if (!data) return -ENOMEM;
     outbuf_t b = {0};
-    out_value(&b, body);
-    json_decref(body);
+    for (size_t i = 0; i < sizeof head_keys / sizeof head_keys[0]; i++) {
+        const json_t *v = json_object_get(event, head_keys[i]);
+        out_put(&b, i ? "," : "{", 1);
+        out_key(&b, head_keys[i]);
+        if (v)
+            out_value(&b, v);
+        else
+            out_put(&b, "null", 4);
+    }
+    out_put(&b, ",", 1);
+    out_key(&b, "webhook");
+    size_t head = b.n;
+    out_put(&b, ",", 1);
+    out_key(&b, "data");
+    out_value(&b, data);
+    out_put(&b, "}", 1);
+    json_decref(data);
+    if (b.nomem) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    pe->head = (job_str_t){b.p, head};
+    pe->tail = (job_str_t){b.p + head, b.n - head};
+    return 0;
+}
+
+void payload_event_free(payload_event_t *pe)
+{
+    free((char *)pe->head.p);
+    memset(pe, 0, sizeof *pe);
+}
+
+char *payload_webhook_part(const webhook_t *wh, size_t *len)
+{
+    outbuf_t b = {0};
+    out_put(&b, "{", 1);
+    out_key(&b, "id");
+    out_string(&b, wh->id, strlen(wh->id));
+    out_put(&b, ",", 1);
+    out_key(&b, "name");
+    if (wh->name)
+        out_string(&b, wh->name, strlen(wh->name));
+    else
+        out_put(&b, "null", 4);
+    out_put(&b, "}", 1);
     if (b.nomem) {
         free(b.p);
         return NULL;
     }
     *len = b.n;
     return b.p;
+}
+
+char *payload_build(const json_t *event, const project_t *p, const webhook_t *wh, size_t *len)
+{
+    payload_event_t pe;
+    size_t wlen = 0;
+    if (payload_event_build(&pe, event, p) < 0) return NULL;
+    char *part = payload_webhook_part(wh, &wlen);
+    size_t n = pe.head.n + wlen + pe.tail.n;
+    char *body = part ? malloc(n + 1) : NULL;
+    if (body) {
+        memcpy(body, pe.head.p, pe.head.n);
+        memcpy(body + pe.head.n, part, wlen);
+        memcpy(body + pe.head.n + wlen, pe.tail.p, pe.tail.n);
+        body[n] = '\0';
+        *len = n;
+    }
+    free(part);
+    payload_event_free(&pe);
+    return body;
 }

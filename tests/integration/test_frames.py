@@ -1,7 +1,7 @@
 """test_frames.py - internal frames with bad fields, sent straight to the scheduler's socket as a
 confused or hostile local client would: a REDELIVER without a webhook id is refused with the
 field named (no delivery-log row with an empty webhook id), a RETRY with an attempt number past
-the schedule or missing job fields is cut off with the reason logged, and the scheduler goes on
+the schedule or missing job fields is cut off with the reason (the key) logged, and the scheduler goes on
 serving."""
 
 import os
@@ -87,8 +87,11 @@ class TestFrames(PipelineTestCase):
         path = os.path.join(p.data, "run", "scheduler.sock")
         job = {"inv": "inv_" + "1" * 32, "wh": "wh_4", "ev": "evt_y", "et": "opportunity.created",
                "body": "{}", "ca": 0, "seq": 1}
+        nobody = {k: v for k, v in job.items() if k != "body"}
         for bad, why in ((dict(job, t=6, att=99), "attempt 99 outside 1..6"),
-                         (dict(job, t=6, att=2, wh=""), "wh missing or empty")):
+                         (dict(job, t=6, att=2, wh=""), "wh missing or empty"),
+                         (dict(nobody, t=6, att=2), 'malformed RETRY frame: key "body" missing'),
+                         (dict(job, t=6, att=2, ra="soon"), 'key "ra" not an integer')):
             c = Peer(path, stage="sender")
             c.send(bad)
             c.frames(b"\xff\xfe never")  # read until the scheduler closes the connection

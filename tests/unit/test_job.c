@@ -130,10 +130,91 @@ static void test_job_refused(void)
     bad("\"body\" missing", 6, k5, s5);
 }
 
+/* A body given in parts makes the same bytes as the body given whole. */
+static void test_job_parts(void)
+{
+    job_msg_t m = sample();
+    m.copy = 1;
+    m.cfg_version = 3;
+    const job_str_t parts[] = {{"{\"a\"", 4}, {"", 0}, {":1}\0tail", 8}};
+    msgpack_sbuffer whole, spliced;
+    msgpack_sbuffer_init(&whole);
+    msgpack_sbuffer_init(&spliced);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &whole, msgpack_sbuffer_write);
+    job_pack(&pk, PT_JOB, &m);
+    msgpack_packer_init(&pk, &spliced, msgpack_sbuffer_write);
+    m.body = job_str_of("ignored");
+    job_pack_parts(&pk, PT_JOB, &m, parts, 3);
+    CHECK_INT(spliced.size, whole.size);
+    CHECK(spliced.size == whole.size && memcmp(spliced.data, whole.data, whole.size) == 0);
+    msgpack_sbuffer_destroy(&whole);
+    msgpack_sbuffer_destroy(&spliced);
+}
+
+/* A record carrying the job keys beside its own reads back; att and ca are optional there. */
+static void test_job_fields(void)
+{
+    job_msg_t m = sample(), out;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2 + JOB_NFIELDS);
+    frame_pack_kv_str(&pk, "k", "r");
+    job_pack_fields(&pk, &m);
+    frame_pack_kv_i64(&pk, "due", 99);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    CHECK(msgpack_unpack_next(&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+    char err[128] = "";
+    CHECK_INT(job_unpack_fields(&up.data, &out, err, sizeof err), 0);
+    CHECK(SAME(out.inv, m.inv) && SAME(out.webhook_id, m.webhook_id));
+    CHECK(SAME(out.event_id, m.event_id) && SAME(out.event_type, m.event_type));
+    CHECK(SAME(out.body, m.body));
+    CHECK_INT(out.attempt, 3);
+    CHECK_INT(out.created_at, 1700000000123);
+    CHECK_INT(out.seq, 0);
+    /* Not a JOB frame: no seq, so job_unpack refuses it. */
+    CHECK_INT(job_unpack(&up.data, PT_JOB, &out, err, sizeof err), -EINVAL);
+    CHECK(strstr(err, "\"seq\" missing") != NULL);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* A REDELIVER-like map: no att, no ca; then one without wh. */
+    for (int drop_wh = 0; drop_wh < 2; drop_wh++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, drop_wh ? 4 : 5);
+        frame_pack_kv_str(&pk, PK_INVOCATION, "inv_1");
+        if (!drop_wh) frame_pack_kv_str(&pk, PK_WEBHOOK, "wh_1");
+        frame_pack_kv_str(&pk, PK_EVENT_ID, "evt_1");
+        frame_pack_kv_str(&pk, PK_EVENT_TYPE, "opportunity.created");
+        frame_pack_kv_str(&pk, PK_BODY, "{}");
+        msgpack_unpacked_init(&up);
+        CHECK(msgpack_unpack_next(&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS);
+        err[0] = '\0';
+        int rc = job_unpack_fields(&up.data, &out, err, sizeof err);
+        if (drop_wh) {
+            CHECK_INT(rc, -EINVAL);
+            CHECK(strstr(err, "\"wh\" missing") != NULL);
+        } else {
+            CHECK_INT(rc, 0);
+            CHECK_INT(out.attempt, 0);
+            CHECK_INT(out.created_at, 0);
+            CHECK(out.body.n == 2 && memcmp(out.body.p, "{}", 2) == 0);
+        }
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int main(void)
 {
     test_job_roundtrip();
     test_retry_roundtrip();
     test_job_refused();
+    test_job_parts();
+    test_job_fields();
     return check_done("job");
 }
