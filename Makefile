@@ -90,7 +90,8 @@ bench-flow: all
 # Throughput, latency, CPU and memory of the whole pipeline against nginx, with wrk and a bare
 # sender on our HTTP engine (tests/bench/bare_sender.c) as ceilings: a table on stdout and
 # $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).
-$(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(BUILD)/sender/http.o $(BUILD)/sender/guard.o \
+$(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(patsubst %.c,$(BUILD)/%.o,$(wildcard sender/http*.c)) \
+		$(BUILD)/sender/guard.o \
 		$(BUILD)/libhookline.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isender -o $@ $< $(filter %.o,$^) $(BUILD)/libhookline.a $(LDLIBS)
