@@ -15,7 +15,8 @@ enum { HTTP_FAIL_NONE = 0, HTTP_FAIL_URL, HTTP_FAIL_SCHEME, HTTP_FAIL_NOMEM, HTT
  * running transfers. Lives while either is nonzero or a request names it. */
 typedef struct http_host {
     struct http_host *hnext; /* hash chain */
-    size_t refs;             /* requests queued or running with this host, plus conns */
+    size_t refs;             /* work plus conns */
+    size_t work;             /* requests queued or running with this host */
     int conns;               /* sockets open to it (connected or connecting) */
     int busy;                /* transfers running on it */
     char key[];
@@ -81,6 +82,10 @@ struct http {
     char *ca_file;
     http_tab_t eps, hosts;
     http_endpoint_t *ring; /* next endpoint to get a slot */
+    size_t nready;         /* endpoints in the ring */
+    size_t nhosts_work;    /* hosts with requests queued or running */
+    size_t share_hosts;    /* what the per-host shares divide by (http_ring.c) */
+    uint64_t share_at;     /* uv_now when share_hosts was last set */
     long cache_size;       /* CURLMOPT_MAXCONNECTS now */
     http_xfer_t *active;
     http_xfer_t *idle;
@@ -133,12 +138,16 @@ void http_ep_ready(http_t *h, http_endpoint_t *ep);
 /* http_ep_maybe_free: forget an endpoint with nothing running and nothing waiting. */
 void http_ep_maybe_free(http_t *h, http_endpoint_t *ep);
 
-/* http_host_get: find or create the host for key (key is consumed) and take a reference.
- * NULL on ENOMEM. Raises the connection cache when a new host appears. */
+/* http_host_get: find or create the host for key (key is consumed) for one request (counted
+ * in work and refs). NULL on ENOMEM. Raises the connection cache when a new host appears. */
 http_host_t *http_host_get(http_t *h, char *key);
 
-/* http_host_put: drop a reference; frees the host with the last. */
+/* http_host_put: a request of host is done (or gone): the reverse of http_host_get. */
 void http_host_put(http_t *h, http_host_t *host);
+
+/* http_host_unref: drop a reference that is not a request's (a socket's); frees the host with
+ * the last. */
+void http_host_unref(http_t *h, http_host_t *host);
 
 /* http_pump: hand free slots to ready endpoints, starting transfers with http_xfer_start. */
 void http_pump(http_t *h);

@@ -17,6 +17,9 @@ typedef struct http_node {
     struct http_node *hnext;
 } http_node_t;
 
+/* How long a fall in the number of hosts with work waits before the shares grow. */
+#define HTTP_SHARE_HOLD_MS 1000
+
 #define HTTP_EP_KEY offsetof(http_endpoint_t, key)
 #define HTTP_HOST_KEY offsetof(http_host_t, key)
 
@@ -139,6 +142,7 @@ static void http_ring_add(http_t *h, http_endpoint_t *ep)
 {
     if (ep->in_ring) return;
     ep->in_ring = 1;
+    h->nready++;
     if (!h->ring) {
         ep->rprev = ep->rnext = ep;
         h->ring = ep;
@@ -155,6 +159,7 @@ static void http_ring_remove(http_t *h, http_endpoint_t *ep)
 {
     if (!ep->in_ring) return;
     ep->in_ring = 0;
+    h->nready--;
     if (ep->rnext == ep) {
         h->ring = NULL;
     } else {
@@ -264,10 +269,17 @@ http_host_t *http_host_get(http_t *h, char *key)
         http_cache_fit(h);
     }
     host->refs++;
+    if (host->work++ == 0) h->nhosts_work++;
     return host;
 }
 
 void http_host_put(http_t *h, http_host_t *host)
+{
+    if (--host->work == 0) h->nhosts_work--;
+    http_host_unref(h, host);
+}
+
+void http_host_unref(http_t *h, http_host_t *host)
 {
     if (--host->refs > 0) return;
     http_tab_del(&h->hosts, host, HTTP_HOST_KEY);
@@ -286,10 +298,49 @@ static int http_ep_warm(const http_t *h, const http_endpoint_t *ep)
     return n > 1 ? n : 1;
 }
 
+/* http_ep_defer: 1 when ep's next request would open another connection to a host already
+ * running its share of the slots (max_inflight over the hosts with work; at least 2, or 1 when
+ * more hosts have work than there are slots, so one at a time still fills them): its turn
+ * waits, so the slots spread over the hosts rather than piling connections on a few (a host
+ * keeps as many connections as its peak of transfers at once, and the cache must hold them
+ * all for reuse). A host's first connection, and a request while one of its connections
+ * idles, never wait. */
+static int http_ep_defer(const http_t *h, const http_endpoint_t *ep)
+{
+    const http_host_t *host = ep->qhead ? ep->qhead->priv.host : NULL;
+    if (!host || !host->busy || host->conns > host->busy || !h->share_hosts) return 0;
+    size_t share = (size_t)h->cfg.max_inflight / h->share_hosts;
+    size_t least = h->share_hosts > (size_t)h->cfg.max_inflight ? 1 : 2;
+    if (share < least) share = least;
+    return (size_t)host->busy >= share;
+}
+
+/* http_share_hosts: the host count the shares divide by: the hosts with work now, or more
+ * while that fell within the last HTTP_SHARE_HOLD_MS (a queue draining does not pile new
+ * connections on the hosts left). */
+static void http_share_hosts(http_t *h)
+{
+    uint64_t now = uv_now(h->loop);
+    if (h->nhosts_work >= h->share_hosts || now - h->share_at >= HTTP_SHARE_HOLD_MS) {
+        h->share_hosts = h->nhosts_work;
+        h->share_at = now;
+    }
+}
+
 void http_pump(http_t *h)
 {
+    size_t skipped = 0;
+    http_share_hosts(h);
     while (!h->closing && h->ring && h->inflight < (size_t)h->cfg.max_inflight) {
         http_endpoint_t *ep = h->ring;
+        /* Deferred endpoints go to the back of the ring. When every ready endpoint waits, the
+         * slots wait too: each of them has transfers running whose ends pump again. */
+        if (http_ep_defer(h, ep)) {
+            if (++skipped >= h->nready) break;
+            h->ring = ep->rnext;
+            continue;
+        }
+        skipped = 0;
         http_ring_remove(h, ep);
         const http_host_t *warm = ep->qhead ? ep->qhead->priv.host : NULL;
         int n = http_ep_warm(h, ep);

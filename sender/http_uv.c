@@ -34,7 +34,7 @@ static void http_sock_drop(http_t *h, http_sock_t *r)
     if (r->fd >= 0 && (size_t)r->fd < h->nsocks && h->socks[r->fd] == r) h->socks[r->fd] = NULL;
     if (r->host) {
         r->host->conns--;
-        http_host_put(h, r->host);
+        http_host_unref(h, r->host);
         r->host = NULL;
     }
     if (!r->inited) {
