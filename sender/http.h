@@ -1,5 +1,6 @@
 /* http.h - the sender's HTTP engine: libcurl multi driven by libuv, POSTs with per-endpoint and
- * global concurrency caps, round-robin fairness across endpoints, and the address guard. */
+ * global concurrency caps, round-robin fairness across endpoints, connections kept and reused
+ * per host, and the address guard. */
 #ifndef HL_HTTP_H
 #define HL_HTTP_H
 
@@ -118,7 +119,12 @@ typedef struct http_stats {
 int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err, size_t errlen);
 
 /* http_submit queues req; it starts at once when its endpoint and the engine have a free slot,
- * otherwise when one frees up, endpoints taking turns. Returns 0 (req->done will be called once),
+ * otherwise when one frees up, endpoints taking turns. A turn starts one request, or as many
+ * as the URL's host (scheme://host:port) has idle cached connections for; a turn that would
+ * open another connection to a host already running its share of max_inflight (divided over
+ * the hosts with work, held up to 1 s when that number falls; at least 2, or 1 when more
+ * hosts have work than there are slots) waits for one of them to end. Returns 0 (req->done
+ * will be called once),
  * -EINVAL when url or done is NULL, or -ECANCELED after http_close (done is then never called).
  * A URL libcurl cannot parse is accepted and fails through done with "invalid URL: ...". */
 int http_submit(http_t *h, http_request_t *req);
