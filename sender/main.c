@@ -80,8 +80,8 @@ static void sender_fit_fds(sender_t *s)
     }
     long room = (long)rl.rlim_cur - SENDER_FD_RESERVE;
     if (room < 8) room = 8;
-    c->max_connects = room / 4;
-    c->max_inflight = (int)(room - c->max_connects);
+    if (c->max_inflight > room * 3 / 4) c->max_inflight = (int)(room * 3 / 4);
+    c->max_connects = room - c->max_inflight;
     log_warn("open-file limit %llu (hard %llu) is too low: at most %d requests at once and %ld "
              "cached connections",
              (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, c->max_inflight,
