@@ -92,7 +92,8 @@ bench-flow: all
 # (tests/bench/bare_sender.c) as ceilings, at 16/256/2,000 endpoints, over TLS and with 2
 # senders: a table on stdout and
 # $(BUILD)/bench/results.json (a benchmark, not part of test; docs/PERFORMANCE.md).
-$(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(BUILD)/sender/http.o $(BUILD)/sender/guard.o \
+$(BUILD)/bench/bare_sender: tests/bench/bare_sender.c $(patsubst %.c,$(BUILD)/%.o,$(wildcard sender/http*.c)) \
+		$(BUILD)/sender/guard.o \
 		$(BUILD)/libhookline.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isender -o $@ $< $(filter %.o,$^) $(BUILD)/libhookline.a $(LDLIBS)

@@ -1,5 +1,6 @@
 /* http.h - the sender's HTTP engine: libcurl multi driven by libuv, POSTs with per-endpoint and
- * global concurrency caps, round-robin fairness across endpoints, and the address guard. */
+ * global concurrency caps, round-robin fairness across endpoints, connections kept and reused
+ * per host, and the address guard. */
 #ifndef HL_HTTP_H
 #define HL_HTTP_H
 
@@ -11,6 +12,10 @@
 #include <uv.h>
 
 typedef struct http http_t;
+
+/* The default of http_config_t.max_connects (the process needs max_inflight + this many
+ * descriptors for sockets at most). */
+#define HTTP_DEFAULT_MAX_CONNECTS 4096
 typedef struct http_request http_request_t;
 
 /* Engine settings; a zero field takes the default shown. */
@@ -19,7 +24,11 @@ typedef struct http_config {
     long timeout_ms;         /* 15000: the whole attempt */
     int max_inflight;        /* 512: transfers running at once, all endpoints */
     int max_per_endpoint;    /* 16: transfers running at once per scheme://host:port */
-    long max_connects;       /* 256: idle connections kept in the cache */
+    long max_connects;       /* HTTP_DEFAULT_MAX_CONNECTS: idle connections kept in libcurl's
+                                cache, at most; the cache holds max_inflight plus
+                                min(max_connects, hosts seen x max_per_endpoint), raised as
+                                hosts appear (so with N hosts and sockets to spare every host
+                                keeps its connections between turns) */
     size_t body_cap;         /* 65536: response body bytes kept (then truncated) */
     size_t body_max;         /* 1 MiB: response body bytes read before the transfer is aborted */
     size_t headers_cap;      /* 16384: response header bytes kept (names + values) */
@@ -63,11 +72,18 @@ typedef struct http_result {
 } http_result_t;
 
 /* A POST to send. The caller owns the request and everything it points to until done is called
- * (or until http_submit returns an error); http.c only uses the private fields. */
+ * (or until http_submit returns an error); the engine only writes the private fields. */
 struct http_request {
     const char *url;            /* http:// or https:// */
-    const char *const *headers; /* "Name: value" lines, n_headers of them */
+    const char *const *headers; /* "Name: value" lines, n_headers of them; the engine copies
+                                   them into a list of its own and adds "Expect:" */
     size_t n_headers;
+    /* When set, the request's header list as it is, instead of headers/n_headers: the engine
+     * never frees, changes or appends to it (its nodes may end in a list shared by many
+     * requests). It must carry "Expect:" (or libcurl waits up to 1 s for a 100-continue before
+     * sending a body over 1 KiB) and "Accept:" when libcurl's default Accept line (any type)
+     * is unwanted: http_header_tail() is a constant list of both to end it with. */
+    const struct curl_slist *header_list;
     const char *endpoint; /* key of the per-endpoint cap and fair turns; NULL: the URL's
                              scheme://host:port. The sender passes the webhook's URL, so two
                              webhooks on one host are two endpoints. */
@@ -79,9 +95,10 @@ struct http_request {
     void (*done)(http_request_t *req, const http_result_t *res);
     void *data; /* the caller's */
 
-    struct { /* private to http.c */
+    struct { /* private to the engine (sender/http*.c) */
         http_request_t *next;
         struct http_endpoint *ep;
+        struct http_host *host;
         int fail_kind, fail_code;
     } priv;
 };
@@ -102,7 +119,12 @@ typedef struct http_stats {
 int http_init(http_t **hp, uv_loop_t *loop, const http_config_t *cfg, char *err, size_t errlen);
 
 /* http_submit queues req; it starts at once when its endpoint and the engine have a free slot,
- * otherwise when one frees up, endpoints taking turns. Returns 0 (req->done will be called once),
+ * otherwise when one frees up, endpoints taking turns. A turn starts one request, or as many
+ * as the URL's host (scheme://host:port) has idle cached connections for; a turn that would
+ * open another connection to a host already running its share of max_inflight (divided over
+ * the hosts with work, held up to 1 s when that number falls; at least 2, or 1 when more
+ * hosts have work than there are slots) waits for one of them to end. Returns 0 (req->done
+ * will be called once),
  * -EINVAL when url or done is NULL, or -ECANCELED after http_close (done is then never called).
  * A URL libcurl cannot parse is accepted and fails through done with "invalid URL: ...". */
 int http_submit(http_t *h, http_request_t *req);
@@ -110,6 +132,10 @@ int http_submit(http_t *h, http_request_t *req);
 /* http_unqueue takes back a request still waiting for a slot of its endpoint: returns 0 (done
  * will never be called for it; the caller owns it again), or -EBUSY when it has started. */
 int http_unqueue(http_t *h, http_request_t *req);
+
+/* http_header_tail returns a constant list, "Expect:" then "Accept:", that a caller's
+ * header_list may end with (its last node's next pointing here). Never free or change it. */
+const struct curl_slist *http_header_tail(void);
 
 /* http_stats fills out with the current figures. */
 void http_stats(const http_t *h, http_stats_t *out);

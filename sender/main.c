@@ -66,7 +66,7 @@ static void sender_fit_fds(sender_t *s)
     http_config_t *c = &s->http_cfg;
     struct rlimit rl;
     if (!c->max_inflight) c->max_inflight = 512;
-    if (!c->max_connects) c->max_connects = 256;
+    if (!c->max_connects) c->max_connects = HTTP_DEFAULT_MAX_CONNECTS;
     rlim_t need = (rlim_t)c->max_inflight + (rlim_t)c->max_connects + SENDER_FD_RESERVE;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
         return;
@@ -80,8 +80,8 @@ static void sender_fit_fds(sender_t *s)
     }
     long room = (long)rl.rlim_cur - SENDER_FD_RESERVE;
     if (room < 8) room = 8;
-    c->max_connects = room / 4;
-    c->max_inflight = (int)(room - c->max_connects);
+    if (c->max_inflight > room * 3 / 4) c->max_inflight = (int)(room * 3 / 4);
+    c->max_connects = room - c->max_inflight;
     log_warn("open-file limit %llu (hard %llu) is too low: at most %d requests at once and %ld "
              "cached connections",
              (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, c->max_inflight,

@@ -37,6 +37,10 @@ typedef struct sender_prep {
     char *webhook_id, *project_id, *url;
     int enabled;
     auth_prep_t *auth; /* NULL when its headers cannot be built: err and err_rc say why */
+    /* the static header lines as a libcurl list ending in http_header_tail(): every attempt's
+     * own nodes end here (the engine never changes a caller's list) */
+    struct curl_slist nodes[4];
+    struct curl_slist *head;
     char err[256];
     int err_rc;
 } sender_prep_t;
@@ -73,8 +77,9 @@ typedef struct sender_job {
     int64_t wait_next; /* JOB_W_WAITING's next attempt time */
     int undecided_logged; /* its JOB_W_UNDECIDED row was written (or read back from the log) */
     int in_log_queue;
-    /* the request's header lines: the attempt's own (in hdr), the webhook's static ones, Accept: */
-    const char *lines[AUTH_ATTEMPT_LINES + 8];
+    /* the attempt's own header lines (text in hdr), as a list continuing with prep->head */
+    const char *lines[AUTH_ATTEMPT_LINES];
+    struct curl_slist hnodes[AUTH_ATTEMPT_LINES];
     char *hdr; /* the attempt's header text and masked JSON, inside mem */
     size_t hdr_cap;
     char *req_headers_own; /* rec.req_headers when malloc'd (read back from the log), or NULL */

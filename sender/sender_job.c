@@ -216,10 +216,12 @@ static int job_prepare(sender_t *s, sender_job_t *j, char *err, size_t errlen)
         snprintf(err, errlen, "webhook %s: building headers: %s", j->webhook_id, strerror(-rc));
         return rc;
     }
-    for (size_t i = 0; i < auth_prep_nstatic(p->auth); i++)
-        j->lines[n++] = auth_prep_static_line(p->auth, i);
-    j->lines[n++] = "Accept:"; /* switches off libcurl's own (the engine drops Expect) */
-    j->req.n_headers = n;
+    /* the attempt's lines, then the webhook's static ones and the engine's Expect:/Accept: */
+    for (size_t i = 0; i < n; i++) {
+        j->hnodes[i].data = (char *)j->lines[i];
+        j->hnodes[i].next = i + 1 < n ? &j->hnodes[i + 1] : p->head;
+    }
+    j->req.header_list = n ? &j->hnodes[0] : p->head;
     j->rec.req_headers = (char *)masked;
     return 0;
 }
@@ -360,7 +362,6 @@ void sender_job_start(sender_t *s, sender_job_t *j)
     int rc;
     j->req.url = j->url;
     j->req.endpoint = j->url;
-    j->req.headers = (const char *const *)j->lines;
     j->req.body = j->body;
     j->req.body_len = j->body_len;
     j->req.done = job_done;

@@ -69,6 +69,14 @@ static sender_prep_t *sender_prep_build(const webhook_t *wh, char *err, size_t e
         snprintf(p->err, sizeof p->err, "%s", err);
         p->err_rc = *rc;
     }
+    /* the static lines, linked backwards onto the engine's constant tail */
+    p->head = (struct curl_slist *)http_header_tail(); /* never written through */
+    size_t n = p->auth ? auth_prep_nstatic(p->auth) : 0;
+    for (size_t i = n; i-- > 0 && i < sizeof p->nodes / sizeof p->nodes[0];) {
+        p->nodes[i].data = (char *)auth_prep_static_line(p->auth, i);
+        p->nodes[i].next = p->head;
+        p->head = &p->nodes[i];
+    }
     *rc = 0;
     return p;
 }

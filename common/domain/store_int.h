@@ -10,12 +10,12 @@
 
 struct store {
     sqlite3 *db;
-    int busy_retries; /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
+    int busy_retries;    /* STORE_BUSY_RETRIES, or fewer for a daemon's event loop */
     int busy_timeout_ms; /* one wait for the write lock (store_busy_wait) */
     int64_t busy_waited_us;
-    char name[64];    /* the file's base name, prefixed to error messages */
-    int in_tx;        /* a store_begin transaction is open */
-    int wal_pages;    /* WAL size after the last commit (store_wal_manual) */
+    char name[64]; /* the file's base name, prefixed to error messages */
+    int in_tx;     /* a store_begin transaction is open */
+    int wal_pages; /* WAL size after the last commit (store_wal_manual) */
     sqlite3_stmt *st_version, *st_insert, *st_update, *st_prior, *st_body, *st_mark, *st_get;
     sqlite3_stmt *st_cnt_add; /* store_counters.c, prepared at first use */
 };

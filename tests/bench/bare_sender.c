@@ -5,7 +5,11 @@
  *
  * usage: bare_sender --url-prefix URL --endpoints N --requests N --body-bytes N
  *                    [--max-per-endpoint N] [--max-inflight N] [--secret whsec_...]
- * Endpoint k (0..N-1) is URL-prefix + k; requests are spread round-robin over them. */
+ *                    [--loopback-hosts PORT]
+ * Endpoint k (0..N-1) is URL-prefix + k; requests are spread round-robin over them. With
+ * --loopback-hosts each endpoint is a host of its own instead, http://127.1.X.Y:PORT/k
+ * (X = k / 250, Y = k % 250 + 1: every 127/8 address reaches a server listening on 0.0.0.0),
+ * so libcurl's connection cache sees N hosts. */
 #include "domain/auth.h"
 #include "domain/payload.h"
 #include "http.h"
@@ -34,6 +38,7 @@ struct bare {
     const char *url_prefix;
     const char *secret;
     int endpoints;
+    int host_port; /* --loopback-hosts: 0 when the endpoints share the URL prefix's host */
     long total, started, finished, ok, failed;
     int window; /* requests kept submitted at once (running + queued in the engine) */
     char *body;
@@ -61,7 +66,11 @@ static int bare_start(bare_t *b, bare_req_t *r, long n)
     int ep = (int)(n % b->endpoints);
     snprintf(event_id, sizeof event_id, "bare-%ld", n);
     snprintf(webhook_id, sizeof webhook_id, "wh_%d", ep);
-    snprintf(r->url, sizeof r->url, "%s%d", b->url_prefix, ep);
+    if (b->host_port)
+        snprintf(r->url, sizeof r->url, "http://127.1.%d.%d:%d/%d", ep / 250, ep % 250 + 1,
+                 b->host_port, ep);
+    else
+        snprintf(r->url, sizeof r->url, "%s%d", b->url_prefix, ep);
     payload_invocation_id(event_id, webhook_id, r->inv);
     webhook_t wh = {.id = webhook_id, .url = r->url, .enabled = 1};
     wh.auth.type = AUTH_BEARER;
@@ -166,6 +175,8 @@ int main(int argc, char **argv)
             cfg.max_per_endpoint = (int)bare_opt_long(a, v);
         else if (strcmp(a, "--max-inflight") == 0)
             cfg.max_inflight = (int)bare_opt_long(a, v);
+        else if (strcmp(a, "--loopback-hosts") == 0)
+            b.host_port = (int)bare_opt_long(a, v);
         else if (strcmp(a, "--secret") == 0)
             b.secret = v;
         else {
@@ -173,8 +184,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!b.url_prefix) {
-        fprintf(stderr, "bare_sender: --url-prefix is required\n");
+    if (!b.url_prefix && !b.host_port) {
+        fprintf(stderr, "bare_sender: --url-prefix or --loopback-hosts is required\n");
+        return 2;
+    }
+    if (b.host_port && b.endpoints > 250 * 256) {
+        fprintf(stderr, "bare_sender: --loopback-hosts takes at most %d endpoints\n", 250 * 256);
         return 2;
     }
     if (guard_add_cidr(guard, "127.0.0.0/8", err, sizeof err) < 0) return 1;

@@ -286,7 +286,7 @@ class TestHostile(PipelineTestCase):
                                      refusing_ports=total - listening, max_attempts=1, senders=0,
                                      sender_args=["--max-inflight", str(inflight)])
         # Started under a soft open-file limit far below what 2,000 endpoints could take: the
-        # sender raises it for its caps (100 transfers + 256 cached connections + 64 spare).
+        # sender raises it for its caps (100 transfers + 4,096 cached connections + 64 spare).
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 128), hard))
         try:
@@ -295,7 +295,7 @@ class TestHostile(PipelineTestCase):
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         p.wait_status()
-        need = inflight + 256 + 64
+        need = inflight + 4096 + 64
         with open("/proc/%d/limits" % p.daemons["sender.0"].proc.pid) as f:
             row = [l for l in f if l.startswith("Max open files")][0].split()
         self.assertEqual(int(row[3]), need if hard == resource.RLIM_INFINITY else min(need, hard))

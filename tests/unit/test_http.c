@@ -1,5 +1,6 @@
 /* test_http.c - the HTTP engine against a small threaded HTTP server on 127.0.0.1: results,
- * truncation, timeouts, refusals, the address guard, keep-alive reuse, fairness, cancelling. */
+ * truncation, timeouts, refusals, the address guard, keep-alive reuse, watchers kept across
+ * transfers, a caller's header list, reuse across 300 hosts, fairness, cancelling. */
 #include "check.h"
 #include "../../sender/http.h"
 
@@ -17,8 +18,12 @@
 
 /* ---- the test server: one accept thread, one thread per connection ---- */
 
+#define SRV_MAX_FDS 320
+
 typedef struct srv {
     int fd, port;
+    int fds[SRV_MAX_FDS]; /* every listening socket (fds[0] == fd), nfds of them */
+    int nfds;
     pthread_t th;
     atomic_int stop, accepts, conns, busy, max_busy;
     pthread_mutex_t mu;
@@ -198,38 +203,91 @@ out:
     return NULL;
 }
 
-/* srv_main: accept until stopped. */
+/* srv_main: accept on every listening socket until stopped. */
 static void *srv_main(void *arg)
 {
     srv_t *s = arg;
-    while (srv_wait_readable(s, s->fd, 1 << 30)) {
-        int fd = accept(s->fd, NULL, NULL);
-        if (fd < 0) continue;
-        atomic_fetch_add(&s->accepts, 1);
-        atomic_fetch_add(&s->conns, 1);
-        srv_conn_t *c = malloc(sizeof(*c));
-        c->s = s;
-        c->fd = fd;
-        pthread_t t;
-        pthread_create(&t, NULL, srv_conn_main, c);
-        pthread_detach(t);
+    struct pollfd p[SRV_MAX_FDS];
+    while (!atomic_load(&s->stop)) {
+        for (int i = 0; i < s->nfds; i++)
+            p[i] = (struct pollfd){.fd = s->fds[i], .events = POLLIN};
+        int rc = poll(p, (nfds_t)s->nfds, 50);
+        if (rc < 0 && errno != EINTR) break;
+        for (int i = 0; rc > 0 && i < s->nfds; i++) {
+            if (!(p[i].revents & POLLIN)) continue;
+            int fd = accept(s->fds[i], NULL, NULL);
+            if (fd < 0) continue;
+            atomic_fetch_add(&s->accepts, 1);
+            atomic_fetch_add(&s->conns, 1);
+            srv_conn_t *c = malloc(sizeof(*c));
+            c->s = s;
+            c->fd = fd;
+            pthread_t t;
+            pthread_attr_t at;
+            pthread_attr_init(&at);
+            pthread_attr_setstacksize(&at, 256 * 1024);
+            pthread_create(&t, &at, srv_conn_main, c);
+            pthread_attr_destroy(&at);
+            pthread_detach(t);
+        }
     }
     return NULL;
+}
+
+/* srv_host: the loopback address of host k of a many-host server, 127.1.X.Y. */
+static void srv_host(int k, char *buf, size_t n)
+{
+    snprintf(buf, n, "127.1.%d.%d", k / 250, k % 250 + 1);
+}
+
+/* srv_listen: a listening socket on addr:port (port 0: any); returns the fd or -1. */
+static int srv_listen(const char *addr, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, addr, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 512) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* srv_start_hosts: listen on nhosts loopback hosts (srv_host) sharing one port, or on
+ * 127.0.0.1 alone when nhosts is 0. */
+static void srv_start_hosts(srv_t *s, int nhosts)
+{
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    for (int attempt = 0; attempt < 20 && !s->nfds; attempt++) {
+        char addr[32] = "127.0.0.1";
+        if (nhosts) srv_host(0, addr, sizeof(addr));
+        s->fds[0] = srv_listen(addr, 0);
+        struct sockaddr_in a;
+        socklen_t al = sizeof(a);
+        getsockname(s->fds[0], (struct sockaddr *)&a, &al);
+        s->port = ntohs(a.sin_port);
+        s->nfds = 1;
+        for (int k = 1; k < nhosts; k++) {
+            srv_host(k, addr, sizeof(addr));
+            int fd = srv_listen(addr, s->port);
+            if (fd < 0) { /* the port is taken on that address: start over on another */
+                while (s->nfds)
+                    close(s->fds[--s->nfds]);
+                break;
+            }
+            s->fds[s->nfds++] = fd;
+        }
+    }
+    CHECK(s->nfds == (nhosts ? nhosts : 1));
+    s->fd = s->fds[0];
+    pthread_create(&s->th, NULL, srv_main, s);
 }
 
 /* srv_start: listen on 127.0.0.1, port 0. */
 static void srv_start(srv_t *s)
 {
-    memset(s, 0, sizeof(*s));
-    pthread_mutex_init(&s->mu, NULL);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof(a);
-    bind(s->fd, (struct sockaddr *)&a, sizeof(a));
-    listen(s->fd, 64);
-    getsockname(s->fd, (struct sockaddr *)&a, &al);
-    s->port = ntohs(a.sin_port);
-    pthread_create(&s->th, NULL, srv_main, s);
+    srv_start_hosts(s, 0);
 }
 
 /* srv_stop: stop accepting, wait (with a deadline) for connection threads to end. */
@@ -237,7 +295,8 @@ static void srv_stop(srv_t *s)
 {
     atomic_store(&s->stop, 1);
     pthread_join(s->th, NULL);
-    close(s->fd);
+    for (int i = 0; i < s->nfds; i++)
+        close(s->fds[i]);
     for (int i = 0; i < 100 && atomic_load(&s->conns) > 0; i++)
         poll(NULL, 0, 20);
     CHECK_INT(atomic_load(&s->conns), 0);
@@ -572,6 +631,148 @@ static void test_keepalive(srv_t *s, const guard_t *allow)
     close_http(h);
 }
 
+/* Watchers: what the done callbacks of test_watchers saw. */
+static uv_poll_t *watch_first;
+static int watch_same, watch_calls;
+
+/* watch_count: count the open (not closing) poll handles on the loop into *arg. */
+static void watch_count(uv_handle_t *hd, void *arg)
+{
+    if (hd->type != UV_POLL || uv_is_closing(hd)) return;
+    int *n = arg;
+    if (++*n == 1 && !watch_first) watch_first = (uv_poll_t *)hd;
+    if (*n == 1 && (uv_poll_t *)hd == watch_first) watch_same++;
+}
+
+/* watch_done: after each transfer the socket's watcher is still open, the same one. */
+static void watch_done(http_request_t *req, const http_result_t *res)
+{
+    int n = 0;
+    uv_walk(&loop, watch_count, &n);
+    CHECK_INT(n, 1);
+    watch_calls++;
+    probe_done(req, res);
+}
+
+/* test_watchers: 20 requests on one kept-alive connection use one uv_poll: libcurl stops
+ * watching the socket between transfers, the engine only stops the watcher (closing it would
+ * show as uv_is_closing here). */
+static void test_watchers(srv_t *s, const guard_t *allow)
+{
+    http_t *h = new_http(allow, 0, 0, 0);
+    char url[256];
+    probe_t p;
+    int accepts = atomic_load(&s->accepts);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", s->port);
+    memset(&p, 0, sizeof(p));
+    p.req.url = url;
+    p.req.done = watch_done;
+    p.req.data = &p;
+    p.resubmit_h = h;
+    p.resubmit_left = 19;
+    watch_first = NULL;
+    watch_same = watch_calls = 0;
+    int want = finished + 20;
+    CHECK_INT(http_submit(h, &p.req), 0);
+    CHECK(run_until(want, 10000));
+    CHECK_INT(watch_calls, 20);
+    CHECK_INT(watch_same, 20);
+    CHECK_INT(atomic_load(&s->accepts) - accepts, 1);
+    close_http(h);
+    int n = 0;
+    uv_walk(&loop, watch_count, &n);
+    CHECK_INT(n, 0); /* closed with the connection */
+}
+
+/* test_header_list: a caller's prebuilt list goes out as it is, ending in http_header_tail()
+ * (no Expect: wait on a 3000-byte body, no Accept:), and the engine leaves it untouched. */
+static void test_header_list(srv_t *s, const guard_t *allow)
+{
+    http_t *h = new_http(allow, 0, 0, 0);
+    char url[256];
+    static char body[3000];
+    memset(body, 'q', sizeof(body));
+    struct curl_slist shared = {(char *)"X-Shared: static",
+                                (struct curl_slist *)http_header_tail()};
+    struct curl_slist own = {(char *)"X-Attempt: 1", &shared};
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/ok", s->port);
+    for (int round = 0; round < 2; round++) {
+        probe_t p;
+        memset(&p, 0, sizeof(p));
+        p.req.url = url;
+        p.req.header_list = &own;
+        p.req.headers = NULL;
+        p.req.body = body;
+        p.req.body_len = sizeof(body);
+        p.req.done = probe_done;
+        p.req.data = &p;
+        int want = finished + 1;
+        CHECK_INT(http_submit(h, &p.req), 0);
+        CHECK(run_until(want, 5000));
+        CHECK_INT(p.outcome, HTTP_OUTCOME_SUCCESS);
+        CHECK(p.ms < 900); /* no 1 s Expect wait */
+        pthread_mutex_lock(&s->mu);
+        CHECK(strstr(s->last_head, "\r\nX-Attempt: 1\r\n") != NULL);
+        CHECK(strstr(s->last_head, "\r\nX-Shared: static\r\n") != NULL);
+        CHECK(strcasestr(s->last_head, "Expect:") == NULL);
+        CHECK(strcasestr(s->last_head, "\r\nAccept:") == NULL);
+        CHECK_INT(s->last_body_len, sizeof(body));
+        pthread_mutex_unlock(&s->mu);
+    }
+    CHECK_STR(own.data, "X-Attempt: 1");
+    CHECK(own.next == &shared);
+    CHECK(shared.next == http_header_tail());
+    CHECK_STR(http_header_tail()->data, "Expect:");
+    CHECK_STR(http_header_tail()->next->data, "Accept:");
+    CHECK(http_header_tail()->next->next == NULL);
+    close_http(h);
+}
+
+/* test_many_hosts: 300 hosts (127.1.X.Y on one port), 10 requests each, all submitted at once
+ * to an engine of 64 slots. Asserted: every request succeeds, and the server accepted at most
+ * 300 + 30 connections: one per host, plus at most 1 % of the 3,000 requests (a cache smaller
+ * than the hosts would evict every connection before its host's next turn: about one
+ * connection per request). */
+static void test_many_hosts(const guard_t *allow)
+{
+    enum { HOSTS = 300, EACH = 10, TOTAL = HOSTS * EACH };
+    srv_t m;
+    srv_start_hosts(&m, HOSTS);
+    http_t *h = new_http(allow, 0, 16, 64);
+    probe_t *p = calloc(TOTAL, sizeof(*p));
+    char(*urls)[64] = calloc(HOSTS, sizeof(*urls));
+    for (int k = 0; k < HOSTS; k++) {
+        char addr[32];
+        srv_host(k, addr, sizeof(addr));
+        snprintf(urls[k], sizeof(urls[k]), "http://%s:%d/ok", addr, m.port);
+    }
+    int want = finished + TOTAL;
+    for (int i = 0; i < TOTAL; i++) {
+        p[i].req.url = urls[i % HOSTS];
+        p[i].req.done = probe_done;
+        p[i].req.data = &p[i];
+        CHECK_INT(http_submit(h, &p[i].req), 0);
+    }
+    CHECK(run_until(want, 60000));
+    int ok = 0;
+    for (int i = 0; i < TOTAL; i++)
+        ok += p[i].done == 1 && p[i].outcome == HTTP_OUTCOME_SUCCESS;
+    CHECK_INT(ok, TOTAL);
+    int accepts = atomic_load(&m.accepts);
+    http_stats_t st;
+    http_stats(h, &st);
+    printf("many hosts: %d connections for %d requests over %d hosts (%d beyond one per host)\n",
+           accepts, TOTAL, HOSTS, accepts - HOSTS);
+    CHECK(accepts >= HOSTS);
+    CHECK(accepts - HOSTS <= TOTAL / 100);
+    CHECK_INT(st.connections, accepts);
+    CHECK_INT(st.reused, TOTAL - accepts);
+    close_http(h);
+    free(p);
+    free(urls);
+    srv_stop(&m);
+}
+
 /* test_fair: a slow endpoint holds only its own slots; others' requests go first. */
 static void test_fair(srv_t *slow, srv_t *fast, const guard_t *allow, int total)
 {
@@ -741,6 +942,9 @@ int main(void)
     test_hostile_heads(&s1, allow);
     test_guard(&s1);
     test_keepalive(&s1, allow);
+    test_watchers(&s1, allow);
+    test_header_list(&s1, allow);
+    test_many_hosts(allow);
     test_fair(&s1, &s2, allow, 3);
     test_fair(&s1, &s2, allow, 2);
     test_cancel(&s1, allow);
