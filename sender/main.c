@@ -108,6 +108,7 @@ static int sender_start(daemon_t *d)
     s->d = d;
     TAILQ_INIT(&s->jobs);
     TAILQ_INIT(&s->waiting);
+    TAILQ_INIT(&s->awaiting);
     s->next_retry_seq = 1;
     if (!s->guard && guard_init(&s->guard) < 0) return -ENOMEM;
     s->http_cfg.guard = s->guard;

@@ -50,7 +50,7 @@ typedef struct sender_prep {
 typedef struct sender_job {
     sender_t *s;
     TAILQ_ENTRY(sender_job) all;        /* every job of this sender */
-    TAILQ_ENTRY(sender_job) link;       /* in the scheduler wait list */
+    TAILQ_ENTRY(sender_job) link;       /* in the scheduler wait list, or the awaiting one */
     TAILQ_ENTRY(sender_job) log_link;   /* in the delivery-log batch */
     TAILQ_ENTRY(sender_job) pend_link;  /* waiting to show as pending (sender_log_pending) */
     TAILQ_ENTRY(sender_job) check_link; /* waiting for its delivery-log read (sender_check.c) */
@@ -102,7 +102,9 @@ struct sender {
     http_t *http;
     conn_t *scheduler;
     uint64_t next_retry_seq;
-    struct sender_job_list jobs, waiting, to_log, pend, checks;
+    /* waiting: TO_SCHEDULER jobs; awaiting: AWAIT_DECISION ones in RETRY order (the answers
+     * come in that order, so a RETRY_ACK finds its job first in the list) */
+    struct sender_job_list jobs, waiting, awaiting, to_log, pend, checks;
     struct sender_check *check;     /* the delivery-log read under way on log_worker, or NULL */
     struct sender_dedupe *dedupe;   /* sender_dedupe.c */
     struct sender_prep_cache *prep; /* sender_prep.c */

@@ -28,6 +28,7 @@
 static void fsm_send_retry(sender_t *s, sender_job_t *j)
 {
     j->state = JOB_AWAIT_DECISION;
+    TAILQ_INSERT_TAIL(&s->awaiting, j, link);
     j->retry_seq = s->next_retry_seq++;
     job_msg_t m = {.seq = j->retry_seq,
                    .inv = job_str_of(j->inv),
@@ -114,6 +115,7 @@ void sender_fsm_defer(sender_t *s, sender_job_t *j)
 
 void sender_fsm_decided(sender_t *s, sender_job_t *j, int failed, int64_t next)
 {
+    TAILQ_REMOVE(&s->awaiting, j, link);
     if (j->deferred) { /* the scheduler holds it now: nothing happened worth a record */
         j->state = JOB_HELD;
         if (j->attempt == 1) {
@@ -149,7 +151,9 @@ void sender_fsm_scheduler_up(sender_t *s)
 
 void sender_fsm_scheduler_down(sender_t *s, sender_job_t *j)
 {
-    if (j->state == JOB_AWAIT_DECISION) fsm_undecided(s, j); /* asked again once one is back */
+    if (j->state != JOB_AWAIT_DECISION) return;
+    TAILQ_REMOVE(&s->awaiting, j, link);
+    fsm_undecided(s, j); /* asked again once one is back */
 }
 
 void sender_fsm_committed(sender_t *s, sender_job_t *j)

@@ -421,8 +421,8 @@ void sender_decision(sender_t *s, const msgpack_object *f)
     }
     frame_get_i64(f, PK_NEXT, &next);
     sender_job_t *j;
-    TAILQ_FOREACH(j, &s->jobs, all)
-    if (j->state == JOB_AWAIT_DECISION && j->retry_seq == seq) break;
+    TAILQ_FOREACH(j, &s->awaiting, link)
+    if (j->retry_seq == seq) break;
     if (!j) return; /* a duplicate answer */
     sender_fsm_decided(s, j, stlen == 6 && memcmp(st, "failed", 6) == 0, next);
 }
@@ -450,6 +450,7 @@ void sender_free_all(sender_t *s)
     sender_dedupe_close(s);
     sender_prep_close(s);
     TAILQ_INIT(&s->waiting);
+    TAILQ_INIT(&s->awaiting);
     TAILQ_INIT(&s->to_log);
     TAILQ_INIT(&s->pend);
     TAILQ_INIT(&s->checks);

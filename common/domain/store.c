@@ -1407,6 +1407,13 @@ int store_set_durable(store_t *s, int durable, char *err, size_t errlen)
                       errlen, "synchronous");
 }
 
+int store_set_cache_kib(store_t *s, int kib, char *err, size_t errlen)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", kib > 0 ? kib : 2000);
+    return store_exec(s, sql, err, errlen, "cache_size");
+}
+
 void store_prune_begin(store_prune_t *c, int64_t max_age_ms, int keep_per_webhook, int batch)
 {
     memset(c, 0, sizeof *c);

@@ -229,6 +229,10 @@ int store_page_cursor_decode(const char *cursor, int64_t *created_at, char *inv,
  * off, and the default) keeps synchronous = NORMAL: a commit survives a crash of the process but
  * the last ones may be lost with power. Returns 0 or a negative errno with err. */
 int store_set_durable(store_t *s, int durable, char *err, size_t errlen);
+/* store_set_cache_kib sets the page cache of connection s to kib KiB (SQLite's default is about
+ * 2 MiB; a connection writing the delivery log all day touches its indexes at random and, with
+ * that default, reads most of their pages back from the file on every batch). */
+int store_set_cache_kib(store_t *s, int kib, char *err, size_t errlen);
 
 /* --- durable counters behind hook-api's /metrics (store_counters.c) ---
  * The counters table holds (metric, webhook_id, label) -> n, sum: "attempts" with label
