@@ -152,10 +152,11 @@ const char *auth_prep_static_line(const auth_prep_t *p, size_t i)
 
 size_t auth_prep_attempt_cap(const auth_prep_t *p, size_t inv_len, size_t et_len)
 {
-    /* lines: names + ": " + values + NULs; JSON: head, tail, the same members escaped (an
-     * event type byte is at most 6 escaped) */
-    size_t lines = 2 * inv_len + et_len + 200 + p->nkeys * AUTH_PREP_SIG;
-    return lines + p->head_len + p->tail_len + inv_len + 6 * et_len + 200;
+    /* lines: names + ": " + values + NULs (under 200 bytes beyond the id, the event type and
+     * the signatures); JSON: head, tail, and the same members escaped (a byte of the id or the
+     * event type is at most 6 escaped) */
+    size_t lines = inv_len + et_len + 200 + p->nkeys * AUTH_PREP_SIG;
+    return lines + p->head_len + p->tail_len + 6 * (inv_len + et_len) + 200;
 }
 
 /* auth_prep_sign writes "v1,<sig>" for every current key, space-separated, at out. */

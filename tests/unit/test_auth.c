@@ -277,13 +277,13 @@ static void check_rotation(void)
 
 /* prep_same: auth_prep_attempt gives the same header lines (as a set) and the same masked JSON
  * text as auth_build_headers + auth_headers_json, for wh at timestamp ts. */
-static void prep_same(const webhook_t *wh, const char *et, int64_t ts)
+static void prep_same_inv(const webhook_t *wh, const char *inv, const char *et, int64_t ts)
 {
     char err[256] = "";
     header_list_t hl;
-    CHECK_INT(auth_build_headers(wh, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), &hl, err,
-                                 sizeof err),
-              0);
+    CHECK_INT(
+        auth_build_headers(wh, inv, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), &hl, err, sizeof err),
+        0);
     json_t *mj = auth_headers_json(&hl);
     char *want_json = json_dumps(mj, JSON_COMPACT);
     json_decref(mj);
@@ -293,9 +293,9 @@ static void prep_same(const webhook_t *wh, const char *et, int64_t ts)
     char buf[4096];
     const char *lines[AUTH_ATTEMPT_LINES], *masked = NULL;
     size_t n = 0;
-    CHECK(auth_prep_attempt_cap(p, strlen(SPEC_ID), strlen(et)) <= sizeof buf);
-    CHECK_INT(auth_prep_attempt(p, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf,
-                                sizeof buf, lines, &n, &masked),
+    CHECK(auth_prep_attempt_cap(p, strlen(inv), strlen(et)) <= sizeof buf);
+    CHECK_INT(auth_prep_attempt(p, inv, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf, sizeof buf,
+                                lines, &n, &masked),
               0);
     CHECK_STR(masked, want_json);
     CHECK_INT(n + auth_prep_nstatic(p), hl.n);
@@ -310,12 +310,17 @@ static void prep_same(const webhook_t *wh, const char *et, int64_t ts)
         CHECK(found);
         free(line);
     }
-    CHECK_INT(auth_prep_attempt(p, SPEC_ID, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf, 64, lines,
-                                &n, &masked),
+    CHECK_INT(auth_prep_attempt(p, inv, et, 4, ts, SPEC_BODY, strlen(SPEC_BODY), buf, 64, lines, &n,
+                                &masked),
               -ENOSPC);
     auth_prep_free(p);
     free(want_json);
     auth_headers_free(&hl);
+}
+
+static void prep_same(const webhook_t *wh, const char *et, int64_t ts)
+{
+    prep_same_inv(wh, SPEC_ID, et, ts);
 }
 
 /* check_prep: the prepared path matches the full builder in every mode. */
@@ -340,6 +345,14 @@ static void check_prep(void)
     wh.secret = NULL;
     rot[0].expires_at = 1;
     prep_same(&wh, "opportunity.lost", SPEC_TS + 1); /* none current: no signature line */
+    /* the worst escaping the buffer must hold: an id and an event type of control bytes */
+    char odd_inv[40], odd_et[200];
+    memset(odd_inv, 1, sizeof odd_inv - 1);
+    odd_inv[sizeof odd_inv - 1] = 0;
+    memset(odd_et, 2, sizeof odd_et - 1);
+    odd_et[sizeof odd_et - 1] = 0;
+    wh.secret = SPEC_SECRET;
+    prep_same_inv(&wh, odd_inv, odd_et, SPEC_TS);
     /* the spec's vector through the prepared path */
     webhook_t spec = {.id = "wh_s",
                       .name = "n",
