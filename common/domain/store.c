@@ -804,6 +804,25 @@ static int store_dlv_body(store_t *s, int64_t id, const char *body, char *err, s
     return rc;
 }
 
+/* store_bind_attempt binds the attempt's own nine fields of d (request method, URL and headers,
+ * response status, headers, body and truncation, error, duration) from parameter first on, in
+ * the order both the first row's INSERT and a later attempt's UPDATE list them. */
+static void store_bind_attempt(sqlite3_stmt *st, int first, const delivery_t *d)
+{
+    store_bind_text(st, first, d->req_method);
+    store_bind_text(st, first + 1, d->req_url);
+    store_bind_text(st, first + 2, d->req_headers);
+    sqlite3_bind_int(st, first + 3, d->resp_status);
+    store_bind_text(st, first + 4, d->resp_headers);
+    if (d->resp_body)
+        sqlite3_bind_blob64(st, first + 5, d->resp_body, d->resp_body_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, first + 5);
+    sqlite3_bind_int(st, first + 6, d->resp_truncated ? 1 : 0);
+    store_bind_text(st, first + 7, d->error);
+    sqlite3_bind_int64(st, first + 8, d->duration_ms);
+}
+
 /* store_dlv_insert writes d as the invocation's first row (created and updated as given) with
  * its body, unless it has a row: *inserted 1 or 0. 0 or a negative errno with err. */
 static int store_dlv_insert(store_t *s, const delivery_t *d, int64_t created, int64_t updated,
@@ -821,18 +840,7 @@ static int store_dlv_insert(store_t *s, const delivery_t *d, int64_t created, in
     sqlite3_bind_int64(st, 7, d->next_attempt_at);
     sqlite3_bind_int64(st, 8, created);
     sqlite3_bind_int64(st, 9, updated);
-    store_bind_text(st, 10, d->req_method);
-    store_bind_text(st, 11, d->req_url);
-    store_bind_text(st, 12, d->req_headers);
-    sqlite3_bind_int(st, 13, d->resp_status);
-    store_bind_text(st, 14, d->resp_headers);
-    if (d->resp_body)
-        sqlite3_bind_blob64(st, 15, d->resp_body, d->resp_body_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 15);
-    sqlite3_bind_int(st, 16, d->resp_truncated ? 1 : 0);
-    store_bind_text(st, 17, d->error);
-    sqlite3_bind_int64(st, 18, d->duration_ms);
+    store_bind_attempt(st, 10, d);
     store_bind_text(st, 19, d->project_id);
     rc = store_step(s, st, err, errlen, "record delivery");
     sqlite3_clear_bindings(st);
@@ -917,18 +925,7 @@ int store_dlv_write(store_t *s, const delivery_t *d, int *prior_attempts, int *p
     sqlite3_bind_int(st, 3, d->attempts);
     sqlite3_bind_int64(st, 4, d->next_attempt_at);
     sqlite3_bind_int64(st, 5, updated);
-    store_bind_text(st, 6, d->req_method);
-    store_bind_text(st, 7, d->req_url);
-    store_bind_text(st, 8, d->req_headers);
-    sqlite3_bind_int(st, 9, d->resp_status);
-    store_bind_text(st, 10, d->resp_headers);
-    if (d->resp_body)
-        sqlite3_bind_blob64(st, 11, d->resp_body, d->resp_body_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 11);
-    sqlite3_bind_int(st, 12, d->resp_truncated ? 1 : 0);
-    store_bind_text(st, 13, d->error);
-    sqlite3_bind_int64(st, 14, d->duration_ms);
+    store_bind_attempt(st, 6, d);
     rc = store_step(s, st, err, errlen, "record delivery");
     sqlite3_clear_bindings(st);
     if (rc < 0) return rc;
